@@ -1,0 +1,49 @@
+# emowatch — two commands do everything from a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is installed first and pinned so that pip here takes the CPU build from
+# local disk instead of downloading a multi-GB CUDA build. Override elsewhere:
+#   make TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126' test
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.emowatch-installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-unit test-integration bench lint clean up
+
+help:
+	@echo "make demo   - set up .venv (if needed) and run 'emowatch demo' on the embedded local stack"
+	@echo "make test   - set up .venv (if needed) and run the whole test suite"
+	@echo "make bench  - run the benchmarks (quick sizes) and write bench/out/*.json"
+	@echo "make clean  - remove .venv and the local data directory"
+
+$(STAMP): pyproject.toml
+	@echo ">> creating virtual environment in $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo ">> installing $(TORCH_SPEC)"
+	@$(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	@echo ">> installing emowatch (editable) with test extras"
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+	@echo ">> environment ready"
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	@echo ">> emowatch demo (local broker + embedded ClickHouse)"
+	@$(VENV)/bin/emowatch demo
+
+test: $(STAMP)
+	@echo ">> running the test suite"
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@mkdir -p bench/out
+	@$(VENV)/bin/emowatch bench infer --quick --json bench/out/infer.json
+
+clean:
+	rm -rf $(VENV) .emowatch

@@ -1,0 +1,70 @@
+"""confluent-kafka client factories, record serde for the registry's topics, DLQ producer."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, Message, Producer
+
+from emowatch.streams.settings import KafkaSettings
+from emowatch.topics.dlq import dead_letter
+from emowatch.topics.registry import Topics
+from emowatch.topics.serde import AvroSerde
+
+log = logging.getLogger(__name__)
+
+
+def topics_for(kafka: KafkaSettings) -> Topics:
+    return Topics(prefix=kafka.topic_prefix, partitions=kafka.partitions, replication=kafka.replication_factor)
+
+
+def base_config(kafka: KafkaSettings) -> dict[str, Any]:
+    return {"bootstrap.servers": kafka.bootstrap_servers, **kafka.security()}
+
+
+def make_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
+    """Idempotent, acks=all producer: retries never duplicate or reorder within a partition."""
+    conf = {**base_config(kafka), "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+            "compression.type": "lz4", **overrides}
+    return Producer(conf)
+
+
+def make_consumer(kafka: KafkaSettings, group_id: str, **overrides: Any) -> Consumer:
+    """Manual-commit consumer: offsets are committed only after outputs are delivered."""
+    conf = {**base_config(kafka), "group.id": group_id, "enable.auto.commit": False,
+            "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": kafka.session_timeout_ms,
+            "heartbeat.interval.ms": max(250, kafka.session_timeout_ms // 4),
+            "partition.assignment.strategy": "cooperative-sticky", **overrides}
+    return Consumer(conf)
+
+
+def serde_for(kafka: KafkaSettings, schema_name: str) -> AvroSerde:
+    return AvroSerde(schema_name, registry_url=kafka.schema_registry_url)
+
+
+def headers_dict(msg: Message) -> dict[str, bytes]:
+    return {k: (v or b"") for k, v in (msg.headers() or [])}
+
+
+class DeadLetters:
+    """Sends messages a stage cannot handle to the DLQ topic: original bytes, headers,
+    source position, stage and reason. ``on_delivered(msg)`` runs when the DLQ write is acked."""
+
+    def __init__(self, producer: Producer, topic: str, kafka: KafkaSettings, service: str) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.service = service
+        self.serde = serde_for(kafka, "DeadLetter")
+
+    def send(self, msg: Message, *, stage: str, reason: str, error: BaseException | None = None,
+             call_id: str | None = None, on_delivered: Callable[[Any, Any], None] | None = None) -> None:
+        record = dead_letter(stage=stage, reason=reason, error=error, source_topic=msg.topic(),
+                             source_partition=msg.partition(), source_offset=msg.offset(), key=msg.key(),
+                             value=msg.value(), headers=headers_dict(msg), call_id=call_id, service=self.service,
+                             now_ms=int(time.time() * 1000))
+        log.warning("dead-lettered message", extra={"stage": stage, "reason": reason, "call_id": call_id,
+                                                    "source": f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"})
+        self.producer.produce(self.topic, key=msg.key(), value=self.serde.encode(record, topic=self.topic),
+                              on_delivery=on_delivered)

@@ -1,0 +1,187 @@
+"""One frozen settings model per process, read from EMOWATCH_* environment variables.
+
+Nested settings use ``__``: ``EMOWATCH_KAFKA__BOOTSTRAP_SERVERS=broker:9092``.
+Unknown ``EMOWATCH_*`` variables and invalid values fail fast at start-up with
+the variable's name (a typo must never silently fall back to a default).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "EMOWATCH_"
+NESTED = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "localhost:9092"
+    client_id: str = "emowatch"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    topic_prefix: str = ""
+    partitions: int = Field(12, ge=1, le=10_000)
+    replication_factor: int = Field(1, ge=1, le=16)
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    schema_registry_url: str | None = None
+
+    def security(self) -> dict[str, str]:
+        """librdkafka security keys (secrets included: never log the result)."""
+        conf: dict[str, str] = {"security.protocol": self.security_protocol, "client.id": self.client_id}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            conf["ssl.certificate.location"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            conf["ssl.key.location"] = str(self.ssl_keyfile)
+        if self.ssl_key_password is not None:
+            conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+        return conf
+
+
+class ModelSettings(_Section):
+    model: str = "iic/emotion2vec_plus_large"
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    embeddings: bool = False
+
+
+class InferSettings(_Section):
+    group_id: str = "emowatch-infer"
+    context_s: float = Field(2.0, ge=0.0, le=30.0)
+    max_chunk_s: float = Field(5.0, gt=0.0, le=60.0)
+    max_batch: int = Field(64, ge=1, le=4096)
+    max_wait_ms: int = Field(20, ge=0, le=10_000)
+    queue_size: int = Field(512, ge=1)
+    idle_evict_s: float = Field(300.0, gt=0)
+    stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
+    http_port: int = Field(0, ge=0, le=65535)
+
+
+class RulesSettings(_Section):
+    business_line: str = "*"
+    rules_file: Path | None = None
+    app_prefix: str = "emowatch-rules"
+    http_port: int = Field(0, ge=0, le=65535)
+
+
+class SinkSettings(_Section):
+    clickhouse_url: str | None = None
+    data_dir: Path = Path(".emowatch")
+    database: str = "emowatch"
+    group_id: str = "emowatch-sink"
+    batch_rows: int = Field(5_000, ge=1)
+    batch_ms: int = Field(1_000, ge=1)
+    http_port: int = Field(0, ge=0, le=65535)
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL of a ClickHouse server (unset it for the embedded engine)")
+        return v
+
+
+class Settings(_Section):
+    kafka: KafkaSettings = KafkaSettings()
+    model: ModelSettings = ModelSettings()
+    infer: InferSettings = InferSettings()
+    rules: RulesSettings = RulesSettings()
+    sink: SinkSettings = SinkSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def with_overrides(self, **sections: dict) -> "Settings":
+        """A copy with some section fields replaced (validated again)."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section] = {**data[section], **values}
+        return Settings.model_validate(data)
+
+
+class SettingsError(SystemExit):
+    """Raised (exit code 2 semantics) when configuration is invalid; the message names the variable."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _env_to_tree(env: dict[str, str]) -> dict:
+    """Map EMOWATCH_A__B=v to {"a": {"b": v}}; unknown names raise SettingsError."""
+    tree: dict = {}
+    unknown = []
+    for key, value in env.items():
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        path = upper[len(ENV_PREFIX):].lower().split(NESTED)
+        model: type[BaseModel] = Settings
+        ok = True
+        for i, part in enumerate(path):
+            field = model.model_fields.get(part)
+            if field is None:
+                ok = False
+                break
+            ann = field.annotation
+            is_section = isinstance(ann, type) and issubclass(ann, BaseModel)
+            if i < len(path) - 1:
+                if not is_section:
+                    ok = False
+                    break
+                model = ann
+            elif is_section:
+                ok = False
+        if not ok:
+            unknown.append(key)
+            continue
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))} (see docs/configuration.md)")
+    return tree
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Validate the environment (default ``os.environ``) and return frozen settings.
+
+    Environment variables are read explicitly: unknown ``EMOWATCH_*`` names and
+    invalid values raise :class:`SettingsError` naming the variable, so a
+    service fails at start-up rather than running on a silent default.
+    """
+    tree = _env_to_tree(dict(os.environ if env is None else env))
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            var = ENV_PREFIX + NESTED.join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{var}: {err['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def redacted(settings: Settings) -> dict:
+    """Settings as a dict safe to log (SecretStr fields stay masked)."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,29 @@
+import pytest
+
+from emowatch.streams.settings import SettingsError, load_settings
+
+
+def test_env_is_read_explicitly_and_nested():
+    s = load_settings({"EMOWATCH_KAFKA__BOOTSTRAP_SERVERS": "b:9092", "EMOWATCH_INFER__MAX_BATCH": "16",
+                       "HOME": "/root"})
+    assert s.kafka.bootstrap_servers == "b:9092" and s.infer.max_batch == 16
+    assert s.model.model == "iic/emotion2vec_plus_large"
+
+
+@pytest.mark.parametrize("env,name", [
+    ({"EMOWATCH_KAFKA__BOOSTRAP_SERVERS": "x"}, "EMOWATCH_KAFKA__BOOSTRAP_SERVERS"),
+    ({"EMOWATCH_INFER__MAX_BATCH": "0"}, "EMOWATCH_INFER__MAX_BATCH"),
+    ({"EMOWATCH_SINK__CLICKHOUSE_URL": "tcp://x"}, "EMOWATCH_SINK__CLICKHOUSE_URL"),
+    ({"EMOWATCH_KAFKA": "x"}, "EMOWATCH_KAFKA"),
+])
+def test_bad_config_fails_fast_naming_the_setting(env, name):
+    with pytest.raises(SettingsError) as ei:
+        load_settings(env)
+    assert name in str(ei.value)
+
+
+def test_secrets_are_not_in_the_dump():
+    s = load_settings({"EMOWATCH_KAFKA__SASL_PASSWORD": "hunter2", "EMOWATCH_KAFKA__SASL_USERNAME": "u",
+                       "EMOWATCH_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "EMOWATCH_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512"})
+    assert "hunter2" not in str(s.model_dump(mode="json")) and "hunter2" not in repr(s)
+    assert s.kafka.security()["sasl.password"] == "hunter2"
