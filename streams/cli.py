@@ -141,7 +141,7 @@ def topics_describe() -> None:
 @rules_app.command("check")
 def rules_check(files: list[Path]) -> None:
     """Validate rule files; print file:line: reason for each problem."""
-    from emowatch.rules.loader import check_files
+    from emowatch.rules.check import check_files
 
     errors = check_files(files)
     for e in errors:

@@ -9,7 +9,7 @@ from confluent_kafka import Consumer, Message, Producer
 
 from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.dlq import dead_letter
-from emowatch.topics.registry import Topics
+from emowatch.topics.registry import PRODUCER_PARTITIONER, Topics
 from emowatch.topics.serde import AvroSerde
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,12 @@ def base_config(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
-    """Idempotent, acks=all producer: retries never duplicate or reorder within a partition."""
+    """Idempotent, acks=all producer: retries never duplicate or reorder within a partition.
+
+    murmur2 partitioning matches the Java client and aiokafka (Faust), so a call_id maps to the
+    same partition index whichever client wrote it (co-partitioning)."""
     conf = {**base_config(kafka), "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+            "partitioner": PRODUCER_PARTITIONER,
             "compression.type": "lz4", **overrides}
     return Producer(conf)
 
@@ -44,10 +48,6 @@ def serde_for(kafka: KafkaSettings, schema_name: str) -> AvroSerde:
     return AvroSerde(schema_name, registry_url=kafka.schema_registry_url)
 
 
-def headers_dict(msg: Message) -> dict[str, bytes]:
-    return {k: (v or b"") for k, v in (msg.headers() or [])}
-
-
 class DeadLetters:
     """Sends messages a stage cannot handle to the DLQ topic: original bytes, headers,
     source position, stage and reason. ``on_delivered(msg)`` runs when the DLQ write is acked."""
@@ -62,7 +62,7 @@ class DeadLetters:
              call_id: str | None = None, on_delivered: Callable[[Any, Any], None] | None = None) -> None:
         record = dead_letter(stage=stage, reason=reason, error=error, source_topic=msg.topic(),
                              source_partition=msg.partition(), source_offset=msg.offset(), key=msg.key(),
-                             value=msg.value(), headers=headers_dict(msg), call_id=call_id, service=self.service,
+                             value=msg.value(), headers=msg.headers(), call_id=call_id, service=self.service,
                              now_ms=int(time.time() * 1000))
         log.warning("dead-lettered message", extra={"stage": stage, "reason": reason, "call_id": call_id,
                                                     "source": f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"})

@@ -16,7 +16,9 @@ from pathlib import Path
 import faust
 from prometheus_client import generate_latest
 
+from emowatch.rules.compiler import compile_ruleset
 from emowatch.rules.engine import step
+from emowatch.rules.errors import ScoresError
 from emowatch.rules.loader import load_ruleset
 from emowatch.streams.io.kafka import serde_for, topics_for
 from emowatch.streams.observability import StageMetrics
@@ -35,7 +37,8 @@ def app_id(settings: Settings, business_line: str) -> str:
 def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_port: int = 0) -> faust.App:
     k = settings.kafka
     topics = topics_for(k)
-    holder = {"ruleset": load_ruleset(rules_file)}
+    ruleset = load_ruleset(rules_file)
+    holder = {"ruleset": ruleset, "compiled": compile_ruleset(ruleset)}
     app = faust.App(
         app_id(settings, business_line),
         broker=f"kafka://{k.bootstrap_servers}",
@@ -60,10 +63,22 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
                              value_serializer="raw", internal=False)
     dlq_topic = app.topic(topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
                           value_serializer="raw", internal=False)
-    calls = app.Table("calls", default=None, partitions=k.partitions, key_serializer="json", value_serializer="json")
+    calls = app.Table("calls", default=None, partitions=k.partitions, key_type=str, value_type=dict)
     scores_serde, alert_serde, dlq_serde = (serde_for(k, n) for n in ("FrameScores", "Alert", "DeadLetter"))
     metrics = StageMetrics("rules")
     m_alerts = metrics.counter("rules_alerts", "Alert events published")
+
+    async def _dead_letter(stage: str, reason: str, exc: BaseException, event, call_id: str | None) -> None:
+        msg = event.message
+        metrics.errors.labels(stage.lower()).inc()
+        metrics.dlq.inc()
+        log.warning("dead-lettered message", extra={"stage": stage, "reason": reason, "call_id": call_id,
+                                                    "source": f"{msg.topic}[{msg.partition}]@{msg.offset}"})
+        dl = dead_letter(stage=stage, reason=reason, error=exc, source_topic=msg.topic,
+                         source_partition=msg.partition, source_offset=msg.offset, key=event.key,
+                         value=event.value, headers=list(msg.headers or []), call_id=call_id,
+                         service=app.conf.id, now_ms=int(time.time() * 1000))
+        await dlq_topic.send(key=event.key, value=dlq_serde.encode(dl, topic=topics.dlq))
 
     def in_scope(line: str) -> bool:
         return business_line == "*" or line == business_line
@@ -76,19 +91,21 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
             try:
                 record = scores_serde.decode(event.value, topic=msg.topic, partition=msg.partition, offset=msg.offset)
             except SerdeError as exc:
-                metrics.errors.labels("decode").inc()
-                metrics.dlq.inc()
-                dl = dead_letter(stage="DECODE", reason=str(exc), error=exc, source_topic=msg.topic,
-                                 source_partition=msg.partition, source_offset=msg.offset, key=event.key,
-                                 value=event.value, headers=dict(msg.headers or []), call_id=None,
-                                 service=app.conf.id, now_ms=int(time.time() * 1000))
-                await dlq_topic.send(key=event.key, value=dlq_serde.encode(dl, topic=topics.dlq))
+                await _dead_letter("DECODE", str(exc), exc, event, None)
                 continue
             if not in_scope(record["business_line"]):
                 metrics.discarded.labels("other_business_line").inc()
                 continue
             call_id = record["call_id"]
-            state, events = step(calls[call_id], record, holder["ruleset"])
+            try:
+                state, events = step(calls.get(call_id), record, holder["compiled"])
+            except ScoresError as exc:
+                await _dead_letter("EVALUATE", str(exc), exc, event, call_id)
+                continue
+            except Exception as exc:  # a bug must not stall the partition: keep the evidence in the DLQ
+                log.exception("rule evaluation failed", extra={"call_id": call_id})
+                await _dead_letter("EVALUATE", f"unexpected {type(exc).__name__}: {exc}", exc, event, call_id)
+                continue
             for ev in events:
                 log.info("alert", extra={"call_id": call_id, "alert_id": ev["alert_id"], "status": ev["status"],
                                          "rule_id": ev["rule_id"]})

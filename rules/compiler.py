@@ -1,0 +1,174 @@
+"""Compile a validated :class:`RuleSet` into arrays and lookup tables for :func:`step`.
+
+The compiled form is an in-memory cache (not JSON); the per-call state stays JSON.
+It is cached on the RuleSet instance, so ``compile_ruleset(rs)`` is cheap after the first call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emowatch.rules.model import EMOTIONS, Matcher, Rule, RuleSet, SequenceCondition, Silence, resolve_rule
+
+_COL = {name: i for i, name in enumerate(EMOTIONS)}
+THRESHOLD, SEQUENCE = 0, 1
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """Everything :func:`step` needs about one enabled rule."""
+
+    id: str
+    order: int
+    kind: int                      # THRESHOLD (emotion / sum) or SEQUENCE
+    window_bins: int               # window length in hops
+    sign: float                    # +1 for above, -1 for below
+    threshold: float
+    cols: tuple[int, ...]          # summed classes (THRESHOLD) or sequence steps (SEQUENCE)
+    within_ms: int
+    last_col: int                  # SEQUENCE: class of the last step
+    for_ms: int
+    keep_ms: int
+    cooldown_ms: int
+    roles: frozenset[str] | None   # upper-case roles, None = any
+    business_lines: frozenset[str] | None
+    attributes: tuple[tuple[str, frozenset[str]], ...]
+    priority: str                  # LOW..CRITICAL
+    action: str                    # ALERT / REVIEW
+    emotions: tuple[str, ...]
+    channels: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    inhibited_by: tuple[tuple[str, bool], ...] = ()   # (source rule id, same role required)
+    step_mask: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), dtype=bool))  # classes in cols
+
+    def in_scope(self, role: str, business_line: str, attributes: dict[str, str]) -> bool:
+        """Role, business-line and call-attribute filters."""
+        if self.roles is not None and role not in self.roles:
+            return False
+        if self.business_lines is not None and business_line not in self.business_lines:
+            return False
+        return all(attributes.get(key) in values for key, values in self.attributes)
+
+
+@dataclass(frozen=True)
+class CompiledSilence:
+    rules: frozenset[str] | None
+    call_ids: frozenset[str] | None
+    business_lines: frozenset[str] | None
+    roles: frozenset[str] | None
+    starts_at: int
+    ends_at: int
+
+    def matches(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
+        """Whether this silence mutes the alert at event time ``event_ms`` (epoch ms)."""
+        return (self.starts_at <= event_ms < self.ends_at
+                and (self.rules is None or rule_id in self.rules)
+                and (self.call_ids is None or call_id in self.call_ids)
+                and (self.business_lines is None or business_line in self.business_lines)
+                and (self.roles is None or role in self.roles))
+
+
+@dataclass
+class CompiledRuleSet:
+    """Rules grouped by window length, with one class-indicator matrix per window."""
+
+    rule_set: str
+    business_line: str
+    version: str
+    hop_ms: int
+    rules: list[CompiledRule]
+    by_id: dict[str, CompiledRule]
+    windows: list[int]                              # distinct window lengths (in hops)
+    max_bins: int
+    matrices: dict[int, np.ndarray]                 # window -> (9, n_threshold_rules) indicator
+    threshold_rules: dict[int, list[CompiledRule]]  # window -> threshold rules (matrix column order)
+    thresholds: dict[int, np.ndarray]               # window -> (n_threshold_rules,) thresholds
+    signs: dict[int, np.ndarray]                    # window -> +1 (above) / -1 (below)
+    sequence_rules: dict[int, list[CompiledRule]]
+    silences: list[CompiledSilence] = field(default_factory=list)
+
+    def silenced(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
+        return any(s.matches(rule_id, call_id, business_line, role, event_ms) for s in self.silences)
+
+
+def compile_ruleset(ruleset: RuleSet | CompiledRuleSet) -> CompiledRuleSet:
+    """Compile (or return the cached compilation of) a loaded rule set."""
+    if isinstance(ruleset, CompiledRuleSet):
+        return ruleset
+    cached = ruleset._compiled
+    if cached is None:
+        cached = _compile(ruleset)
+        ruleset._compiled = cached
+    return cached
+
+
+def _compile(rs: RuleSet) -> CompiledRuleSet:
+    hop = rs.defaults.hop
+    enabled = [resolve_rule(r, rs.defaults) for r in rs.rules if r.enabled]  # no-op after the loader
+    inhibited: dict[str, list[tuple[str, bool]]] = {r.id: [] for r in enabled}
+    for inh in rs.inhibit:
+        sources = [r.id for r in enabled if _matches(inh.source, r)]
+        same_role = "role" in inh.equal
+        for target in enabled:
+            if _matches(inh.target, target):
+                inhibited[target.id].extend((s, same_role) for s in sources)
+    rules = [_compile_rule(r, i, hop, tuple(dict.fromkeys(inhibited[r.id]))) for i, r in enumerate(enabled)]
+    windows = sorted({r.window_bins for r in rules})
+    thr = {w: [r for r in rules if r.window_bins == w and r.kind == THRESHOLD] for w in windows}
+    seq = {w: [r for r in rules if r.window_bins == w and r.kind == SEQUENCE] for w in windows}
+    matrices = {}
+    for w, group in thr.items():
+        m = np.zeros((len(EMOTIONS), len(group)), dtype=np.float64)
+        for j, r in enumerate(group):
+            m[list(r.cols), j] = 1.0
+        matrices[w] = m
+    return CompiledRuleSet(
+        rule_set=rs.rule_set, business_line=rs.business_line, version=rs.version, hop_ms=hop,
+        rules=rules, by_id={r.id: r for r in rules}, windows=windows, max_bins=max(windows, default=1),
+        matrices=matrices, threshold_rules=thr, sequence_rules=seq,
+        thresholds={w: np.array([r.threshold for r in g]) for w, g in thr.items()},
+        signs={w: np.array([r.sign for r in g]) for w, g in thr.items()},
+        silences=[_compile_silence(s) for s in rs.silences])
+
+
+def _matches(m: Matcher, rule: Rule) -> bool:
+    return ((not m.rules or rule.id in m.rules)
+            and (not m.priority or rule.priority in m.priority)
+            and (not m.action or rule.action in m.action)
+            and all(rule.labels.get(k) == v for k, v in m.labels.items()))
+
+
+def _opt(values: list[str], upper: bool = False) -> frozenset[str] | None:
+    return frozenset(v.upper() if upper else v for v in values) if values else None
+
+
+def _compile_rule(r: Rule, order: int, hop: int, inhibited_by: tuple[tuple[str, bool], ...]) -> CompiledRule:
+    cond: Any = r.when
+    is_seq = isinstance(cond, SequenceCondition)
+    emotions = tuple(cond.emotions)
+    cols = tuple(_COL[e] for e in emotions)
+    attrs = tuple((k, frozenset([v] if isinstance(v, str) else v)) for k, v in sorted(r.attributes.items()))
+    labels = dict(r.labels)
+    labels.setdefault("rule_name", r.name or r.id)
+    return CompiledRule(
+        id=r.id, order=order, kind=SEQUENCE if is_seq else THRESHOLD,
+        window_bins=int(r.window) // hop,  # type: ignore[arg-type]
+        sign=1.0 if is_seq or cond.above is not None else -1.0,
+        threshold=float(cond.threshold), cols=cols,
+        within_ms=cond.within if is_seq else 0, last_col=cols[-1],
+        for_ms=int(r.for_), keep_ms=int(r.keep_firing_for), cooldown_ms=int(r.cooldown),  # type: ignore[arg-type]
+        roles=None if r.role == "any" else _opt(list(r.role), upper=True),  # type: ignore[arg-type]
+        business_lines=_opt(list(r.business_lines or [])),
+        attributes=attrs, priority=str(r.priority).upper(), action=str(r.action).upper(),
+        emotions=emotions, channels=tuple(r.channels or ()), labels=tuple(sorted(labels.items())),
+        inhibited_by=inhibited_by, step_mask=np.isin(np.arange(len(EMOTIONS)), cols))
+
+
+def _compile_silence(s: Silence) -> CompiledSilence:
+    return CompiledSilence(rules=_opt(s.rules), call_ids=_opt(s.call_ids), business_lines=_opt(s.business_lines),
+                           roles=_opt(list(s.roles), upper=True), starts_at=s.starts_at or 0, ends_at=s.ends_at)
+
+

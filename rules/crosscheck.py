@@ -1,0 +1,55 @@
+"""Cross-field checks of a validated rule set (things one field's validator cannot see).
+
+Each problem is ``(path, reason)``; the loader turns paths into line numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emowatch.rules.model import RuleSet
+
+Problem = tuple[tuple[Any, ...], str]
+FRAME_MS = 20
+
+
+def cross_check(rs: RuleSet, raw: dict[str, Any]) -> list[Problem]:
+    """Duplicate ids, unknown rule references, windows that the hop does not divide, example timing."""
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for i, rule in enumerate(rs.rules):
+        if rule.id in first:
+            problems.append((("rules", i, "id"), f"duplicate rule id {rule.id!r} "
+                             f"(also rules[{first[rule.id]}])"))
+        else:
+            first[rule.id] = i
+    ids = set(first)
+    hop = rs.defaults.hop
+    for i, rule in enumerate(rs.rules):
+        raw_rule = raw["rules"][i]
+        window = rule.window if rule.window is not None else rs.defaults.window
+        where = ("rules", i, "window") if "window" in raw_rule else ("defaults", "window")
+        if window < hop or window % hop:
+            problems.append((where, f"window {window}ms of rule {rule.id!r} is not a multiple of "
+                             f"defaults.hop ({hop}ms)"))
+        for j, example in enumerate(rule.examples):
+            base = ("rules", i, "examples", j)
+            if example.chunk % FRAME_MS:
+                problems.append((base + ("chunk",), f"example chunk must be a multiple of {FRAME_MS}ms"))
+            for k, step in enumerate(example.scores):
+                if step.for_ % FRAME_MS:
+                    problems.append((base + ("scores", k, "for"),
+                                     f"example step must be a multiple of {FRAME_MS}ms (one frame)"))
+            for k, exp in enumerate(example.expect):
+                if exp.rule is not None and exp.rule not in ids:
+                    problems.append((base + ("expect", k, "rule"), f"unknown rule {exp.rule!r}"))
+    for i, inh in enumerate(rs.inhibit):
+        for side in ("source", "target"):
+            for k, rid in enumerate(getattr(inh, side).rules):
+                if rid not in ids:
+                    problems.append((("inhibit", i, side, "rules", k), f"unknown rule {rid!r}"))
+    for i, silence in enumerate(rs.silences):
+        for k, rid in enumerate(silence.rules):
+            if rid not in ids:
+                problems.append((("silences", i, "rules", k), f"unknown rule {rid!r}"))
+    return problems

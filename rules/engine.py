@@ -1,0 +1,220 @@
+"""The pure rule evaluator: ``step(state, scores, ruleset) -> (state, events)``.
+
+One call's state is a JSON-serialisable dict (stored by the rules app in a Faust Table):
+
+    {"v": 1, "r": {ROLE: {"seq": last seq, "t": end offset of the last message (ms),
+                          "hop": ms, "ring": [[n, 9 sums]...] (complete bins since reset),
+                          "open": [bin, n, 9 sums], "rules": {rule_id: lifecycle state},
+                          "end": true once end_of_call was seen}}}
+
+Nothing here reads the clock: every time is a call offset or the message's event time.
+The input state is never mutated; the returned state is a new dict sharing unchanged parts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from emowatch.rules.compiler import THRESHOLD, CompiledRuleSet, compile_ruleset
+from emowatch.rules.errors import ScoresError
+from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
+from emowatch.rules.model import EMOTIONS, RuleSet
+from emowatch.rules.windows import advance
+
+STATE_VERSION = 1
+_CANONICAL = list(EMOTIONS)
+_PERMUTATIONS: dict[tuple[str, ...], np.ndarray] = {}
+
+
+def new_state() -> dict[str, Any]:
+    """An empty call state."""
+    return {"v": STATE_VERSION, "r": {}}
+
+
+def step(state: dict[str, Any] | None, scores: dict[str, Any],
+         ruleset: RuleSet | CompiledRuleSet) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Evaluate one FrameScores message against ``ruleset``.
+
+    Returns the call's new state and the Alert events (FIRING / RESOLVED dicts) in
+    evaluation order. Messages of another business line (unless the rule set is ``*``)
+    and duplicate or older ``seq`` for the same role change nothing and emit nothing.
+    Raises :class:`ScoresError` for a malformed message.
+    """
+    crs = compile_ruleset(ruleset)
+    if not state or state.get("v") != STATE_VERSION:
+        state = new_state()
+    business_line = scores.get("business_line") or ""
+    if crs.business_line != "*" and business_line != crs.business_line:
+        return state, []
+    role, seq = scores.get("role"), scores.get("seq")
+    if role not in ("CUSTOMER", "AGENT", "MIXED") or not isinstance(seq, int):
+        raise ScoresError(f"bad role/seq: role={role!r} seq={seq!r}")
+    roles: dict[str, Any] = state.get("r", {})
+    old = roles.get(role)
+    if old is not None and seq <= old["seq"]:
+        return state, []
+    return _evaluate(state, roles, old, scores, crs)
+
+
+def _evaluate(state: dict[str, Any], roles: dict[str, Any], old: dict[str, Any] | None,
+              scores: dict[str, Any], crs: CompiledRuleSet) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    role, seq = scores["role"], scores["seq"]
+    logits = _logits(scores)
+    start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or 20)
+    end_ms = start + logits.shape[0] * frame_ms
+    base = int(scores["event_time"]) - start
+    end_of_call = bool(scores.get("end_of_call"))
+    live = old is not None and not old.get("end")
+    rules_state = {rid: dict(st) for rid, st in old.get("rules", {}).items()} if live else {}  # type: ignore[union-attr]
+    events: list[dict[str, Any]] = []
+    for rid in [r for r in rules_state if r not in crs.by_id]:  # rule removed or disabled by a reload
+        snap = rules_state.pop(rid).get("ev")
+        if snap is not None:
+            events.append(make_event("RESOLVED", snap, crs, scores, start, snap["v"], base))
+    continuous = (live and not scores.get("gap_before") and old.get("t") == start  # type: ignore[union-attr]
+                  and old.get("hop") == crs.hop_ms and seq == old["seq"] + 1)  # type: ignore[index,union-attr]
+    if continuous:
+        ring, open_bin = old.get("ring", []), old.get("open")  # type: ignore[union-attr]
+    else:
+        ring, open_bin = [], None
+        for st in rules_state.values():  # smoothing restarts: pending episodes and sequence progress too
+            if st.get("st") == "p":
+                del st["st"], st["s"]
+            st.pop("sq", None)
+    win = advance(ring, open_bin, logits, start, frame_ms, crs.hop_ms, crs.windows,
+                  crs.max_bins, close_tail=end_of_call)
+    last_value: dict[str, float] = {}
+    if len(win.times):
+        _run_points(crs, win, scores, role, roles, rules_state, base, events, last_value)
+    for rid in list(rules_state):
+        st = rules_state[rid]
+        if end_of_call and "ev" in st:
+            events.append(make_event("RESOLVED", st["ev"], crs, scores, end_ms,
+                                     last_value.get(rid, st["ev"]["v"]), base))
+        if st.get("cd", end_ms + 1) <= end_ms:
+            del st["cd"]
+        if not st:
+            del rules_state[rid]
+    if end_of_call:
+        new_role: dict[str, Any] = {"seq": seq, "t": end_ms, "end": True}
+    else:
+        new_role = {"seq": seq, "t": end_ms, "hop": crs.hop_ms, "ring": win.ring}
+        if win.open is not None:
+            new_role["open"] = win.open
+        if rules_state:
+            new_role["rules"] = rules_state
+    return {**state, "v": STATE_VERSION, "r": {**roles, role: new_role}}, events
+
+
+def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: str, roles: dict[str, Any],
+                rules_state: dict[str, dict[str, Any]], base: int, events: list[dict[str, Any]],
+                last_value: dict[str, float]) -> None:
+    """Condition values for every rule at every evaluation point, then the lifecycle per point."""
+    business_line = scores.get("business_line") or ""
+    attributes = scores.get("attributes") or {}
+    active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, in_scope, dominant, p_max)
+    for w in crs.windows:
+        probs, valid = win.probs[w], win.valid[w]
+        group = crs.threshold_rules[w]
+        if group:
+            values = probs @ crs.matrices[w]
+            holds = ((values - crs.thresholds[w]) * crs.signs[w] > 0) & valid[:, None]
+            any_hold = holds.any(axis=0)
+            for j, rule in enumerate(group):
+                if any_hold[j] or rule.id in rules_state:
+                    in_scope = rule.in_scope(role, business_line, attributes)
+                    if in_scope or rule.id in rules_state:
+                        active.append((rule, values[:, j], holds[:, j], valid, in_scope, None, None))
+        if crs.sequence_rules[w]:
+            dominant, p_max = probs.argmax(axis=1), probs.max(axis=1)
+            for rule in crs.sequence_rules[w]:
+                in_scope = rule.in_scope(role, business_line, attributes)
+                if rule.id in rules_state or (in_scope and bool(
+                        (valid & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
+                    active.append((rule, probs[:, rule.last_col], None, valid, in_scope, dominant, p_max))
+    if not active:
+        return
+    active.sort(key=lambda item: item[0].order)
+    times = win.times.tolist()
+    for j, t in enumerate(times):
+        stepped = []
+        for rule, values, holds, valid, in_scope, dominant, p_max in active:
+            if not valid[j]:
+                continue
+            st = rules_state.setdefault(rule.id, {})
+            value = float(values[j])
+            last_value[rule.id] = value
+            if not in_scope:  # e.g. call attributes changed: the condition is false
+                ok = False
+                st.pop("m", None)
+                st.pop("sq", None)
+            elif rule.kind == THRESHOLD:
+                ok = bool(holds[j])
+            else:
+                ok = observe_sequence(st, rule, t, int(dominant[j]), float(p_max[j]))
+            ended = transition(st, ok, t, rule)
+            if ended is not None:
+                events.append(make_event("RESOLVED", ended, crs, scores, t, value, base))
+            stepped.append((rule, st, value))
+        for rule, st, value in stepped:
+            if st.get("st") != "f" or "ev" in st:
+                continue
+            if st.get("cd", -1) > t:
+                continue  # cooldown after the previous episode
+            if crs.silences and crs.silenced(rule.id, scores["call_id"], scores.get("business_line") or "",
+                                              role, base + t):
+                continue
+            if rule.inhibited_by and inhibited(rule, role, rules_state, roles):
+                continue
+            snap = snapshot(crs, rule, scores, st["s"], value)
+            st["ev"] = snap
+            st.pop("cd", None)
+            events.append(make_event("FIRING", snap, crs, scores, t, value, base))
+
+
+def _logits(scores: dict[str, Any]) -> np.ndarray:
+    """The message's logits as an (n_frames, 9) array in canonical class order."""
+    n = scores.get("n_frames")
+    raw = scores.get("logits")
+    if not isinstance(n, int) or n < 0 or raw is None:
+        raise ScoresError(f"bad n_frames/logits: n_frames={n!r}")
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ScoresError(f"logits are not numbers: {exc}") from None
+    labels = scores.get("labels") or _CANONICAL
+    if arr.size != n * len(labels):
+        raise ScoresError(f"logits has {arr.size} values, expected n_frames*{len(labels)} = {n * len(labels)}")
+    arr = arr.reshape(n, len(labels))
+    if labels != _CANONICAL:
+        arr = arr[:, _permutation(labels)]
+    if not np.isfinite(arr).all():
+        raise ScoresError("logits contain NaN or infinity")
+    return arr
+
+
+def _permutation(labels: list[str]) -> np.ndarray:
+    key = tuple(labels)
+    perm = _PERMUTATIONS.get(key)
+    if perm is None:
+        missing = [e for e in EMOTIONS if e not in labels]
+        if missing:
+            raise ScoresError(f"labels lack the classes {missing}")
+        perm = np.array([labels.index(e) for e in EMOTIONS])
+        _PERMUTATIONS[key] = perm
+    return perm
+
+
+def state_size_bytes(state: dict[str, Any] | None) -> int:
+    """Approximate stored size of one call's state: ``len(json.dumps(state))``."""
+    return len(json.dumps(state)) if state is not None else 0
+
+
+def call_finished(state: dict[str, Any] | None) -> bool:
+    """True when every role seen has ended (the rules app may then drop the table entry)."""
+    roles = (state or {}).get("r", {})
+    return bool(roles) and all(r.get("end") for r in roles.values())
+

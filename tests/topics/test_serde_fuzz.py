@@ -1,0 +1,130 @@
+"""Property tests: readers raise nothing but SerdeError; any valid record round-trips."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emowatch.topics.catalog import load_schema, schema_names
+from emowatch.topics.examples import example_record
+from emowatch.topics.serde import AvroSerde, SerdeError
+
+TOPIC = "fuzz.emowatch.v1"
+REGISTRY = f"mock://fuzz-{uuid.uuid4().hex}"
+# EMOWATCH_FULL=1 runs the long version (the project's convention for full-size tests).
+SCALE = 20 if os.environ.get("EMOWATCH_FULL") == "1" else 1
+FUZZ = settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# One reader per schema and version, all sharing one mock registry; and the
+# valid messages they are fuzzed with, in both framings and both versions.
+READERS = {(n, v): AvroSerde(n, version=v, registry_url=REGISTRY) for n in schema_names() for v in (1, 2)}
+PLAIN_READERS = {(n, v): AvroSerde(n, version=v) for n in schema_names() for v in (1, 2)}
+VALID = [
+    (name, serde.encode(example_record(name), topic=TOPIC))
+    for (name, _v), serde in READERS.items()
+] + [(name, serde.encode(example_record(name), topic=TOPIC)) for (name, _v), serde in PLAIN_READERS.items()]
+
+
+def _decode_everywhere(data: bytes) -> None:
+    for serde in (*READERS.values(), *PLAIN_READERS.values()):
+        try:
+            out = serde.decode(data, topic=TOPIC, partition=0, offset=1)
+        except SerdeError as err:
+            assert err.topic == TOPIC and err.offset == 1
+        else:
+            assert isinstance(out, dict) and list(out) == list(serde.schema.field_names)
+
+
+@FUZZ
+@given(st.binary(max_size=256))
+def test_random_bytes_raise_only_serde_error(data: bytes) -> None:
+    _decode_everywhere(data)
+
+
+@FUZZ
+@given(st.sampled_from([h for _, m in VALID for h in (m[:10], m[:5])]), st.binary(max_size=200))
+def test_valid_header_with_random_body(header: bytes, body: bytes) -> None:
+    _decode_everywhere(header + body)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    _, data = draw(st.sampled_from(VALID))
+    buf = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
+        if not buf:
+            break
+        i = draw(st.integers(0, len(buf) - 1))
+        if op == "flip":
+            buf[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set":
+            buf[i] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del buf[i:]
+        elif op == "insert":
+            buf[i:i] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del buf[i]
+    return bytes(buf)
+
+
+@FUZZ
+@given(mutated())
+def test_mutated_messages_raise_only_serde_error(data: bytes) -> None:
+    _decode_everywhere(data)
+
+
+# ---------------------------------------------------------------- valid records from the schema
+
+
+def _strategy(avro_type: Any, named: dict[str, Any]) -> st.SearchStrategy[Any]:
+    if isinstance(avro_type, list):
+        return st.one_of(*[_strategy(t, named) for t in avro_type])
+    if isinstance(avro_type, str):
+        if avro_type in named:
+            return _strategy(named[avro_type], named)
+        return {
+            "null": st.none(),
+            "boolean": st.booleans(),
+            "int": st.integers(-(2**31), 2**31 - 1),
+            "long": st.integers(-(2**63), 2**63 - 1),
+            "float": st.floats(width=32, allow_nan=False),
+            "double": st.floats(allow_nan=False),
+            "string": st.text(max_size=20),
+            "bytes": st.binary(max_size=40),
+        }[avro_type]
+    kind = avro_type["type"]
+    if kind == "enum":
+        named[avro_type["name"]] = avro_type
+        named[f"emowatch.v1.{avro_type['name']}"] = avro_type
+        return st.sampled_from(avro_type["symbols"])
+    if kind == "array":
+        return st.lists(_strategy(avro_type["items"], named), max_size=12)
+    if kind == "map":
+        return st.dictionaries(st.text(max_size=8), _strategy(avro_type["values"], named), max_size=4)
+    if kind == "record":
+        named[avro_type["name"]] = avro_type
+        return st.fixed_dictionaries({f["name"]: _strategy(f["type"], named) for f in avro_type["fields"]})
+    return _strategy(kind, named)
+
+
+RECORDS = st.sampled_from([(n, v) for n in schema_names() for v in (1, 2)]).flatmap(
+    lambda nv: st.tuples(st.just(nv), _strategy(load_schema(*nv).raw, {}))
+)
+
+
+@settings(max_examples=200 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(RECORDS, st.booleans())
+def test_any_valid_record_round_trips(item: tuple[tuple[str, int], dict[str, Any]], registry: bool) -> None:
+    (name, version), record = item
+    serde = READERS[(name, version)] if registry else PLAIN_READERS[(name, version)]
+    data = serde.encode(record, topic=TOPIC)
+    assert serde.decode(data, topic=TOPIC) == record
+    other = READERS[(name, 3 - version)]
+    out = other.decode(data, topic=TOPIC)
+    assert {k: out[k] for k in out if k != "trace_id"} == {k: record[k] for k in record if k != "trace_id"}

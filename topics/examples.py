@@ -1,0 +1,129 @@
+"""Valid sample records for every schema, for tests and docs.
+
+``example_record("FrameScores")`` returns a fresh dict that encodes with any
+shipped version of the schema (fields added in later versions have defaults)
+and round-trips exactly: floats are chosen to be exact in float32.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from emowatch.topics.catalog import schema_names
+
+__all__ = ["EMOTION_LABELS", "EXAMPLE_EVENT_TIME_MS", "example_record"]
+
+#: emotion2vec+ class order (the FrameScores ``labels`` default).
+EMOTION_LABELS: tuple[str, ...] = (
+    "angry", "disgusted", "fearful", "happy", "neutral", "other", "sad", "surprised", "unknown",
+)
+#: 2024-01-02T03:04:05.678Z, the capture time used by the examples.
+EXAMPLE_EVENT_TIME_MS = 1_704_164_645_678
+
+_N_FRAMES = 5
+# float32-exact values: k/16 for small k.
+_LOGITS = [((f * 9 + c) % 16) / 16.0 - 0.5 for f in range(_N_FRAMES) for c in range(9)]
+_PROBS = [0.0625] * 8 + [0.5]
+
+_RULES_YAML = """\
+rule_set: default
+business_line: default
+rules:
+  - id: angry_customer
+    when: {emotion: angry, above: 0.7, for: 3s}
+    role: CUSTOMER
+    priority: HIGH
+    channels: [webhook]
+"""
+
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "AudioChunk": {
+        "call_id": "call-0001",
+        "role": "CUSTOMER",
+        "seq": 2,
+        "start_ms": 2000,
+        "event_time": EXAMPLE_EVENT_TIME_MS,
+        "sample_rate": 16000,
+        "encoding": "PCM_S16LE",
+        "channels": 1,
+        # 0.1 s of a little-endian int16 ramp
+        "audio": b"".join(((i * 37) % 2000 - 1000).to_bytes(2, "little", signed=True) for i in range(1600)),
+        "business_line": "default",
+        "end_of_call": False,
+        "attributes": {"agent_id": "agent-7", "customer_tier": "gold"},
+    },
+    "FrameScores": {
+        "call_id": "call-0001",
+        "role": "CUSTOMER",
+        "seq": 2,
+        "start_ms": 2000,
+        "frame_ms": 20,
+        "n_frames": _N_FRAMES,
+        "labels": list(EMOTION_LABELS),
+        "logits": _LOGITS,
+        "chunk_probs": _PROBS,
+        "model": {"name": "iic/emotion2vec_plus_large", "version": "demo-0"},
+        "business_line": "default",
+        "event_time": EXAMPLE_EVENT_TIME_MS,
+        "gap_before": False,
+        "end_of_call": False,
+        "attributes": {"agent_id": "agent-7"},
+        "embedding": [0.25, -0.5, 0.75, 1.0],
+    },
+    "Alert": {
+        "alert_id": "3f9a2c1b7d4e5f60",
+        "status": "FIRING",
+        "rule_id": "angry_customer",
+        "rule_version": "sha256:0123abcd",
+        "rule_set": "default",
+        "priority": "HIGH",
+        "action": "ALERT",
+        "business_line": "default",
+        "call_id": "call-0001",
+        "role": "CUSTOMER",
+        "emotions": ["angry"],
+        "value": 0.8125,
+        "threshold": 0.7,
+        "started_ms": 1000,
+        "fired_ms": 4000,
+        "event_time": EXAMPLE_EVENT_TIME_MS + 2000,
+        "channels": ["webhook"],
+        "labels": {"rule_name": "Angry customer"},
+        "replay_id": None,
+    },
+    "RuleSet": {
+        "rule_set": "default",
+        "version": "sha256:0123abcd",
+        "business_line": "default",
+        "source_yaml": _RULES_YAML,
+        "source_name": "rules/default.yaml",
+        "published_at": EXAMPLE_EVENT_TIME_MS,
+    },
+    "DeadLetter": {
+        "stage": "DECODE",
+        "reason": "unknown framing: first bytes 7b22 are neither the single-object magic c301 nor ...",
+        "error_type": "SerdeError",
+        "source_topic": "emowatch.scores.v1",
+        "source_partition": 3,
+        "source_offset": 1234,
+        "key": b"call-0001",
+        "value": b'{"not": "avro"}',
+        "headers": [{"key": "traceparent", "value": b"00-abc-def-01"}, {"key": "empty", "value": None}],
+        "call_id": "call-0001",
+        "service": "emowatch-rules-default",
+        "failed_at": EXAMPLE_EVENT_TIME_MS,
+    },
+}
+
+
+def example_record(schema_name: str, **overrides: Any) -> dict[str, Any]:
+    """Return a fresh, valid record of ``schema_name`` with ``overrides`` applied.
+
+    Raises ``KeyError`` for a schema without an example (every shipped schema has one).
+    """
+    if schema_name not in _EXAMPLES:
+        raise KeyError(f"no example for schema {schema_name!r}; known: {', '.join(schema_names())}")
+    record = copy.deepcopy(_EXAMPLES[schema_name])
+    record.update(overrides)
+    return record

@@ -1,0 +1,198 @@
+"""The topic registry: the only place a topic name is spelled.
+
+``Topics(prefix, partitions, replication)`` gives the full names of the five
+emowatch topics (``.audio .scores .alerts .rules .dlq``) and the specs needed
+to create them. Every topic keyed by ``call_id`` shares one partition count,
+so one call's audio, scores and alerts sit on the same partition index
+(co-partitioning: the inference agent and the rules app can keep per-call
+state local to a partition). The rules topic is keyed by rule-set id and has
+one partition: it is tiny, every worker reads all of it (it is not consumed
+through a consumer group), one partition gives one total order of rule-set
+publications and a single end offset to wait for at start-up.
+
+Pure data: creating topics and listing existing ones is done by the Kafka
+adapters in ``streams/io``; :func:`check_topics` checks what they found.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_PARTITIONS_LOCAL",
+    "DEFAULT_PARTITIONS_PRODUCTION",
+    "PRODUCER_PARTITIONER",
+    "SPECS",
+    "TopicSpec",
+    "Topics",
+    "check_topics",
+    "topic_config",
+]
+
+DEFAULT_PARTITIONS_PRODUCTION = 12
+"""Partition count for production settings (divisible by 1, 2, 3, 4, 6, 12 workers)."""
+DEFAULT_PARTITIONS_LOCAL = 4
+"""Partition count for the embedded local stack and tests."""
+
+PRODUCER_PARTITIONER = "murmur2_random"
+"""librdkafka ``partitioner`` every confluent-kafka producer must set.
+
+Co-partitioning needs every producer to map a key to the same partition.
+Faust/aiokafka (and the Java client) hash keys with murmur2; librdkafka's
+default (``consistent_random``, CRC32) does not, so a call's alerts written by
+Faust and its scores written by confluent-kafka would land on different
+partition indexes. ``murmur2_random`` is librdkafka's Java-compatible murmur2.
+"""
+
+_DAY_MS = 24 * 60 * 60 * 1000
+_LEGAL = re.compile(r"^[A-Za-z0-9._-]*$")
+_MAX_TOPIC_LEN = 249
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """Static description of one logical topic."""
+
+    logical: str
+    """Logical name used in code and settings: ``audio``, ``scores``, ``alerts``, ``rules``, ``dlq``."""
+    base_name: str
+    """Topic name without prefix, e.g. ``emowatch.audio.v1``."""
+    value_schema: str
+    """Avro record schema of the values (``topics/schemas/<value_schema>.v<N>.avsc``)."""
+    key: str
+    """What the UTF-8 key holds (``call_id`` or ``rule_set``)."""
+    cleanup_policy: str
+    """``delete`` or ``compact``."""
+    retention_ms: int
+    """Retention in milliseconds; -1 = infinite."""
+    has_dlq: bool
+    """Whether consumers of this topic dead-letter bad messages to the DLQ topic."""
+    co_partitioned: bool
+    """Keyed by call_id and bound to the shared partition count."""
+    fixed_partitions: int | None = None
+    """Partition count that ignores the shared count (rules topic: 1)."""
+
+
+SPECS: tuple[TopicSpec, ...] = (
+    TopicSpec("audio", "emowatch.audio.v1", "AudioChunk", "call_id", "delete", 3 * _DAY_MS, True, True),
+    TopicSpec("scores", "emowatch.scores.v1", "FrameScores", "call_id", "delete", 7 * _DAY_MS, True, True),
+    TopicSpec("alerts", "emowatch.alerts.v1", "Alert", "call_id", "delete", 30 * _DAY_MS, True, True),
+    TopicSpec("rules", "emowatch.rules.v1", "RuleSet", "rule_set", "compact", -1, True, False, fixed_partitions=1),
+    # The DLQ keeps the original key (usually call_id) and the shared count, but
+    # nothing joins on it, so it is not part of the co-partitioning check.
+    TopicSpec("dlq", "emowatch.dlq.v1", "DeadLetter", "call_id", "delete", 14 * _DAY_MS, False, False),
+)
+"""Every emowatch topic, in creation order."""
+
+
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """Kafka topic-level config for ``spec`` (``cleanup.policy``, ``retention.ms``), as strings."""
+    return {"cleanup.policy": spec.cleanup_policy, "retention.ms": str(spec.retention_ms)}
+
+
+class Topics:
+    """Full topic names for one deployment (``prefix`` isolates tests and tenants).
+
+    >>> t = Topics(prefix="test-1.")
+    >>> t.scores
+    'test-1.emowatch.scores.v1'
+    """
+
+    def __init__(self, prefix: str = "", partitions: int = DEFAULT_PARTITIONS_LOCAL, replication: int = 1) -> None:
+        if not isinstance(prefix, str) or not _LEGAL.match(prefix):
+            raise ValueError(f"topic prefix {prefix!r} may only contain letters, digits, '.', '_' and '-'")
+        longest = max(len(s.base_name) for s in SPECS)
+        if len(prefix) + longest > _MAX_TOPIC_LEN:
+            raise ValueError(f"topic prefix {prefix!r} makes names longer than {_MAX_TOPIC_LEN} characters")
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+            raise ValueError(f"partitions must be an int >= 1, got {partitions!r}")
+        if isinstance(replication, bool) or not isinstance(replication, int) or replication < 1:
+            raise ValueError(f"replication must be an int >= 1, got {replication!r}")
+        self.prefix = prefix
+        self.partitions = partitions
+        self.replication = replication
+        self._by_logical = {s.logical: s for s in SPECS}
+        self._by_name = {prefix + s.base_name: s for s in SPECS}
+
+    @property
+    def audio(self) -> str:
+        """AudioChunk topic (keyed by call_id)."""
+        return self.name("audio")
+
+    @property
+    def scores(self) -> str:
+        """FrameScores topic (keyed by call_id)."""
+        return self.name("scores")
+
+    @property
+    def alerts(self) -> str:
+        """Alert topic (keyed by call_id)."""
+        return self.name("alerts")
+
+    @property
+    def rules(self) -> str:
+        """RuleSet topic (compacted, keyed by rule-set id, one partition)."""
+        return self.name("rules")
+
+    @property
+    def dlq(self) -> str:
+        """DeadLetter topic."""
+        return self.name("dlq")
+
+    def name(self, logical: str) -> str:
+        """Full name of a logical topic (``"scores"`` -> ``prefix + "emowatch.scores.v1"``)."""
+        return self.prefix + self.spec(logical).base_name
+
+    def spec(self, logical: str) -> TopicSpec:
+        """The :class:`TopicSpec` of a logical topic name."""
+        try:
+            return self._by_logical[logical]
+        except KeyError:
+            raise KeyError(f"unknown logical topic {logical!r}; known: {', '.join(self._by_logical)}") from None
+
+    def spec_for_name(self, name: str) -> TopicSpec | None:
+        """The spec of a full topic name of this deployment, or None."""
+        return self._by_name.get(name)
+
+    def partitions_for(self, spec: TopicSpec) -> int:
+        """Partition count to create ``spec`` with."""
+        return spec.fixed_partitions if spec.fixed_partitions is not None else self.partitions
+
+    def specs(self) -> list[tuple[str, TopicSpec]]:
+        """``(full name, spec)`` for every topic, in creation order."""
+        return [(self.prefix + s.base_name, s) for s in SPECS]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self.specs())
+
+    def __repr__(self) -> str:
+        return f"Topics(prefix={self.prefix!r}, partitions={self.partitions}, replication={self.replication})"
+
+
+def check_topics(expected: Topics, actual: Mapping[str, int]) -> list[str]:
+    """Problems with the topics that exist (``actual``: name -> partition count).
+
+    Reports missing topics, co-partitioned topics whose partition count
+    differs from ``expected.partitions`` (which breaks co-partitioning by
+    call_id and the Faust tables built on it), and a rules topic with more
+    than one partition. Unrelated topics in ``actual`` are ignored. An empty
+    list means the cluster is fit to run.
+    """
+    problems: list[str] = []
+    for name, spec in expected.specs():
+        count = actual.get(name)
+        if count is None:
+            problems.append(f"topic {name} ({spec.logical}) is missing")
+        elif spec.co_partitioned and count != expected.partitions:
+            problems.append(
+                f"topic {name} ({spec.logical}) has {count} partitions, expected {expected.partitions}: "
+                "topics keyed by call_id must share one partition count (co-partitioning)"
+            )
+        elif spec.fixed_partitions is not None and count != spec.fixed_partitions:
+            problems.append(
+                f"topic {name} ({spec.logical}) has {count} partitions, expected {spec.fixed_partitions} "
+                "(rule sets are read as one ordered stream)"
+            )
+    return problems
