@@ -19,6 +19,11 @@ def topics_for(kafka: KafkaSettings) -> Topics:
     return Topics(prefix=kafka.topic_prefix, partitions=kafka.partitions, replication=kafka.replication_factor)
 
 
+def group_name(kafka: KafkaSettings, group_id: str) -> str:
+    """Consumer groups are namespaced by the topic prefix too (isolated tenants / tests)."""
+    return f"{kafka.topic_prefix}{group_id}"
+
+
 def base_config(kafka: KafkaSettings) -> dict[str, Any]:
     return {"bootstrap.servers": kafka.bootstrap_servers, **kafka.security()}
 
@@ -36,7 +41,7 @@ def make_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
 
 def make_consumer(kafka: KafkaSettings, group_id: str, **overrides: Any) -> Consumer:
     """Manual-commit consumer: offsets are committed only after outputs are delivered."""
-    conf = {**base_config(kafka), "group.id": group_id, "enable.auto.commit": False,
+    conf = {**base_config(kafka), "group.id": group_name(kafka, group_id), "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": kafka.session_timeout_ms,
             "heartbeat.interval.ms": max(250, kafka.session_timeout_ms // 4),
