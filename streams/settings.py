@@ -185,3 +185,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 def redacted(settings: Settings) -> dict:
     """Settings as a dict safe to log (SecretStr fields stay masked)."""
     return settings.model_dump(mode="json")
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """(variable, default, type) for every setting: the source of docs/configuration.md."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            for sub, f in ann.model_fields.items():
+                default = f.default
+                shown = "unset" if default is None else (f"{default.get_secret_value()!s}" if isinstance(default, SecretStr) else str(default))
+                rows.append((f"{ENV_PREFIX}{name}{NESTED}{sub}".upper(), shown, _type_name(f.annotation)))
+        else:
+            rows.append((f"{ENV_PREFIX}{name}".upper(), str(field.default), _type_name(ann)))
+    return rows
+
+
+def _type_name(ann) -> str:
+    return str(ann).replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "").replace("<class '", "").replace("'>", "")

@@ -27,3 +27,13 @@ def test_secrets_are_not_in_the_dump():
                        "EMOWATCH_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "EMOWATCH_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512"})
     assert "hunter2" not in str(s.model_dump(mode="json")) and "hunter2" not in repr(s)
     assert s.kafka.security()["sasl.password"] == "hunter2"
+
+
+def test_configuration_doc_lists_every_setting():
+    from pathlib import Path
+
+    from emowatch.streams.settings import settings_reference
+
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    missing = [name for name, _default, _type in settings_reference() if f"`{name}`" not in doc]
+    assert not missing, f"docs/configuration.md lacks {missing}"
