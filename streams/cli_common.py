@@ -1,12 +1,15 @@
 """Shared pieces of the CLI modules."""
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
 from emowatch.streams.settings import Settings, SettingsError, load_settings
 
-console = Console()
+# Piped output (CI logs, `make demo | tee`) gets a readable width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def settings_or_exit() -> Settings:
