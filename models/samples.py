@@ -1,0 +1,105 @@
+"""The bundled synthetic sample calls (``infra/samples/*.wav`` + ``manifest.json``).
+
+Regenerate with ``python -m emowatch.models.samples [out_dir]``; the output is
+bit-for-bit reproducible (fixed seeds, stdlib ``wave`` writer, no metadata).
+
+manifest.json is a list of objects::
+
+    {"call_id": "demo-agitated-01", "file": "agitated_01.wav", "business_line": "collections",
+     "role": "CUSTOMER", "expected_mood": "angry", "duration_s": 10.0, "sample_rate": 16000,
+     "segments": [{"start_s": 0.0, "end_s": 10.0, "mood": "angry"}],
+     "description": "...", "seed": 102, "synthetic": true}
+
+``expected_mood`` is the emowatch label the call should be flagged with (for
+``escalating_01`` the mood it escalates to); ``segments`` is the ground-truth timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from emowatch.models.synth import SR, synth_call, wav_bytes
+
+__all__ = ["SampleSpec", "SAMPLES", "SAMPLES_DIR", "write_samples", "load_manifest"]
+
+#: where the committed samples live (package data of emowatch.infra)
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "infra" / "samples"
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """One bundled call: consecutive (synth class, seconds) segments and its metadata."""
+
+    call_id: str
+    file: str
+    business_line: str
+    role: str
+    expected_mood: str
+    segments: tuple[tuple[str, float], ...]
+    seed: int
+    description: str
+
+
+SAMPLES: tuple[SampleSpec, ...] = (
+    SampleSpec("demo-calm-01", "calm_01.wav", "retail", "CUSTOMER", "neutral",
+               (("neutral", 10.0),), 101, "calm customer, steady mid pitch and pace"),
+    SampleSpec("demo-agitated-01", "agitated_01.wav", "collections", "CUSTOMER", "angry",
+               (("angry", 10.0),), 102, "agitated customer: loud, high rising pitch, fast"),
+    SampleSpec("demo-escalating-01", "escalating_01.wav", "retail", "CUSTOMER", "angry",
+               (("neutral", 7.0), ("angry", 7.0)), 103, "starts calm, escalates to agitated at 7 s"),
+    SampleSpec("demo-sad-01", "sad_01.wav", "collections", "CUSTOMER", "sad",
+               (("sad", 10.0),), 104, "sad customer: quiet, low falling pitch, slow, long pauses"),
+    SampleSpec("demo-quiet-01", "quiet_01.wav", "retail", "CUSTOMER", "unknown",
+               (("unknown", 6.0),), 105, "no speech: line noise / hum / near silence"),
+)
+
+
+def _manifest_entry(spec: SampleSpec) -> dict:
+    t = 0.0
+    segs = []
+    for mood, secs in spec.segments:
+        segs.append({"start_s": round(t, 3), "end_s": round(t + secs, 3), "mood": mood})
+        t += secs
+    return {
+        "call_id": spec.call_id,
+        "file": spec.file,
+        "business_line": spec.business_line,
+        "role": spec.role,
+        "expected_mood": spec.expected_mood,
+        "duration_s": round(t, 3),
+        "sample_rate": SR,
+        "segments": segs,
+        "description": spec.description,
+        "seed": spec.seed,
+        "synthetic": True,
+    }
+
+
+def write_samples(out_dir: str | Path = SAMPLES_DIR) -> list[dict]:
+    """Write every sample WAV and ``manifest.json`` into ``out_dir``; return the manifest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for spec in SAMPLES:
+        audio = synth_call(spec.segments, spec.seed)
+        (out / spec.file).write_bytes(wav_bytes(audio))
+        manifest.append(_manifest_entry(spec))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def load_manifest(samples_dir: str | Path = SAMPLES_DIR) -> list[dict]:
+    """Read ``manifest.json`` (each entry gains ``path``: the WAV's absolute path)."""
+    d = Path(samples_dir)
+    entries = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    for e in entries:
+        e["path"] = str((d / e["file"]).resolve())
+    return entries
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for e in write_samples(sys.argv[1] if len(sys.argv) > 1 else SAMPLES_DIR):
+        print(f"{e['file']:20s} {e['duration_s']:5.1f} s  {e['expected_mood']}")
