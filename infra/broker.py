@@ -111,8 +111,10 @@ class LocalBroker:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             try:
+                # memory storage: nothing to flush, so a short grace period (tansu may wait for
+                # connected clients) before SIGKILL keeps test sessions from idling at exit
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=5)
+                proc.wait(timeout=1.5)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)

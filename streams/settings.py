@@ -10,14 +10,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "EMOWATCH_"
 NESTED = "__"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a validation error must never echo a password it was given
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class KafkaSettings(_Section):
@@ -36,25 +37,30 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(1, ge=1, le=16)
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
     schema_registry_url: str | None = None
+    schema_registry_user_info: SecretStr | None = None  # "user:password" (basic.auth.user.info)
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> "KafkaSettings":
+        self.security()  # raises (a ValueError) for e.g. SASL credentials with PLAINTEXT: fail at start-up
+        return self
 
     def security(self) -> dict[str, str]:
-        """librdkafka security keys (secrets included: never log the result)."""
-        conf: dict[str, str] = {"security.protocol": self.security_protocol, "client.id": self.client_id}
-        if self.sasl_mechanism:
-            conf["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username is not None:
-            conf["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
-            conf["sasl.password"] = self.sasl_password.get_secret_value()
-        if self.ssl_cafile:
-            conf["ssl.ca.location"] = str(self.ssl_cafile)
-        if self.ssl_certfile:
-            conf["ssl.certificate.location"] = str(self.ssl_certfile)
-        if self.ssl_keyfile:
-            conf["ssl.key.location"] = str(self.ssl_keyfile)
-        if self.ssl_key_password is not None:
-            conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
-        return conf
+        """librdkafka security and identity keys (secrets included: never log the result).
+
+        Delegates to :func:`emowatch.topics.security.kafka_security_config` (one mapping for
+        every client). ``security_protocol`` is always explicit here (default PLAINTEXT), so
+        SASL credentials or TLS files need a matching protocol; inconsistent settings raise
+        ``SecurityConfigError`` (a ValueError) instead of connecting without them. Log
+        ``emowatch.topics.security.redact(...)`` of the result, never the result itself.
+        """
+        from emowatch.topics.security import kafka_security_config
+
+        return kafka_security_config({
+            "security_protocol": self.security_protocol, "sasl_mechanism": self.sasl_mechanism,
+            "sasl_username": self.sasl_username, "sasl_password": self.sasl_password,
+            "tls_ca_file": self.ssl_cafile, "tls_cert_file": self.ssl_certfile, "tls_key_file": self.ssl_keyfile,
+            "tls_key_password": self.ssl_key_password, "client_id": self.client_id,
+        })
 
 
 class ModelSettings(_Section):
@@ -183,8 +189,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 
 
 def redacted(settings: Settings) -> dict:
-    """Settings as a dict safe to log (SecretStr fields stay masked)."""
-    return settings.model_dump(mode="json")
+    """Settings as a dict safe to log: SecretStr fields stay masked, and so do passwords
+    embedded in URLs (``https://user:pw@host``)."""
+    from emowatch.topics.security import redact
+
+    return redact(settings.model_dump(mode="json"))
 
 
 def settings_reference() -> list[tuple[str, str, str]]:

@@ -49,8 +49,15 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides: Any) -> Cons
     return Consumer(conf)
 
 
+def registry_config(kafka: KafkaSettings) -> dict[str, str] | None:
+    """Schema Registry client settings beyond the URL (basic auth; secrets included: never log)."""
+    if kafka.schema_registry_user_info is None:
+        return None
+    return {"basic.auth.user.info": kafka.schema_registry_user_info.get_secret_value()}
+
+
 def serde_for(kafka: KafkaSettings, schema_name: str) -> AvroSerde:
-    return AvroSerde(schema_name, registry_url=kafka.schema_registry_url)
+    return AvroSerde(schema_name, registry_url=kafka.schema_registry_url, registry_config=registry_config(kafka))
 
 
 class DeadLetters:

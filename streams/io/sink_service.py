@@ -22,6 +22,7 @@ from emowatch.streams.io.kafka import DeadLetters, make_consumer, make_producer,
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
 from emowatch.streams.sink_rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
+from emowatch.topics.security import redact_url
 from emowatch.topics.serde import SerdeError
 
 log = logging.getLogger("emowatch.sink")
@@ -66,7 +67,7 @@ class SinkService:
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         self.http = HealthServer(self.s.sink.http_port, self.metrics.registry, self.health).start()
-        log.info("sink started", extra={"topics": list(self.targets), "clickhouse": self.s.sink.clickhouse_url or "chdb",
+        log.info("sink started", extra={"topics": list(self.targets), "clickhouse": redact_url(self.s.sink.clickhouse_url) if self.s.sink.clickhouse_url else "chdb",
                                         "http_port": self.http.port})
         self.consumer.subscribe(list(self.targets), on_revoke=self._on_revoke, on_lost=self._on_lost)
         try:
