@@ -62,12 +62,21 @@ class LocalStack:
             "EMOWATCH_KAFKA__PARTITIONS": str(self.partitions),
             "EMOWATCH_KAFKA__TOPIC_PREFIX": self.topic_prefix,
             "EMOWATCH_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
+            "EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS": "25",  # tansu holds every fetch this long
             "EMOWATCH_SINK__DATA_DIR": str(self.data_dir),
             "PYTHONUNBUFFERED": "1",
         })
         base.update(self.extra_env)
         base.update(more)
         return base
+
+    def kafka_settings(self):
+        """KafkaSettings matching what this stack's workers get (for producers/readers in-process)."""
+        from emowatch.streams.settings import KafkaSettings
+
+        return KafkaSettings(bootstrap_servers=self.bootstrap, partitions=self.partitions,
+                             topic_prefix=self.topic_prefix, session_timeout_ms=self.session_timeout_ms,
+                             fetch_wait_max_ms=25)
 
     def start(self, create_topics: bool = True) -> "LocalStack":
         from emowatch.streams.io.admin import ensure_topics

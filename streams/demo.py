@@ -113,7 +113,7 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
     console.print(f"[bold]emowatch demo[/]: {len(calls)} calls, {expected} one-second chunks, model {model_dir}, "
                   f"rules {rules_file}")
     with LocalStack(data_dir=data_dir) as stack:
-        kafka = KafkaSettings(bootstrap_servers=stack.bootstrap, partitions=stack.partitions)
+        kafka = stack.kafka_settings()
         console.print(f"local broker on {stack.bootstrap} (tansu); data in {data_dir}")
         start_pipeline(stack, model_dir=model_dir, rules_file=rules_file)
         from emowatch.streams.io.kafka import topics_for

@@ -35,13 +35,20 @@ class OffsetTracker:
     def in_flight(self) -> int:
         return sum(len(p) for p in self._pending.values())
 
+    def position(self, topic: str, partition: int) -> int | None:
+        """Next offset to commit for a partition (end of the delivered prefix); None if unknown."""
+        tp = (topic, partition)
+        if tp not in self._high:
+            return None
+        pend = self._pending.get(tp)
+        return min(pend) if pend else self._high[tp] + 1
+
     def committable(self) -> dict[tuple[str, int], int]:
         """New commit positions (next offset to read) that moved since the last call."""
         out = {}
-        for tp, high in self._high.items():
-            pend = self._pending.get(tp)
-            pos = min(pend) if pend else high + 1
-            if pos > self._committed.get(tp, -1):
+        for tp in self._high:
+            pos = self.position(*tp)
+            if pos is not None and pos > self._committed.get(tp, -1):
                 out[tp] = pos
                 self._committed[tp] = pos
         return out

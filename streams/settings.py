@@ -36,6 +36,9 @@ class KafkaSettings(_Section):
     partitions: int = Field(12, ge=1, le=10_000)
     replication_factor: int = Field(1, ge=1, le=16)
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    # Upper bound on how long the broker may hold a fetch. tansu (local) answers only when it expires,
+    # so it bounds per-hop latency there; Apache Kafka answers as soon as data is available.
+    fetch_wait_max_ms: int = Field(100, ge=1, le=10_000)
     schema_registry_url: str | None = None
     schema_registry_user_info: SecretStr | None = None  # "user:password" (basic.auth.user.info)
 
@@ -78,6 +81,8 @@ class InferSettings(_Section):
     max_wait_ms: int = Field(20, ge=0, le=10_000)
     queue_size: int = Field(512, ge=1)
     idle_evict_s: float = Field(300.0, gt=0)
+    reorder_max: int = Field(4, ge=0, le=64)  # early chunks held per call+role while a missing seq may still come
+    reorder_timeout_s: float = Field(1.0, ge=0.0, le=30.0)  # then the gap is declared (gap_before=True)
     stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
     http_port: int = Field(0, ge=0, le=65535)
 

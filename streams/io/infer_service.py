@@ -1,10 +1,22 @@
 """The inference agent: audio topic -> model (dynamic batches across calls) -> scores topic.
 
-At-least-once: an input offset is committed only when every output it produced
-(scores per role, or its dead letter) has been acknowledged by the broker.
-Backpressure: when the batcher is full the assigned partitions are paused.
-Rebalance: revoked partitions are drained and committed, their call contexts
-dropped; the new owner rebuilds context from the next chunks (gap_before=True).
+One process per device; more processes scale out through the consumer group.
+
+* Poll thread (this module): consume, decode, order by seq (reorder buffer), queue
+  windows in the FIFO :class:`Batcher`, publish results, serve delivery reports, commit.
+  Every Kafka call happens on this thread.
+* Model thread (:class:`ModelRunner`): runs one batch at a time, so polling and
+  publishing overlap model compute. One FIFO queue + one runner means results complete
+  in admission order, which the context store makes seq order per call+role: scores
+  of one call+role are published in seq order.
+
+At-least-once: an input offset is committed only when every output it produced (scores
+per role, or its dead letter) has been acknowledged by the broker, so a restart resumes
+at the first input whose outputs were not all acknowledged. Chunks held in a reorder
+buffer keep their offsets uncommitted. Backpressure: when the batcher is full the
+assigned partitions are paused until it is half empty. Rebalance: revoked partitions are
+drained, delivered and committed, their call contexts dropped; the new owner rebuilds
+context from the next chunks. SIGTERM: drain, deliver, commit, exit.
 """
 from __future__ import annotations
 
@@ -12,61 +24,73 @@ import logging
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from emowatch.models.engine import ItemError, Window
 from emowatch.streams.batcher import Batcher
 from emowatch.streams.context import ContextStore
+from emowatch.streams.infer_metrics import InferMetrics
 from emowatch.streams.io.kafka import DeadLetters, make_consumer, make_producer, serde_for, topics_for
-from emowatch.streams.observability import HealthServer, StageMetrics
+from emowatch.streams.model_runner import Completed, ModelRunner
+from emowatch.streams.observability import HealthServer
 from emowatch.streams.offsets import OffsetTracker
-from emowatch.streams.scoring import ChunkRef, admit_chunk, frame_scores_record
+from emowatch.streams.scoring import ChunkRef, admit_chunk, frame_scores_record, parse_stereo_roles, release_expired
 from emowatch.streams.settings import Settings
 from emowatch.topics.serde import SerdeError
 
 log = logging.getLogger("emowatch.infer")
 
+STALL_S = 60.0  # /health fails when the poll loop has not run for this long
+MAX_POLL = 500
+
 
 class InferenceService:
-    def __init__(self, settings: Settings, model: Any = None, stop: threading.Event | None = None) -> None:
+    """The agent. ``run()`` blocks until ``stop`` is set (or SIGTERM/SIGINT), then drains."""
+
+    def __init__(self, settings: Settings, model: Any = None, stop: threading.Event | None = None,
+                 *, threaded: bool = True) -> None:
         self.s = settings
+        inf = settings.infer
         self.stop_event = stop or threading.Event()
+        self.stereo_roles = parse_stereo_roles(inf.stereo_roles)  # fail fast on a bad value
         if model is None:
             from emowatch.models.loader import load_model
 
             model = load_model(settings.model.model, device=settings.model.device, precision=settings.model.precision)
         self.model = model
-        self.engine = model.engine()
+        opts: dict[str, Any] = {}  # only options that differ from the engine's defaults
+        if settings.model.embeddings:
+            opts["embeddings"] = True
+        if inf.max_batch > 64:
+            opts["max_batch"] = inf.max_batch
+        self.engine = model.engine(**opts)
         self.topics = topics_for(settings.kafka)
         self.audio_serde = serde_for(settings.kafka, "AudioChunk")
         self.scores_serde = serde_for(settings.kafka, "FrameScores")
-        self.consumer = make_consumer(settings.kafka, settings.infer.group_id)
+        # fetch.wait.max.ms comes from EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS: tansu answers a fetch only when
+        # it expires (~200 ms per hop at librdkafka's 500 ms default, measured); the local stack uses 25.
+        self.consumer = make_consumer(settings.kafka, inf.group_id)
         self.producer = make_producer(settings.kafka)
-        self.dlq = DeadLetters(self.producer, self.topics.dlq, settings.kafka, service=settings.infer.group_id)
-        self.ctx = ContextStore(context_s=settings.infer.context_s)
+        self.dlq = DeadLetters(self.producer, self.topics.dlq, settings.kafka, service=inf.group_id)
+        self.ctx = ContextStore(inf.context_s, reorder_max=inf.reorder_max, reorder_timeout_s=inf.reorder_timeout_s)
         self.tracker = OffsetTracker()
-        cap = settings.infer.queue_size
-        self.batcher: Batcher[ChunkRef] = Batcher(max_batch=min(settings.infer.max_batch, cap),
-                                                  max_wait_ms=settings.infer.max_wait_ms, capacity=cap,
-                                                  bucket_of=lambda r: len(r.window))
-        self.stereo_roles = tuple(r.strip().upper() for r in settings.infer.stereo_roles.split(","))[:2]
-        self.call_partition: dict[str, int] = {}
+        cap = max(inf.queue_size, 2)
+        # FIFO on purpose (no length buckets here): the engine groups a batch by length itself,
+        # and FIFO completion keeps each call+role's scores in seq order.
+        self.batcher: Batcher[ChunkRef] = Batcher(max_batch=min(inf.max_batch, cap), max_wait_ms=inf.max_wait_ms,
+                                                  capacity=cap)
+        self.runner: ModelRunner[ChunkRef] = ModelRunner(self._infer, threaded=threaded)
+        self.metrics = InferMetrics()
+        self.assigned: set[tuple[str, int]] = set()
         self.paused = False
         self.fatal: str | None = None
-        self._last_commit = 0.0
-        self._last_evict = time.monotonic()
-        m = self.metrics = StageMetrics("infer")
-        self.m_batch = m.histogram("infer_batch_size", "Windows per model batch", (1, 2, 4, 8, 16, 32, 64, 128, 256))
-        self.m_qdelay = m.histogram("infer_queue_delay_seconds", "Time a window waited for its batch",
-                                    (.001, .005, .01, .02, .05, .1, .2, .5, 1, 2))
-        self.m_model = m.histogram("infer_model_seconds", "Model time per batch", (.001, .005, .01, .05, .1, .5, 1, 5))
-        self.m_rtf = m.gauge("infer_real_time_factor", "Model seconds per audio second (last batch)")
-        self.m_active = m.gauge("infer_active_calls", "Call+role contexts held")
-        self.m_bytes = m.gauge("infer_bytes_per_call", "Context bytes per active call+role")
-        self.m_scored = m.counter("infer_scored", "Chunks scored")
         self.http: HealthServer | None = None
+        self._last_commit = self._last_house = 0.0
+        self._last_poll = time.monotonic()
+        self._snapshot: dict = {}
+        self.counts = {"received": 0, "scored": 0, "dlq": 0}
 
     # ---- lifecycle -------------------------------------------------------------------------
     def run(self) -> None:
@@ -75,7 +99,7 @@ class InferenceService:
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         self.http = HealthServer(self.s.infer.http_port, self.metrics.registry, self.health).start()
         log.info("inference agent started", extra={"topic": self.topics.audio, "group": self.s.infer.group_id,
-                                                   "model": self.model.name, "http_port": self.http.port})
+                                                   "model": self._model_info(), "http_port": self.http.port})
         self.consumer.subscribe([self.topics.audio], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_lost)
         try:
@@ -85,47 +109,74 @@ class InferenceService:
             self._shutdown()
 
     def _shutdown(self) -> None:
-        log.info("draining inference agent")
+        log.info("draining inference agent", extra={"queued": len(self.batcher), "held": self.ctx.held_count()})
         try:
             self._drain()
             self._commit(sync=True)
         finally:
-            self.consumer.close()
+            self.consumer.close()  # revokes the assignment: the revoke callback commits again (a no-op)
+            self.runner.close()
             if self.http:
                 self.http.stop()
+        log.info("inference agent stopped")
         if self.fatal:
             raise RuntimeError(self.fatal)
 
     def health(self) -> dict:
-        return {"status": "ok" if not self.fatal else "failing", "error": self.fatal, "paused": self.paused,
-                "queued": len(self.batcher), "in_flight": self.tracker.in_flight(),
-                "active_calls": len(self.ctx.contexts), "bytes_per_call": round(self.ctx.bytes_per_call(), 1)}
+        """Content of ``/health`` (HTTP 503 unless status is ok). Called from the HTTP thread."""
+        stalled = time.monotonic() - self._last_poll
+        problems = [p for p in (self.fatal,
+                                f"poll loop stalled for {stalled:.0f}s" if stalled > STALL_S else None,
+                                None if self.runner.alive else "model thread died") if p]
+        return {"status": "failing" if problems else "ok", "problems": problems,
+                "model": self._model_info(),
+                "group": self.s.infer.group_id, "topic": self.topics.audio, "paused": self.paused,
+                "queued": len(self.batcher), "model_busy": self.runner.busy,
+                "last_poll_age_s": round(stalled, 2), **self._snapshot}
+
+    def _model_info(self) -> dict:
+        m = self.model
+        return {"name": m.name, "version": m.version, "device": str(getattr(m, "device", "?"))}
 
     # ---- main loop -------------------------------------------------------------------------
     def _iterate(self) -> None:
-        budget = (self.batcher.capacity - len(self.batcher)) // 2
-        if budget <= 0 and not self.paused:
+        self._collect()
+        self._dispatch()
+        if self._backpressure():
+            budget = self.batcher.free // 2  # a message yields at most two windows (stereo)
+            msgs = self.consumer.consume(num_messages=max(1, min(budget, MAX_POLL)), timeout=self._poll_timeout())
+            self._last_poll = now = time.monotonic()
+            for msg in msgs:
+                self._handle(msg, now)
+        else:  # paused: wait for the model to make room, without consuming
+            if not self.runner.busy:
+                self.runner.submit(self.batcher.pop_batch(force=True))
+            done = self.runner.wait(timeout=0.1)
+            self._last_poll = now = time.monotonic()
+            if done is not None:
+                self._publish(done)
+        self._queue(release_expired(self.ctx, now))
+        self._collect()
+        self._dispatch()
+        self.producer.poll(0)
+        self._commit()
+        if now - self._last_house >= 1.0:
+            self._housekeeping(now)
+
+    def _poll_timeout(self) -> float:
+        if self.runner.busy:
+            return 0.005  # the model thread cannot wake consume(); check back soon
+        now = time.monotonic()
+        deadlines = [d for d in (self.batcher.next_deadline(), self.ctx.next_hold_deadline()) if d is not None]
+        return min(0.1, max(0.0, min(deadlines) - now)) if deadlines else 0.1
+
+    def _backpressure(self) -> bool:
+        """Pause when the batcher cannot take another poll's worth; resume when half empty. True = may consume."""
+        if not self.paused and self.batcher.free < 2:
             self._set_paused(True)
         elif self.paused and len(self.batcher) <= self.batcher.capacity // 2:
             self._set_paused(False)
-        deadline = self.batcher.next_deadline()
-        timeout = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
-        msgs = self.consumer.consume(num_messages=max(1, min(budget, 500)), timeout=timeout)
-        now = time.monotonic()
-        for msg in msgs:
-            self._handle(msg, now)
-        while True:
-            batch, delays = self.batcher.pop_batch()
-            if not batch:
-                break
-            self._run_batch(batch, delays)
-        self.producer.poll(0)
-        self._commit()
-        if now - self._last_evict > 5.0:
-            self._last_evict = now
-            self.ctx.evict_idle(now, self.s.infer.idle_evict_s)
-            self.m_active.set(len(self.ctx.contexts))
-            self.m_bytes.set(self.ctx.bytes_per_call())
+        return not self.paused
 
     def _handle(self, msg: Message, now: float) -> None:
         if msg.error():
@@ -133,75 +184,112 @@ class InferenceService:
                 log.warning("consumer error", extra={"error": str(msg.error())})
             return
         self.metrics.received.inc()
+        self.counts["received"] += 1
         topic, part, off = msg.topic(), msg.partition(), msg.offset()
         try:
             chunk = self.audio_serde.decode(msg.value(), topic=topic, partition=part, offset=off)
         except SerdeError as exc:
             self._dead_letter(msg, "DECODE", str(exc), exc)
             return
-        refs, rejected, skipped = admit_chunk(chunk, msg, self.ctx, max_chunk_s=self.s.infer.max_chunk_s,
-                                              stereo_roles=self.stereo_roles, now=now)
-        if skipped:
-            self.metrics.discarded.labels("duplicate_seq").inc(skipped)
-        if rejected is not None:
-            self._dead_letter(msg, "DECODE", f"{rejected.code}: {rejected.reason}", None, rejected.call_id)
+        adm = admit_chunk(chunk, msg, self.ctx, max_chunk_s=self.s.infer.max_chunk_s,
+                          stereo_roles=self.stereo_roles, now=now, partition=part)
+        if adm.rejected is not None:
+            self._dead_letter(msg, "DECODE", f"{adm.rejected.code}: {adm.rejected.reason}", None, adm.rejected.call_id)
             return
-        self.call_partition[chunk["call_id"]] = part
-        self.tracker.add(topic, part, off, len(refs))
+        if adm.skipped:
+            self.metrics.discarded.labels("duplicate_seq").inc(adm.skipped)
+        self.tracker.add(topic, part, off, adm.outputs)  # held roles stay pending: their offset is not committed
+        self._queue(adm.refs)
+
+    def _queue(self, refs: list[ChunkRef]) -> None:
         for ref in refs:
-            self.batcher.put(ref)
+            # force: the message is consumed already. Consumption is gated by _backpressure (two windows
+            # per message), so the queue exceeds capacity only by chunks released from reorder buffers.
+            self.batcher.put(ref, force=True)
 
-    def _dead_letter(self, msg: Message, stage: str, reason: str, exc: BaseException | None,
-                     call_id: str | None = None, pending: bool = False) -> None:
-        """DLQ a message; the input offset is done once the DLQ write is acked."""
-        self.metrics.errors.labels(stage.lower()).inc()
-        self.metrics.dlq.inc()
-        if not pending:
-            self.tracker.add(msg.topic(), msg.partition(), msg.offset(), 1)
-        src = (msg.topic(), msg.partition(), msg.offset())
-        self.dlq.send(msg, stage=stage, reason=reason, error=exc, call_id=call_id,
-                      on_delivered=lambda err, _m: self._delivered(err, src))
+    def _dispatch(self) -> None:
+        if not self.runner.busy:
+            batch = self.batcher.pop_batch()
+            if batch:
+                self.runner.submit(batch)
 
-    def _run_batch(self, batch: list[ChunkRef], delays: list[float]) -> None:
-        windows = [Window(key=i, audio=r.window, emit_samples=r.emit_samples) for i, r in enumerate(batch)]
-        t0 = time.perf_counter()
-        results = self.engine.infer_batch(windows)
-        dt = time.perf_counter() - t0
-        audio_s = sum(r.emit_samples for r in batch) / 16000.0
-        self.m_batch.observe(len(batch))
-        self.m_model.observe(dt)
-        self.m_rtf.set(dt / audio_s if audio_s else 0.0)
-        for d in delays:
-            self.m_qdelay.observe(d)
-        for ref, res in zip(batch, results):
+    def _infer(self, refs: Sequence[ChunkRef]) -> list[object]:
+        """Runs on the model thread: windows -> engine results (Result or ItemError per item)."""
+        return self.engine.infer_batch([Window(key=i, audio=r.window, emit_samples=r.emit_samples)
+                                        for i, r in enumerate(refs)])
+
+    # ---- results ---------------------------------------------------------------------------
+    def _collect(self) -> None:
+        for done in self.runner.completed():
+            self._publish(done)
+
+    def _publish(self, done: Completed[ChunkRef]) -> None:
+        batch, m = done.batch, self.metrics
+        audio_s = sum(r.emit_samples for r in batch.items) / 16000.0
+        m.batch_size.observe(len(batch))
+        m.model_seconds.observe(done.model_s)
+        m.audio_seconds.inc(audio_s)
+        m.rtf.set(done.model_s / audio_s if audio_s else 0.0)
+        for d in batch.delays:
+            m.queue_delay.observe(d)
+        now_ms = time.time() * 1000.0
+        for i, (ref, fut) in enumerate(zip(batch.items, batch.futures)):  # every future is complete here
             msg: Message = ref.source
+            exc = fut.exception(timeout=0)
+            res = ItemError(i, "internal", f"{type(exc).__name__}: {exc}") if exc is not None else fut.result(timeout=0)
             if isinstance(res, ItemError):
                 self._dead_letter(msg, "INFER", f"{res.code}: {res.reason}", None, ref.call_id, pending=True)
                 continue
             record = frame_scores_record(ref, res.logits, res.probs, res.embedding, labels=self.model.labels,
                                          model_name=self.model.name, model_version=self.model.version,
                                          frame_ms=self.model.frame_ms)
-            src = (msg.topic(), msg.partition(), msg.offset())
             value = self.scores_serde.encode(record, topic=self.topics.scores)
-            self._produce(self.topics.scores, ref.call_id.encode(), value, src)
-            self.m_scored.inc()
+            self._produce(ref.call_id.encode(), value, (msg.topic(), msg.partition(), msg.offset()))
+            m.scored.inc()
+            self.counts["scored"] += 1
+            if ref.gap_before:
+                m.gaps.inc()
+            ts_type, ts = msg.timestamp()
+            if ts_type and ts > 0:
+                m.latency.observe(max(0.0, now_ms - ts) / 1000.0)
 
-    def _produce(self, topic: str, key: bytes, value: bytes, src: tuple[str, int, int]) -> None:
+    def _produce(self, key: bytes, value: bytes, src: tuple[str, int, int]) -> None:
         while True:
             try:
-                self.producer.produce(topic, key=key, value=value, on_delivery=lambda err, _m: self._delivered(err, src))
+                self.producer.produce(self.topics.scores, key=key, value=value,
+                                      on_delivery=lambda err, _m: self._delivered(err, src))
                 return
             except BufferError:  # local producer queue full: serve delivery reports, then retry
+                self.producer.poll(0.1)
+
+    def _dead_letter(self, msg: Message, stage: str, reason: str, exc: BaseException | None,
+                     call_id: str | None = None, pending: bool = False) -> None:
+        """DLQ a message; its input offset is done once the DLQ write is acknowledged.
+
+        ``pending``: the offset is already tracked (a role that failed in the model)."""
+        self.metrics.errors.labels(stage.lower()).inc()
+        self.metrics.dlq.inc()
+        self.counts["dlq"] += 1
+        if not pending:
+            self.tracker.add(msg.topic(), msg.partition(), msg.offset(), 1)
+        src = (msg.topic(), msg.partition(), msg.offset())
+        while True:
+            try:
+                self.dlq.send(msg, stage=stage, reason=reason, error=exc, call_id=call_id,
+                              on_delivered=lambda err, _m: self._delivered(err, src))
+                return
+            except BufferError:
                 self.producer.poll(0.1)
 
     def _delivered(self, err, src: tuple[str, int, int]) -> None:
         if err is not None:
             self.fatal = f"delivery failed for input {src}: {err}"
-            log.error("delivery failed; stopping without committing", extra={"error": str(err), "source": str(src)})
+            log.error("delivery failed; stopping without committing it", extra={"error": str(err), "source": str(src)})
             return
         self.metrics.sent.inc()
         self.tracker.done(*src)
 
+    # ---- commits, drain, housekeeping ------------------------------------------------------
     def _commit(self, sync: bool = False) -> None:
         now = time.monotonic()
         if not sync and now - self._last_commit < 0.2:
@@ -216,37 +304,95 @@ class InferenceService:
                 log.warning("commit failed", extra={"error": str(exc)})
 
     def _drain(self) -> None:
-        while len(self.batcher):
-            batch, delays = self.batcher.pop_batch(force=True)
-            self._run_batch(batch, delays)
-        self.producer.flush(30)
+        """Score everything queued, publish it and wait for every delivery report.
+
+        Chunks held in reorder buffers stay held (uncommitted): after a restart or on the new
+        owner they are read again, so nothing is lost."""
+        while True:
+            self._collect()
+            if self.runner.busy:
+                done = self.runner.wait(timeout=1.0)
+                if done is not None:
+                    self._publish(done)
+                self.producer.poll(0)
+                continue
+            batch = self.batcher.pop_batch(force=True)
+            if not batch:
+                break
+            self.runner.submit(batch)
+        left = self.producer.flush(30)
+        if left:
+            log.warning("outputs still undelivered after drain", extra={"undelivered": left})
 
     def _set_paused(self, paused: bool) -> None:
         parts = self.consumer.assignment()
         if parts:
             (self.consumer.pause if paused else self.consumer.resume)(parts)
         self.paused = paused
+        self.metrics.paused.set(int(paused))
+        log.info("backpressure: partitions paused" if paused else "backpressure: partitions resumed",
+                 extra={"queued": len(self.batcher)})
+
+    def _housekeeping(self, now: float) -> None:
+        self._last_house = now
+        self.ctx.evict_idle(now, self.s.infer.idle_evict_s)
+        lag = self._consumer_lag()
+        m = self.metrics
+        m.active_calls.set(len(self.ctx.contexts))
+        m.bytes_per_call.set(self.ctx.bytes_per_call())
+        m.held.set(self.ctx.held_count())
+        m.queued.set(len(self.batcher))
+        if lag is not None:
+            m.lag.set(lag)
+        self._snapshot = {  # read by the HTTP thread: built here, replaced atomically
+            "partitions": sorted(p for _, p in self.assigned), "consumer_lag": lag,
+            "active_calls": len(self.ctx.contexts), "bytes_per_call": round(self.ctx.bytes_per_call(), 1),
+            "held_for_reorder": self.ctx.held_count(), "inputs_in_flight": self.tracker.in_flight(),
+            **self.counts, "skipped": self.ctx.skipped, "gaps": self.ctx.gaps,
+        }
+
+    def _consumer_lag(self) -> int | None:
+        """Messages on the assigned partitions not yet done: high watermark (from fetch responses)
+        minus the end of the delivered prefix (or the fetch position before anything arrived)."""
+        total, known = 0, False
+        for topic, part in self.assigned:
+            try:
+                _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, part), cached=True)
+            except Exception:  # noqa: BLE001 - no fetch response yet
+                continue
+            if high is None or high < 0:
+                continue
+            pos = self.tracker.position(topic, part)
+            if pos is None:
+                pos = self.consumer.position([TopicPartition(topic, part)])[0].offset
+            if pos is None or pos < 0:
+                continue
+            total += max(0, high - pos)
+            known = True
+        return total if known else None
 
     # ---- rebalance -------------------------------------------------------------------------
     def _on_assign(self, consumer, partitions) -> None:
         log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
         if self.paused:
             consumer.pause(partitions)
 
     def _on_revoke(self, consumer, partitions) -> None:
-        log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
+        log.info("partitions revoked: draining and committing", extra={"partitions": [p.partition for p in partitions]})
         self._drain()
         self._commit(sync=True)
         self._forget(partitions)
 
     def _on_lost(self, consumer, partitions) -> None:
-        log.warning("partitions lost", extra={"partitions": [p.partition for p in partitions]})
+        log.warning("partitions lost: dropping their state", extra={"partitions": [p.partition for p in partitions]})
         self._forget(partitions)
 
     def _forget(self, partitions) -> None:
-        gone = {p.partition for p in partitions}
         for p in partitions:
             self.tracker.forget(p.topic, p.partition)
-        self.ctx.drop_calls(lambda call_id: self.call_partition.get(call_id) not in gone)
-        for call_id in [c for c, p in self.call_partition.items() if p in gone]:
-            del self.call_partition[call_id]
+            self.assigned.discard((p.topic, p.partition))
+        dropped = self.ctx.drop_partitions({p.partition for p in partitions})
+        if dropped:
+            log.info("dropped held chunks of revoked partitions (uncommitted, the new owner reads them)",
+                     extra={"held": len(dropped)})

@@ -43,7 +43,7 @@ def make_consumer(kafka: KafkaSettings, group_id: str, **overrides: Any) -> Cons
     """Manual-commit consumer: offsets are committed only after outputs are delivered."""
     conf = {**base_config(kafka), "group.id": group_name(kafka, group_id), "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": kafka.session_timeout_ms,
+            "session.timeout.ms": kafka.session_timeout_ms, "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
             "heartbeat.interval.ms": max(250, kafka.session_timeout_ms // 4),
             "partition.assignment.strategy": "cooperative-sticky", **overrides}
     return Consumer(conf)

@@ -23,7 +23,8 @@ class TopicTail:
     def __init__(self, kafka: KafkaSettings, schemas: dict[str, str]) -> None:
         self.serdes = {t: serde_for(kafka, s) for t, s in schemas.items()}
         conf = {**base_config(kafka), "group.id": f"emowatch-tail-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False, "enable.partition.eof": False}
+                "enable.auto.commit": False, "enable.partition.eof": False,
+                "fetch.wait.max.ms": kafka.fetch_wait_max_ms}
         self.consumer = Consumer(conf)
         self._bootstrap = kafka.bootstrap_servers
         self._extra = {k: v for k, v in base_config(kafka).items() if k != "bootstrap.servers"}

@@ -34,3 +34,16 @@ def test_forget_revoked_partition():
     assert t.committable() == {}
     t.done("a", 2, 7)  # late delivery report of a revoked partition is ignored
     assert t.in_flight() == 0
+
+
+def test_position_is_end_of_delivered_prefix_and_held_offsets_block_it():
+    t = OffsetTracker()
+    assert t.position("a", 0) is None
+    t.add("a", 0, 5)  # e.g. a chunk held in a reorder buffer
+    t.add("a", 0, 6)
+    t.done("a", 0, 6)
+    assert t.position("a", 0) == 5
+    assert t.committable() == {("a", 0): 5}
+    t.done("a", 0, 5)
+    assert t.position("a", 0) == 7
+    assert t.committable() == {("a", 0): 7}
