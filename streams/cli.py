@@ -72,14 +72,18 @@ def worker_rules(
 ) -> None:
     """Rules worker (Faust): scores -> per-call state -> alerts, one consumer group per business line."""
     from emowatch.streams.demo import default_rules_file
-    from emowatch.streams.io.rules_app import run_worker
+    from emowatch.streams.io.rules_app import RulesWorkerError, run_worker
     from emowatch.streams.observability import setup_logging
 
     s = _settings()
     setup_logging(s.log_level, "rules")
     path = rules_file or s.rules.rules_file or default_rules_file()
     sys.argv = [sys.argv[0]]  # Faust's worker parses argv itself
-    run_worker(s, business_line=business_line, rules_file=path, web_port=http_port or s.rules.http_port)
+    try:
+        run_worker(s, business_line=business_line, rules_file=path, web_port=http_port or s.rules.http_port)
+    except RulesWorkerError as exc:  # bad rules file, or one for another business line
+        console.print(f"[red]cannot start the rules worker:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -1,32 +1,53 @@
 """The rules worker (faust-streaming): scores topic -> per-call state in a Table -> alerts topic.
 
-One Faust app id (= consumer group) per business line. Rule evaluation is the
-pure ``emowatch.rules`` step function; this module only feeds it messages,
-persists its state (assigned back to the Table so the changelog records it)
-and publishes its events. At-least-once: Faust flushes the producer before it
-commits offsets, and ``alert_id`` is deterministic, so a crash and restart
-re-publishes identical alerts at worst (consumers dedupe by ``alert_id``).
+One Faust app id (= consumer group) per business line. Rule evaluation is the pure
+``emowatch.rules.step``; this module feeds it messages, persists its state (assigned back
+to the Table so the changelog records it), publishes its events and swaps rule sets that
+arrive on the rules topic (read in full by every worker, see ``rules_feed.py``).
+
+Crash safety (at-least-once, nothing lost): a message's alerts are acknowledged by the
+broker *before* the state that records the message is written to the table, and Faust
+flushes the producer (changelog included) before it commits an offset. After a kill -9 the
+table recovers a state that is never ahead of the delivered alerts; messages after the
+committed offset are evaluated again, those the state already holds are dropped as
+duplicates (same call, role, seq) and the rest re-emit identical alerts (``alert_id`` is
+deterministic), which consumers dedupe by ``alert_id``.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import faust
 from prometheus_client import generate_latest
 
-from emowatch.rules.compiler import compile_ruleset
-from emowatch.rules.engine import step
-from emowatch.rules.errors import ScoresError
+from emowatch.rules.compiler import CompiledRuleSet, compile_ruleset
+from emowatch.rules.engine import call_finished, state_size_bytes, step
+from emowatch.rules.errors import RuleFileError, ScoresError
+from emowatch.rules.examples import run_examples
 from emowatch.rules.loader import load_ruleset
+from emowatch.rules.model import RuleSet
+from emowatch.streams.call_view import describe_call
+from emowatch.streams.finished_calls import FinishedCalls, partition_of
 from emowatch.streams.io.kafka import serde_for, topics_for
+from emowatch.streams.io.rules_feed import RulesFeed, aiokafka_security
 from emowatch.streams.observability import StageMetrics
-from emowatch.streams.settings import Settings
+from emowatch.streams.rules_reload import RuleSetRejected, RuleSetSelector, ruleset_from_record
+from emowatch.streams.settings import KafkaSettings, Settings
 from emowatch.topics.dlq import dead_letter
 from emowatch.topics.serde import SerdeError
 
 log = logging.getLogger("emowatch.rules")
+
+STATE_SIZE_SAMPLE = 16
+"""Measure the stored state size (``len(json)``) of every n-th table write."""
+FINISHED_RETENTION_S = 3600.0
+"""Ended calls stay in the table this long (duplicate suppression), then they are deleted."""
+METRICS_SCAN_S = 30.0
+"""The table is scanned for the call gauges at most this often."""
 
 
 def app_id(settings: Settings, business_line: str) -> str:
@@ -34,109 +55,282 @@ def app_id(settings: Settings, business_line: str) -> str:
     return f"{settings.kafka.topic_prefix}{settings.rules.app_prefix}-{line}"
 
 
-def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_port: int = 0) -> faust.App:
+class ActiveRules:
+    """The rule set in force. ``current`` is swapped by one reference assignment, and the
+    agent reads it once per message, so every message is evaluated by exactly one version."""
+
+    def __init__(self, selector: RuleSetSelector, wait_s: float) -> None:
+        self.selector = selector
+        self.current: tuple[RuleSet, CompiledRuleSet] = self._pair()
+        self.wait_s = wait_s
+        self.ready = asyncio.Event()
+        self.swaps = 0
+        self.feed_started = False
+
+    def _pair(self) -> tuple[RuleSet, CompiledRuleSet]:
+        rs = self.selector.active.ruleset
+        return rs, compile_ruleset(rs)
+
+    def swap(self) -> None:
+        old = self.current[0]
+        self.current = self._pair()
+        self.swaps += 1
+        log.info("rule set activated", extra={"rule_set": self.current[0].rule_set, "rule_version": self.current[0].version,
+                                              "source": self.selector.active.source, "previous": old.version})
+
+    def start_feed(self, app: faust.App, feed: RulesFeed) -> None:
+        """Start following the rules topic once per process (cancelled when the app stops)."""
+        if not self.feed_started:
+            self.feed_started = True
+            app.add_future(feed.run())
+
+    async def wait_ready(self, feed: RulesFeed) -> None:
+        """Hold back scores until the rules topic has been read (at most ``wait_s``)."""
+        if not feed.caught_up.is_set():
+            try:
+                await asyncio.wait_for(feed.caught_up.wait(), self.wait_s)
+            except asyncio.TimeoutError:
+                log.error("rules topic not read within %.0fs; evaluating with %s until it is",
+                          self.wait_s, self.selector.active.source)
+        self.ready.set()
+
+
+def _credentials(kafka: KafkaSettings) -> Any:
+    sec = aiokafka_security(kafka)
+    if kafka.sasl_mechanism:
+        return faust.SASLCredentials(username=sec.get("sasl_plain_username"), password=sec.get("sasl_plain_password"),
+                                     ssl_context=sec.get("ssl_context"), mechanism=kafka.sasl_mechanism)
+    if "ssl_context" in sec:
+        return faust.SSLCredentials(sec["ssl_context"])
+    return None
+
+
+class RulesWorkerError(Exception):
+    """The worker cannot start: invalid rules file, or one for another business line."""
+
+
+def _initial_selector(business_line: str, rules_file: Path) -> RuleSetSelector:
+    try:
+        ruleset = load_ruleset(rules_file)
+    except RuleFileError as exc:
+        raise RulesWorkerError(f"invalid rules file: {exc}") from exc
+    failures = run_examples(ruleset)
+    if failures:
+        raise RulesWorkerError(f"{len(failures)} rule example(s) fail; first: {failures[0]}")
+    try:
+        return RuleSetSelector(business_line, ruleset, f"file:{rules_file}")
+    except ValueError as exc:
+        raise RulesWorkerError(str(exc)) from exc
+
+
+def faust_config(kafka: KafkaSettings, web_port: int) -> dict[str, Any]:
+    """Faust settings of the rules worker (the benchmark's bare loop uses the very same).
+
+    The producer does not linger: a message's alerts are awaited before its state is written,
+    and a linger would add to every such wait (measured: a 10 ms linger with a flush per
+    alerting message cost a third of the throughput, and saved no CPU)."""
+    return dict(
+        broker=f"kafka://{kafka.bootstrap_servers}", broker_credentials=_credentials(kafka), store="memory://",
+        topic_partitions=kafka.partitions, topic_replication_factor=kafka.replication_factor,
+        broker_session_timeout=kafka.session_timeout_ms / 1000.0,
+        broker_heartbeat_interval=max(0.25, kafka.session_timeout_ms / 4000.0),
+        consumer_auto_offset_reset="earliest", producer_acks=-1,
+        web_enabled=True, web_host="127.0.0.1", web_port=web_port, web_bind="127.0.0.1",
+        canonical_url=f"http://127.0.0.1:{web_port}", web_in_thread=False, table_cleanup_interval=60.0,
+        logging_config=None)
+
+
+def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_port: int = 0,
+              rules_wait_s: float = 30.0, finished_retention_s: float = FINISHED_RETENTION_S) -> faust.App:
+    """The Faust app of one business line's rules worker (``*`` = every line).
+
+    ``rules_file`` is the initial rule set and the fallback when the rules topic holds no set
+    that fits this worker (precedence: ``emowatch.streams.rules_reload``). Raises
+    :class:`RulesWorkerError` when that file is invalid or serves another business line.
+    """
     k = settings.kafka
     topics = topics_for(k)
-    ruleset = load_ruleset(rules_file)
-    holder = {"ruleset": ruleset, "compiled": compile_ruleset(ruleset)}
-    app = faust.App(
-        app_id(settings, business_line),
-        broker=f"kafka://{k.bootstrap_servers}",
-        store="memory://",
-        topic_partitions=k.partitions,
-        topic_replication_factor=k.replication_factor,
-        broker_session_timeout=k.session_timeout_ms / 1000.0,
-        broker_heartbeat_interval=max(0.25, k.session_timeout_ms / 4000.0),
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        web_enabled=True,
-        web_host="127.0.0.1",
-        web_port=web_port or 6066,
-        web_bind="127.0.0.1",
-        web_in_thread=False,
-        table_cleanup_interval=60.0,
-        logging_config=None,
-    )
-    scores_topic = app.topic(topics.scores, key_type=bytes, value_type=bytes, key_serializer="raw",
-                             value_serializer="raw", internal=False)
-    alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes, key_serializer="raw",
-                             value_serializer="raw", internal=False)
-    dlq_topic = app.topic(topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
-                          value_serializer="raw", internal=False)
-    calls = app.Table("calls", default=None, partitions=k.partitions, key_type=str, value_type=dict)
-    scores_serde, alert_serde, dlq_serde = (serde_for(k, n) for n in ("FrameScores", "Alert", "DeadLetter"))
+    rules = ActiveRules(_initial_selector(business_line, rules_file), rules_wait_s)
+    app = faust.App(app_id(settings, business_line), **faust_config(k, web_port or 6066))
+    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", internal=False)
+    scores_topic = app.topic(topics.scores, **raw)
+    alerts_topic = app.topic(topics.alerts, **raw)
+    dlq_topic = app.topic(topics.dlq, **raw)
+    # value_type stays None (plain JSON): with value_type=dict Faust's changelog recovery calls
+    # dict.from_data, fails on every record and never completes.
+    calls = app.Table("calls", default=None, partitions=k.partitions, key_type=str)
+    scores_serde, alert_serde, dlq_serde, rules_serde = (
+        serde_for(k, n) for n in ("FrameScores", "Alert", "DeadLetter", "RuleSet"))
     metrics = StageMetrics("rules")
     m_alerts = metrics.counter("rules_alerts", "Alert events published")
+    m_swaps = metrics.counter("rules_reloads", "Rule-set swaps (hot reloads) after start")
+    m_rejected = metrics.counter("rules_rejected", "Rule sets from the rules topic rejected (kept the good one)")
+    m_bytes = metrics.histogram("rules_state_bytes", "Stored state of an active call, bytes (sampled writes)",
+                                (256, 512, 1024, 2048, 4096, 8192, 16384, 65536))
+    m_active = metrics.gauge("rules_active_calls", "Calls in this worker's table that have not ended")
+    m_calls = metrics.gauge("rules_table_calls", "Calls in this worker's table (ended ones included)")
+    m_step = metrics.histogram("rules_step_seconds", "Rule evaluation (step) time per message",
+                               (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.02, 0.1))
+    m_expired = metrics.counter("rules_calls_expired", "Ended calls deleted from the table after the retention")
+    writes = [0]
+    finished = FinishedCalls(finished_retention_s)
+    seeded = [False]
+    last_scan = [float("-inf")]
 
-    async def _dead_letter(stage: str, reason: str, exc: BaseException, event, call_id: str | None) -> None:
-        msg = event.message
+    async def _dead_letter(stage: str, reason: str, exc: BaseException | None, *, topic: str, partition: int,
+                           offset: int, key: bytes | None, value: bytes | None, headers: list, call_id: str | None) -> None:
         metrics.errors.labels(stage.lower()).inc()
         metrics.dlq.inc()
         log.warning("dead-lettered message", extra={"stage": stage, "reason": reason, "call_id": call_id,
-                                                    "source": f"{msg.topic}[{msg.partition}]@{msg.offset}"})
-        dl = dead_letter(stage=stage, reason=reason, error=exc, source_topic=msg.topic,
-                         source_partition=msg.partition, source_offset=msg.offset, key=event.key,
-                         value=event.value, headers=list(msg.headers or []), call_id=call_id,
+                                                    "source": f"{topic}[{partition}]@{offset}"})
+        dl = dead_letter(stage=stage, reason=reason, error=exc, source_topic=topic, source_partition=partition,
+                         source_offset=offset, key=key, value=value, headers=headers, call_id=call_id,
                          service=app.conf.id, now_ms=int(time.time() * 1000))
-        await dlq_topic.send(key=event.key, value=dlq_serde.encode(dl, topic=topics.dlq))
+        await dlq_topic.send(key=key, value=dlq_serde.encode(dl, topic=topics.dlq))
+
+    async def _dlq_event(stage: str, reason: str, exc: BaseException, event, call_id: str | None) -> None:
+        msg = event.message
+        await _dead_letter(stage, reason, exc, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                           key=event.key, value=event.value, headers=list(msg.headers or []), call_id=call_id)
+
+    async def on_rules_record(key: bytes | None, value: bytes | None, offset: int) -> None:
+        source = f"topic:{topics.rules}@{offset}"
+        try:
+            if key is None:
+                raise RuleSetRejected("DECODE", f"{source}: record without a key (the key must be the rule-set id)")
+            if value is None:
+                ruleset = None  # tombstone: the key's rule set is withdrawn
+            else:
+                try:
+                    record = rules_serde.decode(value, topic=topics.rules, partition=0, offset=offset)
+                except SerdeError as exc:
+                    raise RuleSetRejected("DECODE", f"{source}: {exc}") from exc
+                ruleset = ruleset_from_record(key, record)
+        except RuleSetRejected as exc:
+            m_rejected.inc()
+            log.error("rule set rejected; keeping %s", rules.selector.active.source,
+                      extra={"reason": exc.reason, "offset": offset})
+            try:
+                await _dead_letter(exc.stage, exc.reason, exc, topic=topics.rules, partition=0, offset=offset,
+                                   key=key, value=value, headers=[], call_id=None)
+            except Exception:  # the DLQ is best effort here: the rejection is logged and counted
+                log.exception("could not dead-letter the rejected rule set")
+            return
+        if rules.selector.offer(key.decode("utf-8", "replace"), ruleset, offset, source):
+            rules.swap()
+            if rules.ready.is_set():
+                m_swaps.inc()
+
+    feed = RulesFeed(k, topics.rules, on_rules_record)
 
     def in_scope(line: str) -> bool:
         return business_line == "*" or line == business_line
 
-    @app.agent(scores_topic)
-    async def evaluate(stream):
-        async for event in stream.events():
-            msg = event.message
-            metrics.received.inc()
-            try:
-                record = scores_serde.decode(event.value, topic=msg.topic, partition=msg.partition, offset=msg.offset)
-            except SerdeError as exc:
-                await _dead_letter("DECODE", str(exc), exc, event, None)
-                continue
-            if not in_scope(record["business_line"]):
-                metrics.discarded.labels("other_business_line").inc()
-                continue
-            call_id = record["call_id"]
-            try:
-                state, events = step(calls.get(call_id), record, holder["compiled"])
-            except ScoresError as exc:
-                await _dead_letter("EVALUATE", str(exc), exc, event, call_id)
-                continue
-            except Exception as exc:  # a bug must not stall the partition: keep the evidence in the DLQ
-                log.exception("rule evaluation failed", extra={"call_id": call_id})
-                await _dead_letter("EVALUATE", f"unexpected {type(exc).__name__}: {exc}", exc, event, call_id)
-                continue
+    async def handle(event) -> None:
+        msg = event.message
+        metrics.received.inc()
+        try:
+            record = scores_serde.decode(event.value, topic=msg.topic, partition=msg.partition, offset=msg.offset)
+        except SerdeError as exc:
+            await _dlq_event("DECODE", str(exc), exc, event, None)
+            return
+        if not in_scope(record["business_line"]):
+            metrics.discarded.labels("other_business_line").inc()
+            return
+        call_id = record["call_id"]
+        crs = rules.current[1]  # one read: a hot reload takes effect between messages
+        old = calls.get(call_id)
+        t0 = time.perf_counter()
+        try:
+            state, events = step(old, record, crs)
+        except ScoresError as exc:
+            await _dlq_event("EVALUATE", str(exc), exc, event, call_id)
+            return
+        except Exception as exc:  # a bug must not stall the partition: keep the evidence in the DLQ
+            log.exception("rule evaluation failed", extra={"call_id": call_id})
+            await _dlq_event("EVALUATE", f"unexpected {type(exc).__name__}: {exc}", exc, event, call_id)
+            return
+        m_step.observe(time.perf_counter() - t0)
+        if state is old:
+            metrics.discarded.labels("duplicate").inc()
+            return
+        if events:
+            pending = []
             for ev in events:
                 log.info("alert", extra={"call_id": call_id, "alert_id": ev["alert_id"], "status": ev["status"],
-                                         "rule_id": ev["rule_id"]})
-                await alerts_topic.send(key=call_id.encode(), value=alert_serde.encode(ev, topic=topics.alerts))
-                m_alerts.inc()
-            calls[call_id] = state  # assign back: in-place mutation would skip the changelog
+                                         "rule_id": ev["rule_id"], "rule_version": ev["rule_version"]})
+                pending.append(await alerts_topic.send(key=call_id.encode(),
+                                                       value=alert_serde.encode(ev, topic=topics.alerts)))
+            await asyncio.gather(*pending)  # acked before the state that records this message is written
+            m_alerts.inc(len(events))
             metrics.sent.inc(len(events))
+        calls[call_id] = state  # assign back: in-place mutation would skip the changelog
+        writes[0] += 1
+        ended = call_finished(state)
+        if writes[0] % STATE_SIZE_SAMPLE == 0 and not ended:
+            m_bytes.observe(state_size_bytes(state))
+        now = time.monotonic()
+        if ended and not call_finished(old):
+            finished.add(msg.partition, call_id, now)
+        for gone in finished.due(msg.partition, now):  # same partition: the tombstone goes to the right place
+            if call_finished(calls.get(gone)):
+                del calls[gone]
+                m_expired.inc()
+
+    def seed_finished() -> None:
+        """Ended calls recovered from the changelog start their retention now."""
+        now = time.monotonic()
+        for cid, st in list(calls.items()):
+            if call_finished(st):
+                finished.add(partition_of(cid.encode("utf-8"), k.partitions), cid, now)
+        seeded[0] = True
+
+    @app.agent(scores_topic)
+    async def evaluate(stream):
+        # Started here, not with @app.task: Faust starts tasks (and the web server) only after
+        # table recovery, and the rule set must be known before the first message.
+        rules.start_feed(app, feed)
+        await rules.wait_ready(feed)
+        async for event in stream.events():
+            if not seeded[0]:  # the table is recovered once events flow
+                seed_finished()
+            await handle(event)
+
+    def health_doc() -> dict[str, Any]:
+        return {"status": "ok", "business_line": business_line, "rules_ready": rules.ready.is_set(),
+                "rules_topic_records": feed.records, "reloads": rules.swaps, **rules.selector.describe()}
 
     @app.page("/health")
     async def health(web, request):
-        rs = holder["ruleset"]
-        return web.json({"status": "ok", "business_line": business_line, "rule_set": rs.rule_set,
-                         "rule_version": rs.version})
+        return web.json(health_doc())
 
     @app.page("/metrics")
     async def prom(web, request):
+        if time.monotonic() - last_scan[0] >= METRICS_SCAN_S:  # O(table) scan: not on every scrape
+            last_scan[0] = time.monotonic()
+            states = list(calls.values())
+            m_calls.set(len(states))
+            m_active.set(sum(1 for s in states if not call_finished(s)))
         return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
 
     @app.page("/calls/{call_id}")
     @app.table_route(table=calls, match_info="call_id")
     async def call_state(web, request, call_id):
-        return web.json({"call_id": call_id, "state": calls.get(call_id)})
+        doc = describe_call(call_id, calls.get(call_id), rules.current[0])
+        return web.json(doc, status=200 if doc["found"] else 404)
 
-    app.emowatch_holder = holder  # for hot reload (issue 6) and tests
+    app.emowatch_rules = rules  # for tests and tools
+    app.emowatch_feed = feed
     return app
 
 
-def run_worker(settings: Settings, *, business_line: str, rules_file: Path, web_port: int = 0) -> None:
+def run_worker(settings: Settings, *, business_line: str, rules_file: Path, web_port: int = 0,
+               finished_retention_s: float = FINISHED_RETENTION_S) -> None:
     """Run the worker until SIGTERM/SIGINT (Faust installs its own signal handlers)."""
     from faust.worker import Worker
 
-    app = build_app(settings, business_line=business_line, rules_file=rules_file, web_port=web_port)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    app = build_app(settings, business_line=business_line, rules_file=rules_file, web_port=web_port,
+                    finished_retention_s=finished_retention_s)
+    # override_logging=False keeps the JSON log format set up by the CLI (structured extras).
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()

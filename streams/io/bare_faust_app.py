@@ -1,0 +1,69 @@
+"""The baseline of ``emowatch bench rules``: a bare Faust loop that only updates a table.
+
+Same broker, topic, partitions, table (memory store + changelog) and Faust settings as the
+rules worker (``rules_app.py``), but per message it only writes a tiny value to the table:
+no Avro decoding, no rule evaluation, no alerts. Run it as
+``python -m emowatch.streams.io.bare_faust_app --app-name NAME --http-port PORT [--decode]`` with the
+usual ``EMOWATCH_*`` settings; ``/metrics`` counts the messages it has handled.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import faust
+from prometheus_client import generate_latest
+
+from emowatch.streams.io.kafka import serde_for, topics_for
+from emowatch.streams.io.rules_app import faust_config
+from emowatch.streams.observability import StageMetrics, setup_logging
+from emowatch.streams.settings import Settings, load_settings
+
+
+def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: bool = False) -> faust.App:
+    """A Faust app (id ``prefix + app_name``) whose agent does ``table[key] = {"n": len(value)}``.
+
+    ``decode=True`` also decodes each value as Avro FrameScores first (to tell the cost of
+    decoding apart from the cost of rule evaluation)."""
+    k = settings.kafka
+    app = faust.App(f"{k.topic_prefix}{app_name}", **faust_config(k, web_port))
+    scores = app.topic(topics_for(k).scores, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", internal=False)
+    table = app.Table("calls", default=None, partitions=k.partitions, key_type=str)
+    metrics = StageMetrics("bare")
+    serde = serde_for(k, "FrameScores")
+    topic = topics_for(k).scores
+
+    @app.agent(scores)
+    async def loop(stream):
+        async for event in stream.events():
+            metrics.received.inc()
+            if decode:
+                serde.decode(event.value, topic=topic)
+            table[event.key.decode()] = {"n": len(event.value)}
+
+    @app.page("/metrics")
+    async def prom(web, request):
+        return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from faust.worker import Worker
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--app-name", default="emowatch-bench-bare")
+    parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument("--decode", action="store_true", help="Also decode each value (Avro FrameScores).")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    setup_logging(settings.log_level, "bench-bare")
+    app = build_bare_app(settings, app_name=args.app_name, web_port=args.http_port, decode=args.decode)
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv itself
+    Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+           override_logging=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Rules worker start-up checks and client settings (no broker needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emowatch.rules.loader import bundled_rule_files
+from emowatch.streams.io.rules_app import RulesWorkerError, app_id, build_app, faust_config
+from emowatch.streams.io.rules_feed import aiokafka_security
+from emowatch.streams.settings import KafkaSettings, Settings
+
+FILES = {p.stem: p for p in bundled_rule_files()}
+
+
+def test_app_id_is_namespaced_by_prefix_and_line():
+    s = Settings(kafka=KafkaSettings(topic_prefix="t1."))
+    assert app_id(s, "vip") == "t1.emowatch-rules-vip"
+    assert app_id(s, "*") == "t1.emowatch-rules-all"
+
+
+def test_worker_refuses_a_file_for_another_line(tmp_path):
+    with pytest.raises(RulesWorkerError, match="serves business line 'aftersales'"):
+        build_app(Settings(), business_line="vip", rules_file=FILES["aftersales"])
+
+
+def test_worker_refuses_an_invalid_file_with_its_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rule_set: x\nbusiness_line: vip\nrules:\n  - id: a\n    when: {emotion: angy, above: 0.5}\n")
+    with pytest.raises(RulesWorkerError, match=r"bad.yaml:5: .*unknown emotion 'angy'"):
+        build_app(Settings(), business_line="vip", rules_file=bad)
+
+
+def test_worker_refuses_a_file_whose_examples_fail(tmp_path: Path):
+    bad = tmp_path / "ex.yaml"
+    bad.write_text("rule_set: x\nbusiness_line: '*'\nrules:\n  - id: a\n    when: {emotion: angry, above: 0.5}\n"
+                   "    examples:\n      - name: quiet\n        scores:\n          - {for: 3s, probs: {angry: 0.9}}\n"
+                   "        expect: []\n")
+    with pytest.raises(RulesWorkerError, match="example 'quiet'"):
+        build_app(Settings(), business_line="*", rules_file=bad)
+
+
+def test_security_settings_reach_faust_and_the_rules_reader():
+    k = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512", sasl_username="u",
+                      sasl_password="p")
+    conf = aiokafka_security(k)
+    assert conf["security_protocol"] == "SASL_PLAINTEXT" and conf["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (conf["sasl_plain_username"], conf["sasl_plain_password"]) == ("u", "p")
+    assert "ssl_context" not in conf
+    creds = faust_config(k, 6066)["broker_credentials"]
+    assert creds.username == "u" and creds.mechanism.value == "SCRAM-SHA-512"
+    assert faust_config(KafkaSettings(), 6066)["broker_credentials"] is None
