@@ -12,6 +12,7 @@ from emowatch.streams.cli_common import console, settings_or_exit as _settings
 from emowatch.streams.cli_model import model_app
 from emowatch.streams.cli_rules import rules_app
 from emowatch.streams.cli_topics import topics_app
+from emowatch.streams.cli_up import up
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="emowatch: real-time speech-emotion monitoring on Kafka.")
 worker_app = typer.Typer(no_args_is_help=True, help="Run a service (inference agent, rules worker, ClickHouse sink).")
@@ -20,6 +21,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(rules_app, name="rules")
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
+app.command("up")(up)
 
 
 @app.command()

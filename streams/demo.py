@@ -73,7 +73,7 @@ def start_pipeline(stack: LocalStack, *, model_dir: Path, rules_file: Path, busi
     stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(model_dir)})
     stack.start_worker("sink", ["sink"])
     if rules:
-        stack.start_worker(f"rules-{business_line}", ["rules", "--business-line", business_line,
+        stack.start_worker("rules-all" if business_line == "*" else f"rules-{business_line}", ["rules", "--business-line", business_line,
                                                       "--rules-file", str(rules_file)])
 
 
