@@ -9,9 +9,20 @@ checkpoint with exactly the layout of the published emotion2vec+ models::
     <dir>/configuration.json   ModelScope-style metadata (informational)
 
 ``funasr.AutoModel(model=<dir>)`` instantiates the real ``Emotion2vec`` class from it.
-Two shapes exist: ``demo`` (tiny, < 5 MB, used by the bundled demo model) and ``base``
-(the emotion2vec base geometry: 768-dim, 4 prenet + 8 main blocks; random weights, for
-tests only and never committed).
+Three shapes exist: ``demo`` (tiny, < 5 MB, used by the bundled demo model), ``base``
+(the emotion2vec base geometry: 768-dim, 4 prenet + 8 main blocks) and ``large`` (the
+emotion2vec+ large geometry: 1024-dim, 16 heads, 8 prenet + 16 main blocks, ~313 M
+parameters, a 1.25 GB ``model.pt``).  ``base`` and ``large`` carry random weights and are
+for tests and benchmarks only, never committed.
+
+Where the large geometry comes from: emotion2vec+ large is a data2vec 2.0 *large* audio
+model (1024-dim features).  Its depth and heads were taken from fairseq's data2vec 2.0
+large audio recipe (``examples/data2vec/config/v2/large_audio_only_task.yaml``:
+``embed_dim 1024, num_heads 16, depth 16, prenet_depth 8``, same conv feature encoder and
+positional convolution as base).  The published emotion2vec+ large ``config.yaml`` itself
+could not be consulted offline; ``num_extra_tokens`` (10) is assumed equal to the
+emotion2vec base config.  Check ``SHAPES["large"]`` against a downloaded
+``iic/emotion2vec_plus_large/config.yaml`` if the exact geometry matters.
 """
 
 from __future__ import annotations
@@ -65,6 +76,18 @@ _BASE_SPEC = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]"
 _DEMO_SPEC = "[(32, 10, 5)] + [(64, 3, 2)] * 4 + [(64,2,2)] + [(64,2,2)]"
 
 SHAPES: dict[str, dict[str, Any]] = {
+    "large": {
+        "embed_dim": 1024,
+        "num_heads": 16,
+        "depth": 16,
+        "prenet_depth": 8,
+        "mlp_ratio": 4.0,
+        "num_extra_tokens": 10,
+        "feature_encoder_spec": _BASE_SPEC,
+        "conv_pos_width": 95,
+        "conv_pos_depth": 5,
+        "conv_pos_groups": 16,
+    },
     "base": {
         "embed_dim": 768,
         "num_heads": 12,
@@ -263,7 +286,8 @@ def build_checkpoint(
 
     Args:
         out_dir: target directory (created if missing; files are overwritten).
-        shape: ``"demo"`` (tiny) or ``"base"`` (emotion2vec base geometry).
+        shape: ``"demo"`` (tiny), ``"base"`` (emotion2vec base geometry) or ``"large"``
+            (emotion2vec+ large geometry, ~1.25 GB written).
         seed: seed for the random initial weights (ignored when ``state_dict`` is given).
         state_dict: weights to store instead of a fresh random initialisation (must match
             the shape, e.g. the result of :mod:`emowatch.models.train`).

@@ -12,7 +12,10 @@ Exactness (see docs/model.md):
 * batch padding is hidden from the model with FunASR's own ``padding_mask`` (attention
   keys) **and** by zeroing padded frames before every relative-positional convolution
   (FunASR's conv runs over padded frames otherwise, which changes the real frames);
-* windows of equal length run without any mask at all (the streaming steady state).
+* windows of equal length run without any mask at all (the streaming steady state);
+* the engine's passes use the equivalent fast paths of :mod:`emowatch.models.fastpath`
+  (channels-last convolutions, fused attention, a batch-shared ALiBi bias; float
+  rounding differences only), never FunASR's own ``generate`` calls.
 
 Framing: the left context is trimmed to a multiple of 320 samples and 80 zero samples
 are appended, so a window of ``n`` samples gives ``n // 320`` frames and a 1 s chunk gives
@@ -30,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from emowatch.models.fastpath import FastPaths
 
 if TYPE_CHECKING:  # pragma: no cover
     from emowatch.models.loader import EmotionModel
@@ -164,6 +169,11 @@ class Engine:
         max_seconds: longer windows are rejected with ``too_long``.
         embeddings: also return the mean feature per window.
         autocast: run under CUDA autocast at ``model.dtype`` (default: when it is not fp32).
+        fast: use the equivalent fast paths of :mod:`emowatch.models.fastpath` (on CPU:
+            channels-last convolutions, a micro-batched conv encoder, fused attention;
+            everywhere: a batch-shared ALiBi bias).
+        conv_micro_batch: windows per pass of the CPU conv feature encoder (it is local
+            to each window; small passes stay in cache).
     """
 
     def __init__(
@@ -177,6 +187,8 @@ class Engine:
         max_seconds: float = 120.0,
         embeddings: bool = False,
         autocast: bool | None = None,
+        fast: bool = True,
+        conv_micro_batch: int = 2,
     ) -> None:
         self.model = model
         self.module = model.module
@@ -193,6 +205,9 @@ class Engine:
         if model.masked:
             self._mask_vec[model.masked] = float("-inf")
         self._posmask = _PosConvMask.of(self.module)
+        self.fast = bool(fast)
+        self.conv_micro_batch = max(1, int(conv_micro_batch))
+        self._fast = FastPaths.of(self.module)
 
     # ------------------------------------------------------------------ validation
     def _prepare(self, index: int, w: Window) -> _Item | ItemError:
@@ -289,7 +304,9 @@ class Engine:
             if self.autocast and dev.type == "cuda"
             else contextlib.nullcontext()
         )
-        with self._posmask.lock, self._posmask.active(keep), ac:
+        fast = self._fast.active(conv=self.fast, attention=self.fast, alibi=self.fast,
+                                 conv_micro_batch=self.conv_micro_batch)
+        with self._posmask.lock, self._posmask.active(keep), fast, ac:
             feats = self.module.extract_features(x, padding_mask=pad_mask)["x"]
             logits = self.module.proj(feats)
         logits = logits.float()
