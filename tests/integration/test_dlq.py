@@ -23,10 +23,10 @@ from emowatch.infra.stack import LocalStack
 from emowatch.streams.demo import demo_model_dir, wait_for_lag_zero
 from emowatch.streams.io.kafka import group_name, make_producer, topics_for
 from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.examples import example_record
 from emowatch.topics.registry import Topics
 from emowatch.topics.serde import AvroSerde
+from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 DEADLINE_S = 240
@@ -163,8 +163,7 @@ def run(broker, tmp_path_factory) -> Run:
     prefix = f"dlq{uuid.uuid4().hex[:8]}."
     stack = LocalStack(data_dir=data, broker=broker, topic_prefix=prefix).start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=stack.partitions,
-                              topic_prefix=prefix)
+        kafka = stack.kafka_settings()
         t = topics_for(kafka)
         stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(demo_model_dir()),
                                                     "EMOWATCH_INFER__MAX_CHUNK_S": str(MAX_CHUNK_S)})

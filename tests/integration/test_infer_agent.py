@@ -69,8 +69,7 @@ def agent(broker, tmp_path_factory):
     try:
         stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(demo_model_dir()),
                                                     "EMOWATCH_INFER__STEREO_ROLES": "AGENT,CUSTOMER"})
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=stack.partitions,
-                              topic_prefix=prefix)
+        kafka = stack.kafka_settings()
         a = Agent(stack, kafka)
         yield a
         a.tail.close()

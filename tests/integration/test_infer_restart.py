@@ -24,7 +24,6 @@ from emowatch.streams.demo import demo_model_dir, load_calls
 from emowatch.streams.io.audio_producer import AudioPublisher, CallSpec, call_records
 from emowatch.streams.io.kafka import group_name, serde_for, topics_for
 from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 DEADLINE = 240
@@ -39,8 +38,7 @@ class Run:
         self.realtime = realtime
         self.prefix = f"{name}{uuid.uuid4().hex[:8]}."
         self.stack = LocalStack(data_dir=tmp_path, broker=broker, topic_prefix=self.prefix).start()
-        self.kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=self.stack.partitions,
-                                   topic_prefix=self.prefix)
+        self.kafka = self.stack.kafka_settings()
         self.topics = topics_for(self.kafka)
         base = load_calls()
         self.calls = [CallSpec(f"{c.call_id}-{i}", c.path, c.business_line, c.role)

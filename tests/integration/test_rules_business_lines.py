@@ -20,7 +20,6 @@ from emowatch.streams.demo import wait_for_lag_zero
 from emowatch.streams.io.kafka import make_producer
 from emowatch.streams.io.scores_publisher import publish_scores
 from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.settings import KafkaSettings
 from emowatch.streams.synthetic_scores import interleave, synthetic_call
 
 pytestmark = pytest.mark.integration
@@ -70,8 +69,7 @@ def test_each_line_alerts_with_its_own_rule_set_from_the_same_scores(broker, tmp
     prefix = f"bl{unique}."
     stack = LocalStack(data_dir=tmp_path, broker=broker, topic_prefix=prefix).start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=stack.partitions,
-                              topic_prefix=prefix)
+        kafka = stack.kafka_settings()
         from emowatch.streams.io.kafka import topics_for
 
         t = topics_for(kafka)

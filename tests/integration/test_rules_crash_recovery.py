@@ -24,8 +24,8 @@ from emowatch.streams.demo import wait_for_lag_zero
 from emowatch.streams.io.kafka import topics_for
 from emowatch.streams.io.scores_publisher import publish_scores
 from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.settings import KafkaSettings
 from emowatch.streams.synthetic_scores import interleave, random_timeline, synthetic_call
+from emowatch.streams.settings import KafkaSettings
 
 import os
 
@@ -72,7 +72,7 @@ def _events(alerts: list[dict]) -> dict[tuple[str, str], set[tuple]]:
 
 def _stack(broker, data: Path, prefix: str, rules_file: Path, messages: list[dict]) -> tuple[LocalStack, KafkaSettings]:
     stack = LocalStack(data_dir=data, broker=broker, topic_prefix=prefix).start()
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=stack.partitions, topic_prefix=prefix)
+    kafka = stack.kafka_settings()
     publish_scores(kafka, messages)
     return stack, kafka
 

@@ -18,7 +18,6 @@ from emowatch.streams.demo import wait_for_lag_zero
 from emowatch.streams.finished_calls import partition_of
 from emowatch.streams.io.kafka import topics_for
 from emowatch.streams.io.scores_publisher import publish_scores
-from emowatch.streams.settings import KafkaSettings
 from emowatch.streams.synthetic_scores import synthetic_call
 
 pytestmark = pytest.mark.integration
@@ -43,8 +42,7 @@ def test_an_ended_call_is_deleted_after_the_retention(broker, tmp_path, unique):
     prefix = f"fc{unique}."
     stack = LocalStack(data_dir=tmp_path, broker=broker, topic_prefix=prefix).start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=stack.partitions,
-                              topic_prefix=prefix)
+        kafka = stack.kafka_settings()
         ended = "ended-call"
         running = next(f"running-{i}" for i in range(1000)
                        if partition_of(f"running-{i}".encode(), 4) == partition_of(ended.encode(), 4))

@@ -25,8 +25,8 @@ from emowatch.streams.io.admin import end_offsets
 from emowatch.streams.io.kafka import make_producer, serde_for, topics_for
 from emowatch.streams.io.scores_publisher import publish_scores
 from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.settings import KafkaSettings
 from emowatch.streams.synthetic_scores import interleave, synthetic_call
+from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 240
@@ -89,8 +89,7 @@ def test_publish_swaps_every_worker_without_restart_and_rejects_bad_sets(broker,
     prefix = f"hr{unique}."
     stack = LocalStack(data_dir=tmp_path, broker=broker, topic_prefix=prefix).start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=stack.partitions,
-                              topic_prefix=prefix)
+        kafka = stack.kafka_settings()
         t = topics_for(kafka)
         group = f"{prefix}emowatch-rules-vip"
         version_a = load_ruleset(VIP).version

@@ -14,7 +14,6 @@ from emowatch.streams.demo import demo_model_dir, load_calls, query_summary, wai
 from emowatch.streams.io.audio_producer import AudioPublisher, call_records
 from emowatch.streams.io.kafka import group_name, topics_for
 from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 300
@@ -70,8 +69,7 @@ def run(broker, tmp_path_factory) -> Run:
     prefix = f"sk{np.random.default_rng().integers(1 << 30)}."
     stack = LocalStack(data_dir=data, broker=broker, topic_prefix=prefix).start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=stack.partitions,
-                              topic_prefix=prefix)
+        kafka = stack.kafka_settings()
         t = topics_for(kafka)
         stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(demo_model_dir())})
         stack.start_worker("sink", ["sink"])
