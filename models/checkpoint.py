@@ -76,18 +76,6 @@ _BASE_SPEC = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]"
 _DEMO_SPEC = "[(32, 10, 5)] + [(64, 3, 2)] * 4 + [(64,2,2)] + [(64,2,2)]"
 
 SHAPES: dict[str, dict[str, Any]] = {
-    "large": {
-        "embed_dim": 1024,
-        "num_heads": 16,
-        "depth": 16,
-        "prenet_depth": 8,
-        "mlp_ratio": 4.0,
-        "num_extra_tokens": 10,
-        "feature_encoder_spec": _BASE_SPEC,
-        "conv_pos_width": 95,
-        "conv_pos_depth": 5,
-        "conv_pos_groups": 16,
-    },
     "base": {
         "embed_dim": 768,
         "num_heads": 12,
@@ -113,6 +101,8 @@ SHAPES: dict[str, dict[str, Any]] = {
         "conv_pos_groups": 16,
     },
 }
+# Large differs from base only in width and depth (data2vec 2.0 large audio recipe).
+SHAPES["large"] = {**SHAPES["base"], "embed_dim": 1024, "num_heads": 16, "depth": 16, "prenet_depth": 8}
 
 
 def model_config(shape: str = "demo") -> dict[str, Any]:
