@@ -73,7 +73,11 @@ class CompiledSilence:
 
 @dataclass
 class CompiledRuleSet:
-    """Rules grouped by window length, with one class-indicator matrix per window."""
+    """Rules with their windows, and one stacked class-indicator matrix for all threshold rules.
+
+    ``advance`` scores every window at once (``probs`` of shape ``(n_windows, E, 9)``); laid
+    out as ``(E, n_windows * 9)`` one product with ``threshold_matrix`` gives every threshold
+    rule's condition value at every point."""
 
     rule_set: str
     business_line: str
@@ -81,13 +85,14 @@ class CompiledRuleSet:
     hop_ms: int
     rules: list[CompiledRule]
     by_id: dict[str, CompiledRule]
-    windows: list[int]                              # distinct window lengths (in hops)
+    windows: tuple[int, ...]                        # distinct window lengths (in hops)
     max_bins: int
-    matrices: dict[int, np.ndarray]                 # window -> (9, n_threshold_rules) indicator
-    threshold_rules: dict[int, list[CompiledRule]]  # window -> threshold rules (matrix column order)
-    thresholds: dict[int, np.ndarray]               # window -> (n_threshold_rules,) thresholds
-    signs: dict[int, np.ndarray]                    # window -> +1 (above) / -1 (below)
-    sequence_rules: dict[int, list[CompiledRule]]
+    threshold_rules: list[CompiledRule]             # matrix column order
+    threshold_windows: np.ndarray                   # (R,) index into windows, per threshold rule
+    threshold_matrix: np.ndarray                    # (n_windows * 9, R) class indicator
+    thresholds: np.ndarray                          # (R,)
+    signs: np.ndarray                               # (R,) +1 (above) / -1 (below)
+    sequence_rules: list[tuple[CompiledRule, int]]  # (rule, index into windows)
     silences: list[CompiledSilence] = field(default_factory=list)
 
     def silenced(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
@@ -116,21 +121,19 @@ def _compile(rs: RuleSet) -> CompiledRuleSet:
             if _matches(inh.target, target):
                 inhibited[target.id].extend((s, same_role) for s in sources)
     rules = [_compile_rule(r, i, hop, tuple(dict.fromkeys(inhibited[r.id]))) for i, r in enumerate(enabled)]
-    windows = sorted({r.window_bins for r in rules})
-    thr = {w: [r for r in rules if r.window_bins == w and r.kind == THRESHOLD] for w in windows}
-    seq = {w: [r for r in rules if r.window_bins == w and r.kind == SEQUENCE] for w in windows}
-    matrices = {}
-    for w, group in thr.items():
-        m = np.zeros((len(EMOTIONS), len(group)), dtype=np.float64)
-        for j, r in enumerate(group):
-            m[list(r.cols), j] = 1.0
-        matrices[w] = m
+    windows = tuple(sorted({r.window_bins for r in rules}))
+    index = {w: i for i, w in enumerate(windows)}
+    thr = [r for r in rules if r.kind == THRESHOLD]
+    matrix = np.zeros((len(windows) * len(EMOTIONS), len(thr)), dtype=np.float64)
+    for j, r in enumerate(thr):
+        matrix[[index[r.window_bins] * len(EMOTIONS) + c for c in r.cols], j] = 1.0
     return CompiledRuleSet(
         rule_set=rs.rule_set, business_line=rs.business_line, version=rs.version, hop_ms=hop,
         rules=rules, by_id={r.id: r for r in rules}, windows=windows, max_bins=max(windows, default=1),
-        matrices=matrices, threshold_rules=thr, sequence_rules=seq,
-        thresholds={w: np.array([r.threshold for r in g]) for w, g in thr.items()},
-        signs={w: np.array([r.sign for r in g]) for w, g in thr.items()},
+        threshold_rules=thr, threshold_windows=np.array([index[r.window_bins] for r in thr], dtype=np.intp),
+        threshold_matrix=matrix, thresholds=np.array([r.threshold for r in thr]),
+        signs=np.array([r.sign for r in thr]),
+        sequence_rules=[(r, index[r.window_bins]) for r in rules if r.kind == SEQUENCE],
         silences=[_compile_silence(s) for s in rs.silences])
 
 

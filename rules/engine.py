@@ -2,8 +2,8 @@
 
 One call's state is a JSON-serialisable dict (stored by the rules app in a Faust Table):
 
-    {"v": 1, "r": {ROLE: {"seq": last seq, "t": end offset of the last message (ms),
-                          "hop": ms, "ring": [[n, 9 sums]...] (complete bins since reset),
+    {"v": 2, "r": {ROLE: {"seq": last seq, "t": end offset of the last message (ms),
+                          "hop": ms, "ring": complete bins since reset (windows.encode_ring),
                           "open": [bin, n, 9 sums], "rules": {rule_id: lifecycle state},
                           "end": true once end_of_call was seen}}}
 
@@ -24,7 +24,8 @@ from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, sn
 from emowatch.rules.model import EMOTIONS, RuleSet
 from emowatch.rules.windows import advance
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # v1 stored the window ring as nested lists; decode_ring reads both
 _CANONICAL = list(EMOTIONS)
 _PERMUTATIONS: dict[tuple[str, ...], np.ndarray] = {}
 
@@ -44,7 +45,7 @@ def step(state: dict[str, Any] | None, scores: dict[str, Any],
     Raises :class:`ScoresError` for a malformed message.
     """
     crs = compile_ruleset(ruleset)
-    if not state or state.get("v") != STATE_VERSION:
+    if not state or state.get("v") not in _READABLE_VERSIONS:
         state = new_state()
     business_line = scores.get("business_line") or ""
     if crs.business_line != "*" and business_line != crs.business_line:
@@ -77,9 +78,9 @@ def _evaluate(state: dict[str, Any], roles: dict[str, Any], old: dict[str, Any] 
     continuous = (live and not scores.get("gap_before") and old.get("t") == start  # type: ignore[union-attr]
                   and old.get("hop") == crs.hop_ms and seq == old["seq"] + 1)  # type: ignore[index,union-attr]
     if continuous:
-        ring, open_bin = old.get("ring", []), old.get("open")  # type: ignore[union-attr]
+        ring, open_bin = old.get("ring") or "", old.get("open")  # type: ignore[union-attr]
     else:
-        ring, open_bin = [], None
+        ring, open_bin = "", None
         for st in rules_state.values():  # smoothing restarts: pending episodes and sequence progress too
             if st.get("st") == "p":
                 del st["st"], st["s"]
@@ -87,7 +88,7 @@ def _evaluate(state: dict[str, Any], roles: dict[str, Any], old: dict[str, Any] 
     win = advance(ring, open_bin, logits, start, frame_ms, crs.hop_ms, crs.windows,
                   crs.max_bins, close_tail=end_of_call)
     last_value: dict[str, float] = {}
-    if len(win.times):
+    if win.times.shape[0]:
         _run_points(crs, win, scores, role, roles, rules_state, base, events, last_value)
     for rid in list(rules_state):
         st = rules_state[rid]
@@ -112,49 +113,54 @@ def _evaluate(state: dict[str, Any], roles: dict[str, Any], old: dict[str, Any] 
 def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: str, roles: dict[str, Any],
                 rules_state: dict[str, dict[str, Any]], base: int, events: list[dict[str, Any]],
                 last_value: dict[str, float]) -> None:
-    """Condition values for every rule at every evaluation point, then the lifecycle per point."""
+    """Condition values for every rule at every evaluation point, then the lifecycle per point.
+
+    Rules whose condition holds nowhere in the message and that have no state are skipped
+    (nothing can happen to them); the others go through the lifecycle point by point."""
     business_line = scores.get("business_line") or ""
     attributes = scores.get("attributes") or {}
     active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, in_scope, dominant, p_max)
-    for w in crs.windows:
-        probs, valid = win.probs[w], win.valid[w]
-        group = crs.threshold_rules[w]
-        if group:
-            values = probs @ crs.matrices[w]
-            holds = ((values - crs.thresholds[w]) * crs.signs[w] > 0) & valid[:, None]
-            any_hold = holds.any(axis=0)
-            for j, rule in enumerate(group):
-                if any_hold[j] or rule.id in rules_state:
-                    in_scope = rule.in_scope(role, business_line, attributes)
-                    if in_scope or rule.id in rules_state:
-                        active.append((rule, values[:, j], holds[:, j], valid, in_scope, None, None))
-        if crs.sequence_rules[w]:
-            dominant, p_max = probs.argmax(axis=1), probs.max(axis=1)
-            for rule in crs.sequence_rules[w]:
+    probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
+    n_points = probs.shape[1]
+    if crs.threshold_rules:
+        values = probs.transpose(1, 0, 2).reshape(n_points, -1) @ crs.threshold_matrix   # (E, R)
+        valid_r = valid[crs.threshold_windows].T                                       # (E, R)
+        holds = ((values - crs.thresholds) * crs.signs > 0) & valid_r
+        any_hold = holds.any(axis=0).tolist()
+        for j, rule in enumerate(crs.threshold_rules):
+            if any_hold[j] or rule.id in rules_state:
                 in_scope = rule.in_scope(role, business_line, attributes)
-                if rule.id in rules_state or (in_scope and bool(
-                        (valid & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
-                    active.append((rule, probs[:, rule.last_col], None, valid, in_scope, dominant, p_max))
+                if in_scope or rule.id in rules_state:
+                    active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), valid_r[:, j].tolist(),
+                                   in_scope, None, None))
+    if crs.sequence_rules:
+        dominant_all, p_max_all = probs.argmax(axis=2), probs.max(axis=2)
+        for rule, wi in crs.sequence_rules:
+            in_scope = rule.in_scope(role, business_line, attributes)
+            dominant, p_max, ok = dominant_all[wi], p_max_all[wi], valid[wi]
+            if rule.id in rules_state or (in_scope and bool(
+                    (ok & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
+                active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
+                               dominant.tolist(), p_max.tolist()))
     if not active:
         return
     active.sort(key=lambda item: item[0].order)
-    times = win.times.tolist()
-    for j, t in enumerate(times):
+    for j, t in enumerate(win.times.tolist()):
         stepped = []
-        for rule, values, holds, valid, in_scope, dominant, p_max in active:
-            if not valid[j]:
+        for rule, values, holds, valid_j, in_scope, dominant, p_max in active:
+            if not valid_j[j]:
                 continue
             st = rules_state.setdefault(rule.id, {})
-            value = float(values[j])
+            value = values[j]
             last_value[rule.id] = value
             if not in_scope:  # e.g. call attributes changed: the condition is false
                 ok = False
                 st.pop("m", None)
                 st.pop("sq", None)
             elif rule.kind == THRESHOLD:
-                ok = bool(holds[j])
+                ok = holds[j]
             else:
-                ok = observe_sequence(st, rule, t, int(dominant[j]), float(p_max[j]))
+                ok = observe_sequence(st, rule, t, dominant[j], p_max[j])
             ended = transition(st, ok, t, rule)
             if ended is not None:
                 events.append(make_event("RESOLVED", ended, crs, scores, t, value, base))

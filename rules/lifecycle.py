@@ -66,23 +66,34 @@ def observe_sequence(st: dict[str, Any], rule: CompiledRule, t: int, dominant: i
             return True
         del st["m"]
         return False
+    cols, within = rule.cols, rule.within_ms
     progress = st.get("sq")
-    if not (confident and dominant in rule.cols) and progress is None:
-        return False
-    steps = list(progress) if progress is not None else [None] * len(rule.cols)
+    if progress is None:
+        if not confident or dominant not in cols:
+            return False
+        steps: list[int | None] = [None] * len(cols)
+    else:
+        steps = list(progress)
     if confident:
-        for k in range(len(rule.cols) - 1, 0, -1):
+        for k in range(len(cols) - 1, 0, -1):
             prev = steps[k - 1]
-            if rule.cols[k] == dominant and prev is not None and t - prev <= rule.within_ms:
-                steps[k] = prev if steps[k] is None else max(steps[k], prev)
-        if rule.cols[0] == dominant:
+            if cols[k] == dominant and prev is not None and t - prev <= within:
+                cur = steps[k]
+                steps[k] = prev if cur is None or prev > cur else cur
+        if cols[0] == dominant:
             steps[0] = t
-    steps = [s if s is not None and t - s <= rule.within_ms else None for s in steps]
+    alive = False
+    for k, s in enumerate(steps):
+        if s is not None:
+            if t - s <= within:
+                alive = True
+            else:
+                steps[k] = None
     if steps[-1] is not None:
         st.pop("sq", None)
         st["m"] = 1
         return True
-    if any(s is not None for s in steps):
+    if alive:
         st["sq"] = steps
     else:
         st.pop("sq", None)

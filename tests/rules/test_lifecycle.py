@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from emowatch.rules.windows import decode_ring
 from emowatch.rules import ScoresError, alert_id, call_finished, parse_ruleset, state_size_bytes, step
 
 ANGRY = "- id: a\n  when: {emotion: angry, above: 0.75}\n  for: 2s\n"
@@ -148,8 +149,8 @@ def test_state_stays_bounded_on_long_calls(ruleset, timeline, feed) -> None:
     scores = [{"for": "30s", "probs": {"angry": 0.9}}, {"for": "30s", "probs": {"sad": 0.9}}] * 5
     state, events = feed(rs, timeline(rs, scores))
     assert len(events) == 19  # 5 anger episodes, 5 sad ones (the last one still firing)
-    ring = state["r"]["CUSTOMER"]["ring"]
-    assert len(ring) == 5000 // 200 - 1
+    ring = decode_ring(state["r"]["CUSTOMER"]["ring"])
+    assert ring.shape == (5000 // 200 - 1, 10)
     assert state_size_bytes(state) < 4000
     assert state_size_bytes(state) == len(json.dumps(state))
 
@@ -208,7 +209,7 @@ def test_reload_with_a_longer_window_waits_for_enough_history(ruleset, timeline,
     short = ruleset("- id: a\n  when: {emotion: sad, above: 0.5}\n")
     msgs = timeline(short, [{"for": "10s", "probs": {"angry": 0.9}}])
     state, events = feed(short, msgs[:5])
-    assert events == [] and len(state["r"]["CUSTOMER"]["ring"]) == 4  # 1 s window keeps 4 bins
+    assert events == [] and len(decode_ring(state["r"]["CUSTOMER"]["ring"])) == 4  # 1 s window keeps 4 bins
     longer = ruleset("- id: b\n  when: {emotion: angry, above: 0.85}\n  window: 3s\n")
     state, events = feed(longer, msgs[5:], state)
     # the ring grows from 4 bins; the first full 3 s window ends at 7.2 s

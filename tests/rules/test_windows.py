@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emowatch.rules.windows import advance
+from emowatch.rules.windows import advance, decode_ring, encode_ring
 
 HOP, FRAME = 200, 20
 
@@ -23,14 +24,14 @@ def reference(logits: np.ndarray, w: int) -> dict[int, np.ndarray]:
 
 
 def run(logits: np.ndarray, sizes: list[int], windows: list[int]) -> dict[int, dict[int, np.ndarray]]:
-    ring, open_bin, start = [], None, 0
+    ring, open_bin, start = "", None, 0
     got: dict[int, dict[int, np.ndarray]] = {w: {} for w in windows}
     for n in sizes:
         r = advance(ring, open_bin, logits[start:start + n], start * FRAME, FRAME, HOP, windows,
                     max(windows), close_tail=False)
         ring, open_bin = r.ring, r.open
-        for w in windows:
-            for t, ok, p in zip(r.times.tolist(), r.valid[w], r.probs[w]):
+        for i, w in enumerate(windows):
+            for t, ok, p in zip(r.times.tolist(), r.valid[i], r.probs[i]):
                 if ok:
                     got[w][t] = p
         start += n
@@ -50,12 +51,34 @@ def test_any_chunking_gives_the_direct_windows(sizes: list[int], seed: int) -> N
             np.testing.assert_allclose(got[w][t], p, atol=1e-4)
 
 
-def test_state_ring_is_bounded_and_rounded() -> None:
+def test_state_ring_is_bounded_and_the_open_bin_rounded() -> None:
     logits = np.random.default_rng(0).normal(size=(500, 9))
-    r = advance([], None, logits, 0, FRAME, HOP, [5], 5, close_tail=False)
-    assert len(r.ring) == 4 and r.open is None
-    assert all(round(v, 4) == v for row in r.ring for v in row)
-    tail = advance([], None, logits[:55], 0, FRAME, HOP, [5], 5, close_tail=False)
+    r = advance("", None, logits, 0, FRAME, HOP, [5], 5, close_tail=False)
+    ring = decode_ring(r.ring)
+    assert ring.shape == (4, 10) and r.open is None
+    # the last 4 bins: 10 frames each, sums of their logits (stored as float32)
+    want = logits[-40:].reshape(4, 10, 9).sum(axis=1)
+    np.testing.assert_allclose(ring[:, 1:], want, rtol=1e-6, atol=1e-5)
+    assert ring[:, 0].tolist() == [10.0] * 4
+    tail = advance("", None, logits[:55], 0, FRAME, HOP, [5], 5, close_tail=False)
     assert tail.open is not None and tail.open[:2] == [5.0, 5.0]
-    closed = advance([], None, logits[:55], 0, FRAME, HOP, [5], 5, close_tail=True)
+    assert all(round(v, 4) == v for v in tail.open[2:])
+    closed = advance("", None, logits[:55], 0, FRAME, HOP, [5], 5, close_tail=True)
     assert closed.open is None and closed.times.tolist() == [200, 400, 600, 800, 1000]
+
+
+def test_ring_encoding_round_trips_and_reads_the_v1_lists() -> None:
+    rows = np.random.default_rng(1).normal(size=(7, 10))
+    back = decode_ring(encode_ring(rows))
+    np.testing.assert_array_equal(back, rows.astype(np.float32))
+    assert encode_ring(np.zeros((0, 10))) == "" and decode_ring("").shape == (0, 10)
+    v1 = np.round(rows, 4).tolist()
+    np.testing.assert_array_equal(decode_ring(v1), np.asarray(v1))
+
+
+def test_a_corrupt_ring_is_a_scores_error() -> None:
+    from emowatch.rules.errors import ScoresError
+
+    for bad in ("not base64!", encode_ring(np.ones((1, 10)))[:-8]):
+        with pytest.raises(ScoresError, match="corrupt window state"):
+            decode_ring(bad)
