@@ -92,6 +92,22 @@ class RulesSettings(_Section):
     rules_file: Path | None = None
     app_prefix: str = "emowatch-rules"
     http_port: int = Field(0, ge=0, le=65535)
+    # Interface the worker's web server (/health, /metrics, /calls) listens on, and the URL other
+    # workers of the group use to forward /calls/<id> to the worker that owns the call.
+    http_bind: str = "127.0.0.1"
+    advertised_url: str | None = None  # default: http://<http_bind or hostname>:<port>
+    # Score messages are evaluated in batches of at most batch_max, waiting at most batch_wait_ms
+    # for a batch to fill: alerts are acknowledged once per batch and each call's state is written
+    # once per batch (fewer changelog records, fewer produce requests).
+    batch_max: int = Field(1000, ge=1, le=100_000)
+    batch_wait_ms: int = Field(20, ge=1, le=10_000)
+
+    @field_validator("advertised_url")
+    @classmethod
+    def _advertised(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL other workers can reach, e.g. http://rules-0.rules:6066")
+        return v
 
 
 class SinkSettings(_Section):

@@ -56,8 +56,12 @@ def registry_config(kafka: KafkaSettings) -> dict[str, str] | None:
     return {"basic.auth.user.info": kafka.schema_registry_user_info.get_secret_value()}
 
 
-def serde_for(kafka: KafkaSettings, schema_name: str) -> AvroSerde:
-    return AvroSerde(schema_name, registry_url=kafka.schema_registry_url, registry_config=registry_config(kafka))
+def serde_for(kafka: KafkaSettings, schema_name: str, *, float_arrays: str = "list") -> AvroSerde:
+    """The value serde of ``schema_name`` for this cluster (registry framing when one is configured).
+
+    ``float_arrays="numpy"`` decodes float arrays (FrameScores logits) straight into numpy."""
+    return AvroSerde(schema_name, registry_url=kafka.schema_registry_url, registry_config=registry_config(kafka),
+                     float_arrays=float_arrays)
 
 
 class DeadLetters:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from emowatch.rules.examples import run_examples
 from emowatch.rules.loader import load_ruleset
 from emowatch.rules.model import RuleSet
 from emowatch.streams.call_view import describe_call
+from emowatch.streams.commit_stall import StallDetector
 from emowatch.streams.finished_calls import FinishedCalls, partition_of
 from emowatch.streams.io.kafka import serde_for, topics_for
 from emowatch.streams.io.rules_feed import RulesFeed, aiokafka_security
@@ -44,10 +47,14 @@ log = logging.getLogger("emowatch.rules")
 
 STATE_SIZE_SAMPLE = 16
 """Measure the stored state size (``len(json)``) of every n-th table write."""
+STEP_SAMPLE = 8
+"""Time the rule evaluation of every n-th message (``emowatch_rules_step_seconds``)."""
 FINISHED_RETENTION_S = 3600.0
 """Ended calls stay in the table this long (duplicate suppression), then they are deleted."""
 METRICS_SCAN_S = 30.0
 """The table is scanned for the call gauges at most this often."""
+COMMIT_STALL_CHECK_S = 10.0
+"""How often the worker looks for partitions whose offset commit is stuck (``commit_stall.py``)."""
 
 
 def app_id(settings: Settings, business_line: str) -> str:
@@ -105,6 +112,22 @@ def _credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
+def table_put(table: Any, partition: int, key: str, value: Any) -> None:
+    """``table[key] = value`` with the changelog record on ``partition`` (the message's).
+
+    Equivalent to the item assignment for a non-windowed table on the memory store, which
+    takes the partition from Faust's *current event*; batches (``take_events``) are handled
+    outside Faust's per-event context, so the partition is passed explicitly."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
+def table_delete(table: Any, partition: int, key: str) -> None:
+    """``del table[key]`` with the tombstone on ``partition`` (see :func:`table_put`)."""
+    del table.data[key]
+    table.send_changelog(partition, key, None, value_serializer="raw")
+
+
 class RulesWorkerError(Exception):
     """The worker cannot start: invalid rules file, or one for another business line."""
 
@@ -123,20 +146,31 @@ def _initial_selector(business_line: str, rules_file: Path) -> RuleSetSelector:
         raise RulesWorkerError(str(exc)) from exc
 
 
-def faust_config(kafka: KafkaSettings, web_port: int) -> dict[str, Any]:
+def advertised_url(bind: str, port: int, configured: str | None = None) -> str:
+    """The URL other workers use to reach this one (``/calls`` forwarding): ``configured``, else
+    ``http://<bind>:<port>``, with the host name instead of a wildcard bind address."""
+    if configured:
+        return configured.rstrip("/")
+    host = socket.gethostname() if bind in ("0.0.0.0", "::", "") else bind
+    return f"http://{host}:{port}"
+
+
+def faust_config(kafka: KafkaSettings, web_port: int, *, bind: str = "127.0.0.1",
+                 advertised: str | None = None) -> dict[str, Any]:
     """Faust settings of the rules worker (the benchmark's bare loop uses the very same).
 
-    The producer does not linger: a message's alerts are awaited before its state is written,
-    and a linger would add to every such wait (measured: a 10 ms linger with a flush per
-    alerting message cost a third of the throughput, and saved no CPU)."""
+    The producer does not linger: the rules worker writes its batch's states with no await in
+    between, so they leave in one request per partition anyway, and a linger would delay every
+    batch's alert acknowledgement."""
+    canonical = advertised_url(bind, web_port, advertised)
     return dict(
         broker=f"kafka://{kafka.bootstrap_servers}", broker_credentials=_credentials(kafka), store="memory://",
         topic_partitions=kafka.partitions, topic_replication_factor=kafka.replication_factor,
         broker_session_timeout=kafka.session_timeout_ms / 1000.0,
         broker_heartbeat_interval=max(0.25, kafka.session_timeout_ms / 4000.0),
         consumer_auto_offset_reset="earliest", producer_acks=-1,
-        web_enabled=True, web_host="127.0.0.1", web_port=web_port, web_bind="127.0.0.1",
-        canonical_url=f"http://127.0.0.1:{web_port}", web_in_thread=False, table_cleanup_interval=60.0,
+        web_enabled=True, web_host=canonical.split("://", 1)[1].rsplit(":", 1)[0], web_port=web_port, web_bind=bind,
+        canonical_url=canonical, web_in_thread=False, table_cleanup_interval=60.0,
         logging_config=None)
 
 
@@ -151,7 +185,9 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
     k = settings.kafka
     topics = topics_for(k)
     rules = ActiveRules(_initial_selector(business_line, rules_file), rules_wait_s)
-    app = faust.App(app_id(settings, business_line), **faust_config(k, web_port or 6066))
+    port = web_port or 6066
+    app = faust.App(app_id(settings, business_line),
+                    **faust_config(k, port, bind=settings.rules.http_bind, advertised=settings.rules.advertised_url))
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", internal=False)
     scores_topic = app.topic(topics.scores, **raw)
     alerts_topic = app.topic(topics.alerts, **raw)
@@ -159,8 +195,8 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
     # value_type stays None (plain JSON): with value_type=dict Faust's changelog recovery calls
     # dict.from_data, fails on every record and never completes.
     calls = app.Table("calls", default=None, partitions=k.partitions, key_type=str)
-    scores_serde, alert_serde, dlq_serde, rules_serde = (
-        serde_for(k, n) for n in ("FrameScores", "Alert", "DeadLetter", "RuleSet"))
+    scores_serde = serde_for(k, "FrameScores", float_arrays="numpy")  # logits straight into numpy
+    alert_serde, dlq_serde, rules_serde = (serde_for(k, n) for n in ("Alert", "DeadLetter", "RuleSet"))
     metrics = StageMetrics("rules")
     m_alerts = metrics.counter("rules_alerts", "Alert events published")
     m_swaps = metrics.counter("rules_reloads", "Rule-set swaps (hot reloads) after start")
@@ -169,10 +205,11 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
                                 (256, 512, 1024, 2048, 4096, 8192, 16384, 65536))
     m_active = metrics.gauge("rules_active_calls", "Calls in this worker's table that have not ended")
     m_calls = metrics.gauge("rules_table_calls", "Calls in this worker's table (ended ones included)")
-    m_step = metrics.histogram("rules_step_seconds", "Rule evaluation (step) time per message",
+    m_step = metrics.histogram("rules_step_seconds", "Rule evaluation (step) time per message (every 8th)",
                                (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.02, 0.1))
     m_expired = metrics.counter("rules_calls_expired", "Ended calls deleted from the table after the retention")
     writes = [0]
+    seen = [0]
     finished = FinishedCalls(finished_retention_s)
     seeded = [False]
     last_scan = [float("-inf")]
@@ -226,9 +263,12 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
     def in_scope(line: str) -> bool:
         return business_line == "*" or line == business_line
 
-    async def handle(event) -> None:
+    async def evaluate_one(event, working: dict[str, list[Any]], pending: list[Any]) -> None:
+        """Evaluate one message into ``working`` (call -> [state before the batch, state, partition]);
+        its alerts are sent now and acknowledged with the batch."""
         msg = event.message
         metrics.received.inc()
+        seen[0] += 1
         try:
             record = scores_serde.decode(event.value, topic=msg.topic, partition=msg.partition, offset=msg.offset)
         except SerdeError as exc:
@@ -239,8 +279,10 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
             return
         call_id = record["call_id"]
         crs = rules.current[1]  # one read: a hot reload takes effect between messages
-        old = calls.get(call_id)
-        t0 = time.perf_counter()
+        entry = working.get(call_id)
+        old = entry[1] if entry is not None else calls.get(call_id)
+        timed = seen[0] % STEP_SAMPLE == 0
+        t0 = time.perf_counter() if timed else 0.0
         try:
             state, events = step(old, record, crs)
         except ScoresError as exc:
@@ -250,32 +292,57 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
             log.exception("rule evaluation failed", extra={"call_id": call_id})
             await _dlq_event("EVALUATE", f"unexpected {type(exc).__name__}: {exc}", exc, event, call_id)
             return
-        m_step.observe(time.perf_counter() - t0)
+        if timed:
+            m_step.observe(time.perf_counter() - t0)
         if state is old:
             metrics.discarded.labels("duplicate").inc()
             return
-        if events:
-            pending = []
-            for ev in events:
-                log.info("alert", extra={"call_id": call_id, "alert_id": ev["alert_id"], "status": ev["status"],
-                                         "rule_id": ev["rule_id"], "rule_version": ev["rule_version"]})
-                pending.append(await alerts_topic.send(key=call_id.encode(),
-                                                       value=alert_serde.encode(ev, topic=topics.alerts)))
-            await asyncio.gather(*pending)  # acked before the state that records this message is written
-            m_alerts.inc(len(events))
-            metrics.sent.inc(len(events))
-        calls[call_id] = state  # assign back: in-place mutation would skip the changelog
-        writes[0] += 1
-        ended = call_finished(state)
-        if writes[0] % STATE_SIZE_SAMPLE == 0 and not ended:
-            m_bytes.observe(state_size_bytes(state))
+        for ev in events:
+            log.info("alert", extra={"call_id": call_id, "alert_id": ev["alert_id"], "status": ev["status"],
+                                     "rule_id": ev["rule_id"], "rule_version": ev["rule_version"]})
+            pending.append(await alerts_topic.send(key=call_id.encode(),
+                                                   value=alert_serde.encode(ev, topic=topics.alerts)))
+        if entry is None:
+            working[call_id] = [old, state, msg.partition]
+        else:
+            entry[1] = state
+
+    async def handle_batch(batch) -> None:
+        """Evaluate a batch; acknowledge its alerts; then write each touched call's state once.
+
+        Faust acknowledges the batch's messages after this returns, so their offsets are
+        committed only after their alerts and states were handed to the producer (and
+        Faust flushes the producer before it commits)."""
+        working: dict[str, list[Any]] = {}
+        pending: list[Any] = []
+        for event in batch:
+            await evaluate_one(event, working, pending)
+        if pending:
+            try:
+                await asyncio.gather(*pending)  # acked before the states that record them are written
+            except Exception:  # noqa: BLE001 - no way to un-acknowledge the batch: stop before a commit
+                log.critical("alerts could not be delivered; exiting without committing this batch",
+                             exc_info=True)
+                logging.shutdown()
+                os._exit(70)
+            m_alerts.inc(len(pending))
+            metrics.sent.inc(len(pending))
         now = time.monotonic()
-        if ended and not call_finished(old):
-            finished.add(msg.partition, call_id, now)
-        for gone in finished.due(msg.partition, now):  # same partition: the tombstone goes to the right place
-            if call_finished(calls.get(gone)):
-                del calls[gone]
-                m_expired.inc()
+        partitions = set()
+        for call_id, (before, state, partition) in working.items():
+            table_put(calls, partition, call_id, state)
+            partitions.add(partition)
+            writes[0] += 1
+            ended = call_finished(state)
+            if writes[0] % STATE_SIZE_SAMPLE == 0 and not ended:
+                m_bytes.observe(state_size_bytes(state))
+            if ended and (before is None or not call_finished(before)):
+                finished.add(partition, call_id, now)
+        for partition in partitions:  # tombstones go to the partition the call's messages are on
+            for gone in finished.due(partition, now):
+                if call_finished(calls.get(gone)):
+                    table_delete(calls, partition, gone)
+                    m_expired.inc()
 
     def seed_finished() -> None:
         """Ended calls recovered from the changelog start their retention now."""
@@ -285,16 +352,36 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
                 finished.add(partition_of(cid.encode("utf-8"), k.partitions), cid, now)
         seeded[0] = True
 
+    batch_max, batch_wait_s = settings.rules.batch_max, settings.rules.batch_wait_ms / 1000.0
+
     @app.agent(scores_topic)
     async def evaluate(stream):
         # Started here, not with @app.task: Faust starts tasks (and the web server) only after
         # table recovery, and the rule set must be known before the first message.
         rules.start_feed(app, feed)
         await rules.wait_ready(feed)
-        async for event in stream.events():
+        async for batch in stream.take_events(batch_max, within=batch_wait_s):
             if not seeded[0]:  # the table is recovered once events flow
                 seed_finished()
-            await handle(event)
+            await handle_batch(batch)
+
+    stalls = StallDetector()
+    m_stalls = metrics.counter("rules_commit_stalls", "Stuck partition commits released by seeking back (faust#681)")
+
+    @app.timer(COMMIT_STALL_CHECK_S)
+    async def release_stuck_commits() -> None:
+        """Seek a partition whose commits are stuck behind never-acknowledged offsets back to its
+        committed offset (see ``emowatch.streams.commit_stall``; reads Faust's consumer bookkeeping)."""
+        consumer = app.consumer
+        acked, committed = getattr(consumer, "_acked", None), getattr(consumer, "_committed_offset", None)
+        if acked is None or committed is None:  # another Faust version: nothing to inspect
+            return
+        scores_acked = {tp: list(offsets) for tp, offsets in list(acked.items()) if tp.topic == topics.scores}
+        for tp, (base, lowest) in stalls.observe(scores_acked, dict(committed)).items():
+            log.warning("offset commit stuck behind a gap; re-reading from the committed offset",
+                        extra={"partition": f"{tp.topic}[{tp.partition}]", "committed": base, "lowest_acked": lowest})
+            m_stalls.inc()
+            await consumer.seek(tp, base)
 
     def health_doc() -> dict[str, Any]:
         return {"status": "ok", "business_line": business_line, "rules_ready": rules.ready.is_set(),

@@ -47,8 +47,8 @@ def test_an_ended_call_is_deleted_after_the_retention(broker, tmp_path, unique):
         running = next(f"running-{i}" for i in range(1000)
                        if partition_of(f"running-{i}".encode(), 4) == partition_of(ended.encode(), 4))
         mood = [(3000, {"fearful": 0.8})]
-        publish_scores(kafka, synthetic_call(ended, mood, business_line="vip")  # ends first ...
-                       + synthetic_call(running, mood + mood, business_line="vip", end_of_call=False))  # ... then this
+        later = synthetic_call(running, mood + mood, business_line="vip", end_of_call=False)
+        publish_scores(kafka, synthetic_call(ended, mood, business_line="vip") + later[:-1])  # ended ...
         port = free_port()
         log_path = tmp_path / "logs" / "rules.log"
         with open(log_path, "ab") as out:
@@ -56,7 +56,11 @@ def test_an_ended_call_is_deleted_after_the_retention(broker, tmp_path, unique):
                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         stack.workers["rules"] = w = WorkerProc("rules", proc, log_path, port)
-        wait_for_lag_zero(stack, f"{prefix}emowatch-rules-vip", [topics_for(kafka).scores], TIMEOUT)
+        group = f"{prefix}emowatch-rules-vip"
+        wait_for_lag_zero(stack, group, [topics_for(kafka).scores], TIMEOUT)
+        # ... and a later batch of the same partition (the retention has passed) deletes it
+        publish_scores(kafka, later[-1:])
+        wait_for_lag_zero(stack, group, [topics_for(kafka).scores], TIMEOUT)
         deadline = time.monotonic() + TIMEOUT
         while True:  # the web server starts after table recovery; lag zero means it is up or about to be
             try:

@@ -1,6 +1,7 @@
 """Rules worker start-up checks and client settings (no broker needed)."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,20 @@ def test_security_settings_reach_faust_and_the_rules_reader():
     creds = faust_config(k, 6066)["broker_credentials"]
     assert creds.username == "u" and creds.mechanism.value == "SCRAM-SHA-512"
     assert faust_config(KafkaSettings(), 6066)["broker_credentials"] is None
+
+
+def test_web_server_binds_and_advertises_as_configured():
+    local = faust_config(KafkaSettings(), 6066)
+    assert (local["web_bind"], local["canonical_url"]) == ("127.0.0.1", "http://127.0.0.1:6066")
+    wild = faust_config(KafkaSettings(), 7000, bind="0.0.0.0")
+    assert wild["web_bind"] == "0.0.0.0"
+    assert wild["canonical_url"] == f"http://{socket.gethostname()}:7000"  # never a wildcard address
+    pod = faust_config(KafkaSettings(), 7000, bind="0.0.0.0", advertised="http://rules-1.rules:7000/")
+    assert pod["canonical_url"] == "http://rules-1.rules:7000" and pod["web_host"] == "rules-1.rules"
+
+
+def test_advertised_url_must_be_http():
+    from emowatch.streams.settings import RulesSettings
+
+    with pytest.raises(ValueError, match="advertised_url"):
+        RulesSettings(advertised_url="rules-1:7000")
