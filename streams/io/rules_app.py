@@ -368,7 +368,6 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
     stalls = StallDetector()
     m_stalls = metrics.counter("rules_commit_stalls", "Stuck partition commits released by seeking back (faust#681)")
 
-    @app.timer(COMMIT_STALL_CHECK_S)
     async def release_stuck_commits() -> None:
         """Seek a partition whose commits are stuck behind never-acknowledged offsets back to its
         committed offset (see ``emowatch.streams.commit_stall``; reads Faust's consumer bookkeeping)."""
@@ -382,6 +381,8 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
                         extra={"partition": f"{tp.topic}[{tp.partition}]", "committed": base, "lowest_acked": lowest})
             m_stalls.inc()
             await consumer.seek(tp, base)
+
+    app.timer(COMMIT_STALL_CHECK_S, name="release_stuck_commits")(release_stuck_commits)
 
     def health_doc() -> dict[str, Any]:
         return {"status": "ok", "business_line": business_line, "rules_ready": rules.ready.is_set(),
@@ -408,6 +409,7 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
 
     app.emowatch_rules = rules  # for tests and tools
     app.emowatch_feed = feed
+    app.emowatch_release_stuck_commits = release_stuck_commits
     return app
 
 

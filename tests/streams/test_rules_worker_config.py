@@ -68,3 +68,34 @@ def test_advertised_url_must_be_http():
 
     with pytest.raises(ValueError, match="advertised_url"):
         RulesSettings(advertised_url="rules-1:7000")
+
+
+def test_a_partition_whose_commit_is_stuck_is_sought_back_to_its_committed_offset():
+    """The worker's watchdog reads Faust's consumer bookkeeping as faust#681 leaves it. The race
+    cannot be provoked on demand, so the consumer here is a stand-in holding that bookkeeping;
+    the decision itself is tested in test_commit_stall.py."""
+    import asyncio
+
+    from faust.types import TP
+
+    from emowatch.streams.io.kafka import topics_for
+
+    settings = Settings(kafka=KafkaSettings(topic_prefix="cs."))
+    app = build_app(settings, business_line="*", rules_file=FILES["default"])
+    scores = topics_for(settings.kafka).scores
+
+    class StuckConsumer:
+        def __init__(self) -> None:
+            self._acked = {TP(scores, 0): [14, 15], TP(scores, 1): [3, 4], TP("cs.other", 0): [9, 10]}
+            self._committed_offset = {TP(scores, 0): 10, TP(scores, 1): 3, TP("cs.other", 0): 1}
+            self.seeks: list[tuple[TP, int]] = []
+
+        async def seek(self, tp: TP, offset: int) -> None:
+            self.seeks.append((tp, offset))
+
+    app.consumer = consumer = StuckConsumer()
+    check = app.emowatch_release_stuck_commits
+    asyncio.run(check())
+    assert consumer.seeks == []  # first sighting: could be in flight
+    asyncio.run(check())
+    assert consumer.seeks == [(TP(scores, 0), 10)]  # only the stuck scores partition
