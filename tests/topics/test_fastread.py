@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from avro_strategies import avro_values, shipped_records
 from emowatch.topics.catalog import load_schema, schema_names, strip_logical_types, versions
 from emowatch.topics.examples import example_record
 from emowatch.topics.fastread import compile_reader, numpy_converter
@@ -89,42 +90,7 @@ def realistic_scores(seed: int = 3, n_frames: int = 50) -> dict[str, Any]:
 # ---------------------------------------------------------------- valid records
 
 
-def _strategy(avro_type: Any, named: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
-    """Valid values of a (raw or parsed) schema; recursion is cut off below depth 3."""
-    if isinstance(avro_type, list):
-        branches = avro_type[:1] if depth > 3 else avro_type
-        return st.one_of(*[_strategy(t, named, depth + 1) for t in branches])
-    if isinstance(avro_type, str):
-        if avro_type in named:
-            return _strategy(named[avro_type], named, depth + 1)
-        return {
-            "null": st.none(),
-            "boolean": st.booleans(),
-            "int": st.integers(-(2**31), 2**31 - 1),
-            "long": st.integers(-(2**63), 2**63 - 1),
-            "float": st.floats(width=32, allow_nan=False),
-            "double": st.floats(allow_nan=False),
-            "string": st.text(max_size=20),
-            "bytes": st.binary(max_size=40),
-        }[avro_type]
-    kind = avro_type["type"]
-    size = 0 if depth > 3 else 12
-    if kind in ("enum", "fixed", "record"):
-        named[avro_type["name"]] = named[avro_type["name"].rsplit(".", 1)[-1]] = avro_type
-    if kind == "enum":
-        return st.sampled_from(avro_type["symbols"])
-    if kind == "fixed":
-        return st.binary(min_size=avro_type["size"], max_size=avro_type["size"])
-    if kind == "array":
-        return st.lists(_strategy(avro_type["items"], named, depth + 1), max_size=size)
-    if kind == "map":
-        return st.dictionaries(st.text(max_size=8), _strategy(avro_type["values"], named, depth + 1), max_size=4)
-    if kind == "record":
-        return st.fixed_dictionaries({f["name"]: _strategy(f["type"], named, depth + 1) for f in avro_type["fields"]})
-    return _strategy(kind, named, depth)
-
-
-RECORDS = st.sampled_from(ALL).flatmap(lambda nv: st.tuples(st.just(nv), _strategy(load_schema(*nv).raw, {})))
+RECORDS = shipped_records()
 
 
 @PROPS
@@ -502,7 +468,7 @@ OTHER_CONVERT = numpy_converter(OTHER_PARSED)
 
 
 @PROPS
-@given(_strategy(OTHER, {}))
+@given(avro_values(OTHER, {}))
 def test_compiled_reader_matches_fastavro_on_every_type(record: dict[str, Any]) -> None:
     buf = io.BytesIO(b"xy")
     buf.seek(2)

@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emowatch.topics.catalog import load_schema, schema_names
+from avro_strategies import shipped_records
+from emowatch.topics.catalog import schema_names
 from emowatch.topics.examples import example_record
 from emowatch.topics.serde import AvroSerde, SerdeError
 
@@ -82,40 +83,7 @@ def test_mutated_messages_raise_only_serde_error(data: bytes) -> None:
 # ---------------------------------------------------------------- valid records from the schema
 
 
-def _strategy(avro_type: Any, named: dict[str, Any]) -> st.SearchStrategy[Any]:
-    if isinstance(avro_type, list):
-        return st.one_of(*[_strategy(t, named) for t in avro_type])
-    if isinstance(avro_type, str):
-        if avro_type in named:
-            return _strategy(named[avro_type], named)
-        return {
-            "null": st.none(),
-            "boolean": st.booleans(),
-            "int": st.integers(-(2**31), 2**31 - 1),
-            "long": st.integers(-(2**63), 2**63 - 1),
-            "float": st.floats(width=32, allow_nan=False),
-            "double": st.floats(allow_nan=False),
-            "string": st.text(max_size=20),
-            "bytes": st.binary(max_size=40),
-        }[avro_type]
-    kind = avro_type["type"]
-    if kind == "enum":
-        named[avro_type["name"]] = avro_type
-        named[f"emowatch.v1.{avro_type['name']}"] = avro_type
-        return st.sampled_from(avro_type["symbols"])
-    if kind == "array":
-        return st.lists(_strategy(avro_type["items"], named), max_size=12)
-    if kind == "map":
-        return st.dictionaries(st.text(max_size=8), _strategy(avro_type["values"], named), max_size=4)
-    if kind == "record":
-        named[avro_type["name"]] = avro_type
-        return st.fixed_dictionaries({f["name"]: _strategy(f["type"], named) for f in avro_type["fields"]})
-    return _strategy(kind, named)
-
-
-RECORDS = st.sampled_from([(n, v) for n in schema_names() for v in (1, 2)]).flatmap(
-    lambda nv: st.tuples(st.just(nv), _strategy(load_schema(*nv).raw, {}))
-)
+RECORDS = shipped_records()
 
 
 @settings(max_examples=200 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
