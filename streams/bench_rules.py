@@ -7,7 +7,7 @@ one after the other, as separate processes with identical Faust settings. The ra
 taken from each worker's ``/metrics`` message counter between 10 % and 90 % of the
 messages (start-up and the tail excluded). Also reported: the pure ``step`` rate in this
 process, alert events, and bytes of stored state per active call. The full run also measures
-the bare loop reading batches the way the rules worker does (``take_events``), to show how
+the bare loop reading batches the way the rules worker does (``noack_take``), to show how
 much of the worker's rate comes from batching rather than from the per-message work.
 """
 from __future__ import annotations
@@ -273,7 +273,7 @@ def main(quick: bool, json_path: Path | None) -> None:
     if bd:
         print(f"{'bare loop + Avro decode':38}{bd['msgs_per_s']:>8}{bd['msgs_per_cpu_s']:>12}")
     if bb:
-        print(f"{'bare loop, batches (take_events)':38}{bb['msgs_per_s']:>8}{bb['msgs_per_cpu_s']:>12}")
+        print(f"{'bare loop, batches (noack_take)':38}{bb['msgs_per_s']:>8}{bb['msgs_per_cpu_s']:>12}")
     print(f"{'rules worker (10 rules, batches)':38}{rw['msgs_per_s']:>8}{rw['msgs_per_cpu_s']:>12}")
     print(f"ratio rules/bare: {res['ratio']:.2f} (wall), {res['ratio_cpu']:.2f} (CPU); alert events {rw['alert_events']}; "
           f"load average {rw['load_avg_1m']}")

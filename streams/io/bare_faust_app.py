@@ -26,7 +26,7 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
 
     ``decode=True`` also decodes each value as Avro FrameScores first (to tell the cost of
     decoding apart from the cost of rule evaluation). ``batch > 0`` reads batches of that many
-    events (``take_events``, the rules worker's way, with its batch wait) instead of one event
+    events (``noack_take`` + acks, the rules worker's way, with its batch wait) instead of one event
     at a time; every event is still written to the table."""
     k = settings.kafka
     app = faust.App(f"{k.topic_prefix}{app_name}", **faust_config(k, web_port))
@@ -40,12 +40,14 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
     @app.agent(scores)
     async def loop(stream):
         if batch:
-            async for events in stream.take_events(batch, within=settings.rules.batch_wait_ms / 1000.0):
+            async for events in stream.noack_take(batch, within=settings.rules.batch_wait_ms / 1000.0):
                 for event in events:
                     metrics.received.inc()
                     if decode:
                         serde.decode(event.value, topic=topic)
                     table_put(table, event.message.partition, event.key.decode(), {"n": len(event.value)})
+                for event in events:
+                    await stream.ack(event)
             return
         async for event in stream.events():
             metrics.received.inc()

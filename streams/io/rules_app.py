@@ -116,7 +116,7 @@ def table_put(table: Any, partition: int, key: str, value: Any) -> None:
     """``table[key] = value`` with the changelog record on ``partition`` (the message's).
 
     Equivalent to the item assignment for a non-windowed table on the memory store, which
-    takes the partition from Faust's *current event*; batches (``take_events``) are handled
+    takes the partition from Faust's *current event*; batches (``noack_take``) are handled
     outside Faust's per-event context, so the partition is passed explicitly."""
     table.data[key] = value
     table.send_changelog(partition, key, value)
@@ -308,23 +308,17 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
             entry[1] = state
 
     async def handle_batch(batch) -> None:
-        """Evaluate a batch; acknowledge its alerts; then write each touched call's state once.
+        """Evaluate a batch; await its alerts' acks; then write each touched call's state once.
 
-        Faust acknowledges the batch's messages after this returns, so their offsets are
-        committed only after their alerts and states were handed to the producer (and
-        Faust flushes the producer before it commits)."""
+        The agent acknowledges the batch's messages only after this returns, so their offsets
+        are committed only after their alerts and states were handed to the producer (Faust
+        flushes the producer before it commits)."""
         working: dict[str, list[Any]] = {}
         pending: list[Any] = []
         for event in batch:
             await evaluate_one(event, working, pending)
         if pending:
-            try:
-                await asyncio.gather(*pending)  # acked before the states that record them are written
-            except Exception:  # noqa: BLE001 - no way to un-acknowledge the batch: stop before a commit
-                log.critical("alerts could not be delivered; exiting without committing this batch",
-                             exc_info=True)
-                logging.shutdown()
-                os._exit(70)
+            await asyncio.gather(*pending)  # acked before the states that record them are written
             m_alerts.inc(len(pending))
             metrics.sent.inc(len(pending))
         now = time.monotonic()
@@ -360,10 +354,21 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
         # table recovery, and the rule set must be known before the first message.
         rules.start_feed(app, feed)
         await rules.wait_ready(feed)
-        async for batch in stream.take_events(batch_max, within=batch_wait_s):
+        # noack_take: Faust's take_events acknowledges a batch in a `finally`, i.e. also when its
+        # handling failed or was cancelled half-way; here only a fully handled batch is acknowledged.
+        async for batch in stream.noack_take(batch_max, within=batch_wait_s):
             if not seeded[0]:  # the table is recovered once events flow
                 seed_finished()
-            await handle_batch(batch)
+            try:
+                await handle_batch(batch)
+            except Exception:  # noqa: BLE001 - e.g. alerts or a dead letter not deliverable
+                # Nothing of this batch is acknowledged; exit before any later commit, and let
+                # the restart (supervisor / Kubernetes) re-read it from the last committed offset.
+                log.critical("batch could not be completed; exiting without acknowledging it", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
+            for event in batch:
+                await stream.ack(event)
 
     stalls = StallDetector()
     m_stalls = metrics.counter("rules_commit_stalls", "Stuck partition commits released by seeking back (faust#681)")
