@@ -32,7 +32,7 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
     app = faust.App(f"{k.topic_prefix}{app_name}", **faust_config(k, web_port))
     scores = app.topic(topics_for(k).scores, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", internal=False)
-    table = app.Table("calls", default=None, partitions=k.partitions, key_type=str)
+    table = app.Table("calls", default=None, partitions=k.partitions, key_type=bytes)  # as the rules worker's
     metrics = StageMetrics("bare")
     serde = serde_for(k, "FrameScores", float_arrays="numpy")  # as the rules worker decodes
     topic = topics_for(k).scores
@@ -45,7 +45,7 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
                     metrics.received.inc()
                     if decode:
                         serde.decode(event.value, topic=topic)
-                    table_put(table, event.message.partition, event.key.decode(), {"n": len(event.value)})
+                    table_put(table, event.message.partition, event.key, {"n": len(event.value)})
                 for event in events:
                     await stream.ack(event)
             return
@@ -53,7 +53,7 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
             metrics.received.inc()
             if decode:
                 serde.decode(event.value, topic=topic)
-            table[event.key.decode()] = {"n": len(event.value)}
+            table[event.key] = {"n": len(event.value)}
 
     @app.page("/metrics")
     async def prom(web, request):

@@ -112,7 +112,7 @@ def _credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
-def table_put(table: Any, partition: int, key: str, value: Any) -> None:
+def table_put(table: Any, partition: int, key: bytes, value: Any) -> None:
     """``table[key] = value`` with the changelog record on ``partition`` (the message's).
 
     Equivalent to the item assignment for a non-windowed table on the memory store, which
@@ -122,7 +122,7 @@ def table_put(table: Any, partition: int, key: str, value: Any) -> None:
     table.send_changelog(partition, key, value)
 
 
-def table_delete(table: Any, partition: int, key: str) -> None:
+def table_delete(table: Any, partition: int, key: bytes) -> None:
     """``del table[key]`` with the tombstone on ``partition`` (see :func:`table_put`)."""
     del table.data[key]
     table.send_changelog(partition, key, None, value_serializer="raw")
@@ -194,7 +194,10 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
     dlq_topic = app.topic(topics.dlq, **raw)
     # value_type stays None (plain JSON): with value_type=dict Faust's changelog recovery calls
     # dict.from_data, fails on every record and never completes.
-    calls = app.Table("calls", default=None, partitions=k.partitions, key_type=str)
+    # Keys are the call id's UTF-8 bytes (key_type=bytes: raw serializer), exactly the scores
+    # topic's key, so Faust's router (/calls forwarding) hashes a key to the partition - and the
+    # worker - that holds the call; str keys are JSON-serialised ('"id"') and hash elsewhere.
+    calls = app.Table("calls", default=None, partitions=k.partitions, key_type=bytes)
     scores_serde = serde_for(k, "FrameScores", float_arrays="numpy")  # logits straight into numpy
     alert_serde, dlq_serde, rules_serde = (serde_for(k, n) for n in ("Alert", "DeadLetter", "RuleSet"))
     metrics = StageMetrics("rules")
@@ -280,7 +283,7 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
         call_id = record["call_id"]
         crs = rules.current[1]  # one read: a hot reload takes effect between messages
         entry = working.get(call_id)
-        old = entry[1] if entry is not None else calls.get(call_id)
+        old = entry[1] if entry is not None else calls.get(call_id.encode())
         timed = seen[0] % STEP_SAMPLE == 0
         t0 = time.perf_counter() if timed else 0.0
         try:
@@ -324,7 +327,7 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
         now = time.monotonic()
         partitions = set()
         for call_id, (before, state, partition) in working.items():
-            table_put(calls, partition, call_id, state)
+            table_put(calls, partition, call_id.encode(), state)
             partitions.add(partition)
             writes[0] += 1
             ended = call_finished(state)
@@ -334,8 +337,8 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
                 finished.add(partition, call_id, now)
         for partition in partitions:  # tombstones go to the partition the call's messages are on
             for gone in finished.due(partition, now):
-                if call_finished(calls.get(gone)):
-                    table_delete(calls, partition, gone)
+                if call_finished(calls.get(gone.encode())):
+                    table_delete(calls, partition, gone.encode())
                     m_expired.inc()
 
     def seed_finished() -> None:
@@ -343,7 +346,7 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
         now = time.monotonic()
         for cid, st in list(calls.items()):
             if call_finished(st):
-                finished.add(partition_of(cid.encode("utf-8"), k.partitions), cid, now)
+                finished.add(partition_of(cid, k.partitions), cid.decode("utf-8"), now)
         seeded[0] = True
 
     batch_max, batch_wait_s = settings.rules.batch_max, settings.rules.batch_wait_ms / 1000.0
@@ -409,7 +412,7 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
     @app.page("/calls/{call_id}")
     @app.table_route(table=calls, match_info="call_id")
     async def call_state(web, request, call_id):
-        doc = describe_call(call_id, calls.get(call_id), rules.current[0])
+        doc = describe_call(call_id, calls.get(call_id.encode()), rules.current[0])
         return web.json(doc, status=200 if doc["found"] else 404)
 
     app.emowatch_rules = rules  # for tests and tools
