@@ -99,6 +99,9 @@ class RulesSettings(_Section):
     # Score messages are evaluated in batches of at most batch_max, waiting at most batch_wait_ms
     # for a batch to fill: alerts are acknowledged once per batch and each call's state is written
     # once per batch (fewer changelog records, fewer produce requests).
+    # Static group membership (Kafka group.instance.id, KIP-345): a worker restarted with the same id
+    # takes its partitions back without a rebalance of the others, e.g. the pod name of a StatefulSet.
+    instance_id: str | None = None
     batch_max: int = Field(1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(20, ge=1, le=10_000)
 

@@ -156,7 +156,7 @@ def advertised_url(bind: str, port: int, configured: str | None = None) -> str:
 
 
 def faust_config(kafka: KafkaSettings, web_port: int, *, bind: str = "127.0.0.1",
-                 advertised: str | None = None) -> dict[str, Any]:
+                 advertised: str | None = None, instance_id: str | None = None) -> dict[str, Any]:
     """Faust settings of the rules worker (the benchmark's bare loop uses the very same).
 
     The producer does not linger: the rules worker writes its batch's states with no await in
@@ -171,7 +171,7 @@ def faust_config(kafka: KafkaSettings, web_port: int, *, bind: str = "127.0.0.1"
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         web_enabled=True, web_host=canonical.split("://", 1)[1].rsplit(":", 1)[0], web_port=web_port, web_bind=bind,
         canonical_url=canonical, web_in_thread=False, table_cleanup_interval=60.0,
-        logging_config=None)
+        consumer_group_instance_id=instance_id, logging_config=None)
 
 
 def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_port: int = 0,
@@ -187,7 +187,8 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
     rules = ActiveRules(_initial_selector(business_line, rules_file), rules_wait_s)
     port = web_port or 6066
     app = faust.App(app_id(settings, business_line),
-                    **faust_config(k, port, bind=settings.rules.http_bind, advertised=settings.rules.advertised_url))
+                    **faust_config(k, port, bind=settings.rules.http_bind, advertised=settings.rules.advertised_url,
+                                   instance_id=settings.rules.instance_id))
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", internal=False)
     scores_topic = app.topic(topics.scores, **raw)
     alerts_topic = app.topic(topics.alerts, **raw)

@@ -68,7 +68,11 @@ def _stack(broker, data: Path, prefix: str, rules_file: Path, messages: list[dic
     return stack, kafka
 
 
-def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(broker, tmp_path, unique):
+# dynamic: the default; the restarted worker joins while the killed member is still in the group
+# (two rebalances). static: both processes use the same group.instance.id (EMOWATCH_RULES__INSTANCE_ID),
+# so the restarted one takes the killed one's place without a rebalance of the group.
+@pytest.mark.parametrize("membership", ["dynamic", "static"])
+def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(broker, tmp_path, unique, membership):
     messages = _messages()
     rules_file = tmp_path / "bench10.yaml"
     rules_file.write_text(RULES_10)
@@ -83,7 +87,8 @@ def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(
     crash, crash_kafka = _stack(broker, tmp_path / "a", f"ka{unique}.", rules_file, messages)
     calm, calm_kafka = _stack(broker, tmp_path / "b", f"kb{unique}.", rules_file, messages)
     try:
-        victim = crash.start_worker("rules", args)
+        env = {"EMOWATCH_RULES__INSTANCE_ID": f"rules-{unique}"} if membership == "static" else {}
+        victim = crash.start_worker("rules", args, env=env)
         calm.start_worker("rules", args)
         n = len(messages)
         deadline = time.monotonic() + TIMEOUT
@@ -93,7 +98,7 @@ def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(
             time.sleep(0.05)
         assert crash.stop_worker("rules", kill=True) == -9
         assert done < n, "the worker finished before it could be killed: the test proves nothing"
-        crash.start_worker("rules-restarted", args)
+        crash.start_worker("rules-restarted", args, env=env)
         results = {}
         for stack, kafka in ((crash, crash_kafka), (calm, calm_kafka)):
             t = topics_for(kafka)
@@ -110,7 +115,7 @@ def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(
         assert a == b
         assert b == _events(oracle)
         assert {x["alert_id"] for x in crashed} == {x["alert_id"] for x in oracle}
-        print(f"killed after {done:.0f}/{n} messages; {len(crashed)} alert messages after the crash "
+        print(f"{membership}: killed after {done:.0f}/{n} messages; {len(crashed)} alert messages after the crash "
               f"({len(crashed) - len(oracle)} redelivered), {len(uninterrupted)} without")
     finally:
         crash.stop()

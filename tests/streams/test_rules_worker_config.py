@@ -99,3 +99,8 @@ def test_a_partition_whose_commit_is_stuck_is_sought_back_to_its_committed_offse
     assert consumer.seeks == []  # first sighting: could be in flight
     asyncio.run(check())
     assert consumer.seeks == [(TP(scores, 0), 10)]  # only the stuck scores partition
+
+
+def test_static_membership_reaches_the_consumer():
+    assert faust_config(KafkaSettings(), 6066, instance_id="rules-0")["consumer_group_instance_id"] == "rules-0"
+    assert faust_config(KafkaSettings(), 6066)["consumer_group_instance_id"] is None
