@@ -52,3 +52,25 @@ def shipped_records() -> st.SearchStrategy[tuple[tuple[str, int], dict[str, Any]
     """``((schema name, version), a valid record)`` for every shipped schema version."""
     every = [(n, v) for n in schema_names() for v in versions(n)]
     return st.sampled_from(every).flatmap(lambda nv: st.tuples(st.just(nv), avro_values(load_schema(*nv).raw, {})))
+
+
+def mutate(draw: st.DrawFn, data: bytes) -> bytes:
+    """``data`` with 1-4 random byte edits (flip a bit, set, cut the tail, insert, delete): for
+    fuzzing readers with almost-valid messages. Call inside an ``@st.composite``."""
+    buf = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
+        if not buf:
+            break
+        i = draw(st.integers(0, len(buf) - 1))
+        if op == "flip":
+            buf[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set":
+            buf[i] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del buf[i:]
+        elif op == "insert":
+            buf[i:i] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del buf[i]
+    return bytes(buf)

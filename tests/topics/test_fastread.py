@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avro_strategies import avro_values, shipped_records
+from avro_strategies import avro_values, mutate, shipped_records
 from emowatch.topics.catalog import load_schema, schema_names, strip_logical_types, versions
 from emowatch.topics.examples import example_record
 from emowatch.topics.fastread import compile_reader, numpy_converter
@@ -401,23 +401,7 @@ VALID = [(nv, LISTS[nv].encode(example_record(nv[0]), topic=TOPIC)) for nv in AL
 @st.composite
 def mutated(draw: st.DrawFn) -> tuple[tuple[str, int], bytes]:
     nv, data = draw(st.sampled_from(VALID))
-    buf = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        if not buf:
-            break
-        i = draw(st.integers(0, len(buf) - 1))
-        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
-        if op == "flip":
-            buf[i] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set":
-            buf[i] = draw(st.integers(0, 255))
-        elif op == "cut":
-            del buf[i:]
-        elif op == "insert":
-            buf[i:i] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del buf[i]
-    return nv, bytes(buf)
+    return nv, mutate(draw, data)
 
 
 @PROPS

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avro_strategies import shipped_records
+from avro_strategies import mutate, shipped_records
 from emowatch.topics.catalog import schema_names
 from emowatch.topics.examples import example_record
 from emowatch.topics.serde import AvroSerde, SerdeError
@@ -55,23 +55,7 @@ def test_valid_header_with_random_body(header: bytes, body: bytes) -> None:
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
     _, data = draw(st.sampled_from(VALID))
-    buf = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
-        if not buf:
-            break
-        i = draw(st.integers(0, len(buf) - 1))
-        if op == "flip":
-            buf[i] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set":
-            buf[i] = draw(st.integers(0, 255))
-        elif op == "cut":
-            del buf[i:]
-        elif op == "insert":
-            buf[i:i] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del buf[i]
-    return bytes(buf)
+    return mutate(draw, data)
 
 
 @FUZZ
