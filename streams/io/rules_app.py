@@ -47,6 +47,8 @@ log = logging.getLogger("emowatch.rules")
 
 STATE_SIZE_SAMPLE = 16
 """Measure the stored state size (``len(json)``) of every n-th table write."""
+CHANGELOG_CHUNK = 64
+"""A batch's table writes are handed to the producer this many at a time (Faust's send buffer holds 100)."""
 STEP_SAMPLE = 8
 """Time the rule evaluation of every n-th message (``emowatch_rules_step_seconds``)."""
 FINISHED_RETENTION_S = 3600.0
@@ -327,8 +329,10 @@ def build_app(settings: Settings, *, business_line: str, rules_file: Path, web_p
             metrics.sent.inc(len(pending))
         now = time.monotonic()
         partitions = set()
-        for call_id, (before, state, partition) in working.items():
+        for i, (call_id, (before, state, partition)) in enumerate(working.items(), 1):
             table_put(calls, partition, call_id.encode(), state)
+            if i % CHANGELOG_CHUNK == 0:  # Faust's send buffer warns ("producer buffer full") past 100
+                await app.producer.buffer.flush()
             partitions.add(partition)
             writes[0] += 1
             ended = call_finished(state)
