@@ -16,6 +16,13 @@ ENV_PREFIX = "EMOWATCH_"
 NESTED = "__"
 
 
+def _http_url(value: str | None, what: str) -> str | None:
+    """``value`` unchanged when unset or an http(s):// URL; else a ValueError ending with ``what``."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s):// URL {what}")
+    return value
+
+
 class _Section(BaseModel):
     # hide_input_in_errors: a validation error must never echo a password it was given
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -96,21 +103,19 @@ class RulesSettings(_Section):
     # workers of the group use to forward /calls/<id> to the worker that owns the call.
     http_bind: str = "127.0.0.1"
     advertised_url: str | None = None  # default: http://<http_bind or hostname>:<port>
-    # Score messages are evaluated in batches of at most batch_max, waiting at most batch_wait_ms
-    # for a batch to fill: alerts are acknowledged once per batch and each call's state is written
-    # once per batch (fewer changelog records, fewer produce requests).
     # Static group membership (Kafka group.instance.id, KIP-345): a worker restarted with the same id
     # takes its partitions back without a rebalance of the others, e.g. the pod name of a StatefulSet.
     instance_id: str | None = None
+    # Score messages are evaluated in batches of at most batch_max, waiting at most batch_wait_ms
+    # for a batch to fill: alerts are acknowledged once per batch and each call's state is written
+    # once per batch (fewer changelog records, fewer produce requests).
     batch_max: int = Field(1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(20, ge=1, le=10_000)
 
     @field_validator("advertised_url")
     @classmethod
     def _advertised(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s):// URL other workers can reach, e.g. http://rules-0.rules:6066")
-        return v
+        return _http_url(v, "other workers can reach, e.g. http://rules-0.rules:6066")
 
 
 class SinkSettings(_Section):
@@ -125,9 +130,7 @@ class SinkSettings(_Section):
     @field_validator("clickhouse_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s):// URL of a ClickHouse server (unset it for the embedded engine)")
-        return v
+        return _http_url(v, "of a ClickHouse server (unset it for the embedded engine)")
 
 
 class Settings(_Section):
