@@ -21,6 +21,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 import faust
@@ -161,8 +162,8 @@ def faust_config(kafka: KafkaSettings, web_port: int, *, bind: str = "127.0.0.1"
                  advertised: str | None = None, instance_id: str | None = None) -> dict[str, Any]:
     """Faust settings of the rules worker (the benchmark's bare loop uses the very same).
 
-    The producer does not linger: the rules worker writes its batch's states with no await in
-    between, so they leave in one request per partition anyway, and a linger would delay every
+    The producer does not linger: the rules worker hands a batch's states to it in chunks of
+    ``CHANGELOG_CHUNK``, so they leave in few requests anyway, and a linger would delay every
     batch's alert acknowledgement."""
     canonical = advertised_url(bind, web_port, advertised)
     return dict(
@@ -171,7 +172,7 @@ def faust_config(kafka: KafkaSettings, web_port: int, *, bind: str = "127.0.0.1"
         broker_session_timeout=kafka.session_timeout_ms / 1000.0,
         broker_heartbeat_interval=max(0.25, kafka.session_timeout_ms / 4000.0),
         consumer_auto_offset_reset="earliest", producer_acks=-1,
-        web_enabled=True, web_host=canonical.split("://", 1)[1].rsplit(":", 1)[0], web_port=web_port, web_bind=bind,
+        web_enabled=True, web_host=urlsplit(canonical).hostname, web_port=web_port, web_bind=bind,
         canonical_url=canonical, web_in_thread=False, table_cleanup_interval=60.0,
         consumer_group_instance_id=instance_id, logging_config=None)
 
