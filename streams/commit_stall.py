@@ -5,14 +5,15 @@ Faust commits a partition only up to the first gap after its last committed offs
 the killed one's session has not yet expired) its fetcher can drop re-fetched messages that
 an acknowledgement from the previous assignment already "covered", so the offsets right after
 the committed one are never acknowledged again and the partition is never committed again
-(upstream: robinhood/faust#681, faust-streaming/faust#318). Nothing is lost (the acknowledged
-messages were processed), but lag grows forever and every restart reprocesses the backlog.
+(upstream: robinhood/faust#681, faust-streaming/faust#318). Lag then grows forever and every
+restart reprocesses the backlog.
 
 :class:`StallDetector` is the pure decision: a partition is stalled when its lowest
 acknowledged offset lies more than one past its committed offset in two consecutive
 observations with the committed offset unchanged. The rules worker (``io/rules_app.py``)
-then seeks that partition back to its committed offset; the re-read messages are duplicates
-the call state ignores, and their acknowledgements close the gap.
+then seeks that partition back to its committed offset; re-read messages it already processed
+are duplicates the call state ignores, any the fetcher dropped unprocessed are evaluated now (late:
+see docs/rules.md, "Stuck commits"), and their acknowledgements close the gap.
 """
 from __future__ import annotations
 
