@@ -15,7 +15,7 @@ import faust
 from prometheus_client import generate_latest
 
 from emowatch.streams.io.kafka import serde_for, topics_for
-from emowatch.streams.io.rules_app import faust_config, table_put
+from emowatch.streams.io.rules_app import CHANGELOG_CHUNK, faust_config, table_put
 from emowatch.streams.observability import StageMetrics, setup_logging
 from emowatch.streams.settings import Settings, load_settings
 
@@ -41,11 +41,13 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
     async def loop(stream):
         if batch:
             async for events in stream.noack_take(batch, within=settings.rules.batch_wait_ms / 1000.0):
-                for event in events:
+                for i, event in enumerate(events, 1):
                     metrics.received.inc()
                     if decode:
                         serde.decode(event.value, topic=topic)
                     table_put(table, event.message.partition, event.key, {"n": len(event.value)})
+                    if i % CHANGELOG_CHUNK == 0:  # as the rules worker hands its writes to the producer
+                        await app.producer.buffer.flush()
                 for event in events:
                     await stream.ack(event)
             return
