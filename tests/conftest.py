@@ -12,7 +12,7 @@ FULL = os.environ.get("EMOWATCH_FULL") == "1"
 @pytest.fixture(scope="session")
 def broker():
     """The real local Kafka-compatible broker (tansu) on a random loopback port."""
-    from emowatch.infra.broker import LocalBroker
+    from emowatch.streams.local.broker import LocalBroker
 
     b = LocalBroker()
     b.start()
@@ -38,8 +38,8 @@ def kafka_settings(broker, unique):
 @pytest.fixture
 def topics(kafka_settings):
     """This test's topics, created on the broker."""
-    from emowatch.streams.io.admin import ensure_topics
-    from emowatch.streams.io.kafka import topics_for
+    from emowatch.streams.kafka.admin import ensure_topics
+    from emowatch.streams.kafka.clients import topics_for
 
     t = topics_for(kafka_settings)
     report = ensure_topics(kafka_settings.bootstrap_servers, t)

@@ -11,7 +11,7 @@ through a consumer group), one partition gives one total order of rule-set
 publications and a single end offset to wait for at start-up.
 
 Pure data: creating topics and listing existing ones is done by the Kafka
-adapters in ``streams/io``; :func:`check_topics` checks what they found.
+adapters in ``streams/kafka``; :func:`check_topics` checks what they found.
 """
 
 from __future__ import annotations

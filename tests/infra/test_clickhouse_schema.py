@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from emowatch.rules.examples import probs_to_logits
-from emowatch.streams.io.clickhouse import apply_schema, connect
-from emowatch.streams.sink_rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
+from emowatch.streams.sink.clickhouse import apply_schema, connect
+from emowatch.streams.sink.rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
 from emowatch.topics.examples import example_record
 
 DB = "emowatch"

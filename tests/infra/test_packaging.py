@@ -3,7 +3,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
-FOLDERS = {"streams", "models", "topics", "rules", "infra"}
+FOLDERS = {"streams", "models", "topics", "rules", "infra", "bench"}
 
 
 def test_every_package_folder_is_listed_in_pyproject():

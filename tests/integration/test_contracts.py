@@ -23,7 +23,7 @@ from confluent_kafka.serialization import StringDeserializer, StringSerializer
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from emowatch.streams.io.kafka import make_producer
+from emowatch.streams.kafka.clients import make_producer
 from emowatch.topics.catalog import load_schema, schema_names
 from emowatch.topics.examples import example_record
 from emowatch.topics.registry import PRODUCER_PARTITIONER

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from emowatch.infra.stack import LocalStack
-from emowatch.streams.demo import demo_model_dir, wait_for_lag_zero
-from emowatch.streams.io.kafka import group_name, make_producer, topics_for
-from emowatch.streams.io.tail import TopicTail
+from emowatch.streams.local.stack import LocalStack
+from emowatch.streams.local.demo import demo_model_dir, wait_for_lag_zero
+from emowatch.streams.kafka.clients import group_name, make_producer, topics_for
+from emowatch.streams.kafka.tail import TopicTail
 from emowatch.topics.examples import example_record
 from emowatch.topics.registry import Topics
 from emowatch.topics.serde import AvroSerde
@@ -214,7 +214,7 @@ def run(broker, tmp_path_factory) -> Run:
         with urllib.request.urlopen(f"http://127.0.0.1:{stack.workers['infer'].http_port}/metrics", timeout=30) as r:
             metrics = r.read().decode()
         stack.stop_worker("sink")  # chDB: one process per data path
-        from emowatch.streams.io.clickhouse import connect
+        from emowatch.streams.sink.clickhouse import connect
 
         client = connect(None, data, "emowatch")
         rows = {"scores": client.query("SELECT call_id, seq FROM emowatch.scores FINAL").result_rows,

@@ -16,13 +16,13 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from emowatch.infra.stack import LocalStack
-from emowatch.streams.audio import encode_pcm_s16le
-from emowatch.streams.chunking import chunk_records, read_wav
-from emowatch.streams.demo import demo_model_dir, samples_dir
-from emowatch.streams.io.audio_producer import AudioPublisher
-from emowatch.streams.io.kafka import topics_for
-from emowatch.streams.io.tail import TopicTail
+from emowatch.streams.local.stack import LocalStack
+from emowatch.streams.audio.codec import encode_pcm_s16le
+from emowatch.streams.audio.chunking import chunk_records, read_wav
+from emowatch.streams.local.demo import demo_model_dir, samples_dir
+from emowatch.streams.kafka.audio_publisher import AudioPublisher
+from emowatch.streams.kafka.clients import topics_for
+from emowatch.streams.kafka.tail import TopicTail
 from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -187,7 +187,7 @@ def test_mixed_valid_and_invalid_chunks_score_the_valid_and_dead_letter_the_rest
 
 def agent_decode(agent: Agent, value: bytes) -> dict:
     """The original AudioChunk bytes kept in a dead letter decode to the chunk that failed."""
-    from emowatch.streams.io.kafka import serde_for
+    from emowatch.streams.kafka.clients import serde_for
 
     return serde_for(agent.kafka, "AudioChunk").decode(value, topic=agent.topics.audio)
 

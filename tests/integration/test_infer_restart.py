@@ -19,11 +19,11 @@ from collections import Counter, defaultdict
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from emowatch.infra.stack import LocalStack
-from emowatch.streams.demo import demo_model_dir, load_calls
-from emowatch.streams.io.audio_producer import AudioPublisher, CallSpec, call_records
-from emowatch.streams.io.kafka import group_name, serde_for, topics_for
-from emowatch.streams.io.tail import TopicTail
+from emowatch.streams.local.stack import LocalStack
+from emowatch.streams.local.demo import demo_model_dir, load_calls
+from emowatch.streams.kafka.audio_publisher import AudioPublisher, CallSpec, call_records
+from emowatch.streams.kafka.clients import group_name, serde_for, topics_for
+from emowatch.streams.kafka.tail import TopicTail
 
 pytestmark = pytest.mark.integration
 DEADLINE = 240

@@ -13,14 +13,14 @@ from collections import Counter
 
 import pytest
 
-from emowatch.infra.stack import LocalStack
+from emowatch.streams.local.stack import LocalStack
 from emowatch.rules import load_ruleset, step
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.demo import wait_for_lag_zero
-from emowatch.streams.io.kafka import make_producer
-from emowatch.streams.io.scores_publisher import publish_scores
-from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.synthetic_scores import interleave, synthetic_call
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.kafka.clients import make_producer
+from emowatch.streams.kafka.scores_publisher import publish_scores
+from emowatch.streams.kafka.tail import TopicTail
+from emowatch.rules.testing import interleave, synthetic_call
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 240
@@ -70,7 +70,7 @@ def test_each_line_alerts_with_its_own_rule_set_from_the_same_scores(broker, tmp
     stack = LocalStack(data_dir=tmp_path, broker=broker, topic_prefix=prefix).start()
     try:
         kafka = stack.kafka_settings()
-        from emowatch.streams.io.kafka import topics_for
+        from emowatch.streams.kafka.clients import topics_for
 
         t = topics_for(kafka)
         messages = interleave(_calls())

@@ -13,13 +13,13 @@ import urllib.request
 
 import pytest
 
-from emowatch.infra.stack import LocalStack
+from emowatch.streams.local.stack import LocalStack
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.demo import wait_for_lag_zero
-from emowatch.streams.finished_calls import partition_of
-from emowatch.streams.io.kafka import topics_for
-from emowatch.streams.io.scores_publisher import publish_scores
-from emowatch.streams.synthetic_scores import interleave, synthetic_call
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.rules_worker.finished_calls import partition_of
+from emowatch.streams.kafka.clients import topics_for
+from emowatch.streams.kafka.scores_publisher import publish_scores
+from emowatch.rules.testing import interleave, synthetic_call
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 240

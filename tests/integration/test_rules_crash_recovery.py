@@ -17,19 +17,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emowatch.infra.stack import LocalStack
+from emowatch.streams.local.stack import LocalStack
 from emowatch.rules import parse_ruleset, step
-from emowatch.streams.bench_rules import RULES_10
-from emowatch.streams.demo import wait_for_lag_zero
-from emowatch.streams.io.kafka import topics_for
-from emowatch.streams.io.scores_publisher import publish_scores
-from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.synthetic_scores import interleave, random_timeline, synthetic_call
+from emowatch.bench.rules import RULES_10
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.kafka.clients import topics_for
+from emowatch.streams.kafka.scores_publisher import publish_scores
+from emowatch.streams.kafka.tail import TopicTail
+from emowatch.rules.testing import interleave, random_timeline, synthetic_call
 from emowatch.streams.settings import KafkaSettings
 
 # A rare stall seen once before (the restarted worker processed everything but never committed again:
 # Faust's double-rebalance commit bug, robinhood/faust#681) is now released by the worker itself
-# (streams/commit_stall.py); if it happens here, the lag still reaches zero, ~10-20 s later.
+# (streams/rules_worker/commit_stall.py); if it happens here, the lag still reaches zero, ~10-20 s later.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TIMEOUT = 240
 CALLS, SECONDS = 100, 50

@@ -11,20 +11,20 @@ import urllib.request
 
 import pytest
 
-from emowatch.infra.broker import free_port
-from emowatch.infra.stack import LocalStack, WorkerProc
+from emowatch.streams.local.broker import free_port
+from emowatch.streams.local.stack import LocalStack, WorkerProc
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.demo import wait_for_lag_zero
-from emowatch.streams.finished_calls import partition_of
-from emowatch.streams.io.kafka import topics_for
-from emowatch.streams.io.scores_publisher import publish_scores
-from emowatch.streams.synthetic_scores import synthetic_call
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.rules_worker.finished_calls import partition_of
+from emowatch.streams.kafka.clients import topics_for
+from emowatch.streams.kafka.scores_publisher import publish_scores
+from emowatch.rules.testing import synthetic_call
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 240
 VIP = next(p for p in bundled_rule_files() if p.stem == "vip")
 RUN = ("import sys; from pathlib import Path; from emowatch.streams.settings import load_settings; "
-       "from emowatch.streams.io.rules_app import run_worker; sys.argv = sys.argv[:1]; "
+       "from emowatch.streams.rules_worker.service import run_worker; sys.argv = sys.argv[:1]; "
        "run_worker(load_settings(), business_line='vip', rules_file=Path({file!r}), web_port={port}, "
        "finished_retention_s=1e-6)")
 

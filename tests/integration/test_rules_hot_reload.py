@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emowatch.infra.stack import LocalStack
+from emowatch.streams.local.stack import LocalStack
 from emowatch.rules import load_ruleset
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.cli import app as cli
-from emowatch.streams.demo import wait_for_lag_zero
-from emowatch.streams.io.admin import end_offsets
-from emowatch.streams.io.kafka import make_producer, serde_for, topics_for
-from emowatch.streams.io.scores_publisher import publish_scores
-from emowatch.streams.io.tail import TopicTail
-from emowatch.streams.synthetic_scores import interleave, synthetic_call
+from emowatch.streams.cli.main import app as cli
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.kafka.admin import end_offsets
+from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
+from emowatch.streams.kafka.scores_publisher import publish_scores
+from emowatch.streams.kafka.tail import TopicTail
+from emowatch.rules.testing import interleave, synthetic_call
 from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emowatch.infra.stack import LocalStack
-from emowatch.streams.demo import demo_model_dir, load_calls, query_summary, wait_for_lag_zero
-from emowatch.streams.io.audio_producer import AudioPublisher, call_records
-from emowatch.streams.io.kafka import group_name, topics_for
-from emowatch.streams.io.tail import TopicTail
+from emowatch.streams.local.stack import LocalStack
+from emowatch.streams.local.demo import demo_model_dir, load_calls, query_summary, wait_for_lag_zero
+from emowatch.streams.kafka.audio_publisher import AudioPublisher, call_records
+from emowatch.streams.kafka.clients import group_name, topics_for
+from emowatch.streams.kafka.tail import TopicTail
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 300
@@ -88,7 +88,7 @@ def run(broker, tmp_path_factory) -> Run:
         wait_for_lag_zero(stack, group_name(kafka, "emowatch-sink"), [t.scores, t.alerts], TIMEOUT)
         tail.close()
         stack.stop_worker("sink")
-        from emowatch.streams.io.clickhouse import connect
+        from emowatch.streams.sink.clickhouse import connect
 
         client = connect(None, data, "emowatch")
         rows = {

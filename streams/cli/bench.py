@@ -1,0 +1,38 @@
+"""`emowatch bench` commands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from emowatch.streams.cli.common import console, settings_or_exit as _settings  # noqa: F401
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (results are reported, never asserted).")
+
+
+QUICK = typer.Option(False, "--quick", help="Reduced size (what `make bench` and CI-sized runs use).")
+JSON = typer.Option(None, "--json", help="Write the results as JSON to this file.")
+
+
+@bench_app.command("infer")
+def bench_infer(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+    """Batched engine vs a loop over FunASR AutoModel.generate, per model shape."""
+    from emowatch.bench.infer import main
+
+    main(quick=quick, json_path=json_path)
+
+
+@bench_app.command("pipeline-infer")
+def bench_pipeline_infer(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+    """Simulated real-time calls through broker + inference agent (demo model)."""
+    from emowatch.bench.pipeline_infer import main
+
+    main(quick=quick, json_path=json_path)
+
+
+@bench_app.command("rules")
+def bench_rules(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+    """Score messages/s through one rules worker vs a bare Faust table loop."""
+    from emowatch.bench.rules import main
+
+    main(quick=quick, json_path=json_path)

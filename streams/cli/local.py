@@ -1,0 +1,36 @@
+"""`emowatch up`: the embedded local stack, kept running until Ctrl-C."""
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from emowatch.streams.cli.common import console, settings_or_exit
+
+
+def up(
+    data_dir: Path = typer.Option(Path(".emowatch/local"), help="ClickHouse data and logs (kept between runs)."),
+    rules_file: Path | None = typer.Option(None, help="Rule file of the catch-all rules worker."),
+    model: str | None = typer.Option(None, help="Model hub id or directory (default: the bundled demo model)."),
+    partitions: int = typer.Option(4, help="Partitions of every topic."),
+) -> None:
+    """Start the local broker, create the topics and run infer + rules + sink until Ctrl-C."""
+    from emowatch.streams.local.stack import LocalStack
+    from emowatch.streams.local.demo import default_rules_file, demo_model_dir, start_pipeline
+
+    settings_or_exit()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalStack(data_dir=data_dir, partitions=partitions) as stack:
+        start_pipeline(stack, model_dir=Path(model) if model else demo_model_dir(),
+                       rules_file=rules_file or default_rules_file())
+        console.print(f"[bold]emowatch is up[/]: bootstrap [cyan]{stack.bootstrap}[/], data {data_dir}")
+        for name, w in stack.workers.items():
+            console.print(f"  {name:<10} pid {w.proc.pid:<7} http://127.0.0.1:{w.http_port}/health  log {w.log_path}")
+        console.print(f"Publish calls with EMOWATCH_KAFKA__BOOTSTRAP_SERVERS={stack.bootstrap}; Ctrl-C stops everything.")
+        while not stop.wait(1.0):
+            stack.check_workers()
+    console.print("stopped")

@@ -1,0 +1,96 @@
+"""The `emowatch` command line: one CLI, subcommands per role."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from emowatch.streams.cli.bench import bench_app
+from emowatch.streams.cli.common import console, settings_or_exit as _settings
+from emowatch.streams.cli.model import model_app
+from emowatch.streams.cli.rules import rules_app
+from emowatch.streams.cli.topics import topics_app
+from emowatch.streams.cli.local import up
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="emowatch: real-time speech-emotion monitoring on Kafka.")
+worker_app = typer.Typer(no_args_is_help=True, help="Run a service (inference agent, rules worker, ClickHouse sink).")
+app.add_typer(worker_app, name="worker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(rules_app, name="rules")
+app.add_typer(model_app, name="model")
+app.add_typer(bench_app, name="bench")
+app.command("up")(up)
+
+
+@app.command()
+def demo(
+    data_dir: Path = typer.Option(Path(".emowatch/demo"), help="Where the demo keeps ClickHouse data and logs (wiped first)."),
+    rules_file: Optional[Path] = typer.Option(None, help="Rule file (default: the bundled rules/default.yaml)."),
+    realtime: float = typer.Option(0.0, help="Pace the sample calls (1.0 = real time; 0 = as fast as possible)."),
+    timeout_s: float = typer.Option(600.0, help="Give up after this many seconds."),
+) -> None:
+    """Stream the bundled sample calls through the whole pipeline on the embedded local stack."""
+    from emowatch.streams.local.demo import run_demo
+
+    _settings()  # fail fast on bad EMOWATCH_* variables
+    result = run_demo(data_dir=data_dir, rules_file=rules_file, realtime=realtime, timeout_s=timeout_s, console=console)
+    if len(result.scores) != result.chunks_sent:
+        raise typer.Exit(1)
+
+
+@worker_app.command("infer")
+def worker_infer(http_port: int = typer.Option(0, help="Port of /health and /metrics (0 = settings / random).")) -> None:
+    """Inference agent: audio topic -> emotion2vec (FunASR) -> scores topic."""
+    from emowatch.streams.infer.service import InferenceService
+    from emowatch.streams.observability import setup_logging
+
+    s = _settings()
+    if http_port:
+        s = s.with_overrides(infer={"http_port": http_port})
+    setup_logging(s.log_level, "infer")
+    InferenceService(s).run()
+
+
+@worker_app.command("sink")
+def worker_sink(http_port: int = typer.Option(0, help="Port of /health and /metrics.")) -> None:
+    """ClickHouse sink: scores + alerts topics -> ClickHouse (server URL or embedded chDB)."""
+    from emowatch.streams.sink.service import SinkService
+    from emowatch.streams.observability import setup_logging
+
+    s = _settings()
+    if http_port:
+        s = s.with_overrides(sink={"http_port": http_port})
+    setup_logging(s.log_level, "sink")
+    SinkService(s).run()
+
+
+@worker_app.command("rules")
+def worker_rules(
+    business_line: str = typer.Option("*", help="Business line this worker evaluates ('*' = all)."),
+    rules_file: Optional[Path] = typer.Option(None, help="Rule file (default: EMOWATCH_RULES__RULES_FILE or the bundled default)."),
+    http_port: int = typer.Option(0, help="Port of the worker's web server (/health, /metrics, /calls/<id>)."),
+) -> None:
+    """Rules worker (Faust): scores -> per-call state -> alerts, one consumer group per business line."""
+    from emowatch.streams.local.demo import default_rules_file
+    from emowatch.streams.rules_worker.service import RulesWorkerError, run_worker
+    from emowatch.streams.observability import setup_logging
+
+    s = _settings()
+    setup_logging(s.log_level, "rules")
+    path = rules_file or s.rules.rules_file or default_rules_file()
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv itself
+    try:
+        run_worker(s, business_line=business_line, rules_file=path, web_port=http_port or s.rules.http_port)
+    except RulesWorkerError as exc:  # bad rules file, or one for another business line
+        console.print(f"[red]cannot start the rules worker:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""`emowatch model` commands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from emowatch.streams.cli.common import console, settings_or_exit as _settings  # noqa: F401
+
+model_app = typer.Typer(no_args_is_help=True, help="Model utilities (demo checkpoint).")
+
+
+@model_app.command("train-demo")
+def model_train_demo(out_dir: Path = typer.Option(Path("models/demo"), help="Where to write the checkpoint."),
+                     seed: int = typer.Option(0)) -> None:
+    """Train the small demo checkpoint (a pipeline demo model, NOT an emotion model)."""
+    from emowatch.models.train import train_demo
+
+    train_demo(out_dir, seed=seed)

@@ -1,1 +1,0 @@
-"""Kafka adapters: the only modules that import Kafka clients."""

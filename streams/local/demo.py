@@ -1,0 +1,157 @@
+"""`emowatch demo`: the whole path on the embedded local stack, start to finish.
+
+bundled sample calls -> audio topic -> inference agent -> scores topic -> rules worker
+-> alerts topic -> ClickHouse sink -> summary queried from ClickHouse.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from emowatch.streams.local.stack import LocalStack
+from emowatch.streams.kafka.admin import group_lag
+from emowatch.streams.kafka.audio_publisher import AudioPublisher, CallSpec, call_records
+from emowatch.streams.kafka.tail import TopicTail
+from emowatch.streams.settings import KafkaSettings
+
+
+def package_path(package: str, *parts: str) -> Path:
+    return Path(str(resources.files(package).joinpath(*parts)))
+
+
+def demo_model_dir() -> Path:
+    return package_path("emowatch.models", "demo")
+
+
+def samples_dir() -> Path:
+    return package_path("emowatch.infra", "samples")
+
+
+def default_rules_file() -> Path:
+    return package_path("emowatch.rules", "default.yaml")
+
+
+def load_calls(manifest: Path | None = None) -> list[CallSpec]:
+    manifest = manifest or samples_dir() / "manifest.json"
+    data = json.loads(manifest.read_text())
+    entries = data["calls"] if isinstance(data, dict) else data
+    return [CallSpec(call_id=e["call_id"], path=manifest.parent / e["file"], business_line=e.get("business_line", "default"),
+                     role=e.get("role", "MIXED"), attributes=e.get("attributes")) for e in entries]
+
+
+@dataclass
+class DemoResult:
+    chunks_sent: int
+    scores: list[dict]
+    alerts: list[dict]
+    summary: list[tuple]
+    summary_columns: list[str]
+    data_dir: Path
+    dlq: list = field(default_factory=list)
+
+
+SUMMARY_SQL = """
+SELECT c.call_id, c.business_line, c.chunks, c.top_emotion, round(c.top_prob, 3) AS top_prob,
+       countIf(a.status = 'FIRING') AS alerts_fired, arrayStringConcat(groupUniqArray(a.rule_id), ',') AS rules
+FROM {db}.calls AS c
+LEFT JOIN (SELECT * FROM {db}.alerts FINAL) AS a ON a.call_id = c.call_id
+GROUP BY c.call_id, c.business_line, c.chunks, c.top_emotion, c.top_prob
+ORDER BY c.call_id
+"""
+
+
+def start_pipeline(stack: LocalStack, *, model_dir: Path, rules_file: Path, business_line: str = "*",
+                   rules: bool = True) -> None:
+    stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(model_dir)})
+    stack.start_worker("sink", ["sink"])
+    if rules:
+        stack.start_worker("rules-all" if business_line == "*" else f"rules-{business_line}", ["rules", "--business-line", business_line,
+                                                      "--rules-file", str(rules_file)])
+
+
+def wait_for_lag_zero(stack: LocalStack, group: str, topics: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stack.check_workers()
+        lag = group_lag(stack.bootstrap, group, topics)
+        if all(v == 0 for v in lag.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"group {group} still has lag {lag} after {timeout_s}s")
+        time.sleep(0.2)
+
+
+def query_summary(data_dir: Path, database: str = "emowatch") -> tuple[list[str], list[tuple]]:
+    from emowatch.streams.sink.clickhouse import connect
+
+    client = connect(None, data_dir, database)
+    try:
+        res = client.query(SUMMARY_SQL.replace("{db}", database))
+        return list(res.column_names), [tuple(r) for r in res.result_rows]
+    finally:
+        client.close()
+
+
+def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path | None = None,
+             manifest: Path | None = None, realtime: float = 0.0, timeout_s: float = 600.0,
+             console: Console | None = None) -> DemoResult:
+    console = console or Console()
+    rules_file = rules_file or default_rules_file()
+    model_dir = model_dir or demo_model_dir()
+    calls = load_calls(manifest)
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    expected = sum(len(call_records(c, start_time_ms=0)) for c in calls)
+    console.print(f"[bold]emowatch demo[/]: {len(calls)} calls, {expected} one-second chunks, model {model_dir}, "
+                  f"rules {rules_file}")
+    with LocalStack(data_dir=data_dir) as stack:
+        kafka = stack.kafka_settings()
+        console.print(f"local broker on {stack.bootstrap} (tansu); data in {data_dir}")
+        start_pipeline(stack, model_dir=model_dir, rules_file=rules_file)
+        from emowatch.streams.kafka.clients import topics_for
+
+        t = topics_for(kafka)
+        tail = TopicTail(kafka, {t.scores: "FrameScores", t.alerts: "Alert", t.dlq: "DeadLetter"})
+        sent = AudioPublisher(kafka).publish_calls(calls, realtime=realtime)
+
+        def show(topic: str, rec: dict | None) -> None:
+            if topic == t.scores:
+                progress.advance(task)
+            elif topic == t.alerts and rec is not None:
+                colour = "red" if rec["status"] == "FIRING" else "green"
+                console.print(f"[{colour}]{rec['status']:8}[/] {rec['call_id']:<16} {rec['rule_id']:<22} "
+                              f"{'+'.join(rec['emotions'])}={rec['value']:.2f} (>{rec['threshold']}) "
+                              f"at {rec['fired_ms'] / 1000:.1f}s  [{rec['priority']}] id={rec['alert_id'][:12]}")
+            elif topic == t.dlq:
+                console.print(f"[yellow]DLQ[/] {rec}")
+
+        with Progress(TextColumn("scoring chunks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as progress:
+            task = progress.add_task("score", total=sent)
+            got = tail.collect(lambda o: len(o[t.scores]) >= sent, timeout_s, on_record=show,
+                               check=stack.check_workers)
+        rules_group = f"{stack.topic_prefix}emowatch-rules-all"
+        wait_for_lag_zero(stack, rules_group, [t.scores], timeout_s)
+        tail.catch_up(got, timeout_s, on_record=show)  # the last alerts
+        wait_for_lag_zero(stack, "emowatch-sink", [t.scores, t.alerts], timeout_s)
+        tail.close()
+        stack.stop_worker("sink")  # releases the embedded ClickHouse (one process per path)
+        cols, rows = query_summary(data_dir)
+    table = Table(title="Summary (queried from ClickHouse)")
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*[str(x) for x in r])
+    console.print(table)
+    alerts = [a for a in got[t.alerts] if a]
+    console.print(f"{sent} chunks -> {len(got[t.scores])} score messages, {len(alerts)} alert events, "
+                  f"{len(got[t.dlq])} dead letters")
+    return DemoResult(sent, got[t.scores], alerts, rows, cols, data_dir, got[t.dlq])

@@ -1,0 +1,1 @@
+"""emowatch.streams.rules_worker."""

@@ -1,0 +1,1 @@
+"""emowatch.streams.sink."""
