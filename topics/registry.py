@@ -28,6 +28,7 @@ __all__ = [
     "TopicSpec",
     "Topics",
     "check_topics",
+    "partition_of",
     "topic_config",
 ]
 
@@ -45,6 +46,35 @@ default (``consistent_random``, CRC32) does not, so a call's alerts written by
 Faust and its scores written by confluent-kafka would land on different
 partition indexes. ``murmur2_random`` is librdkafka's Java-compatible murmur2.
 """
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition that :data:`PRODUCER_PARTITIONER` (and aiokafka, the Java client) chooses for a
+    non-empty key: Java-compatible murmur2. Used where a consumer must know a key's partition
+    without producing (the rules worker's table housekeeping, tests)."""
+    length = len(key)
+    seed, m, r = 0x9747B28C, 0x5BD1E995, 24
+    h = (seed ^ length) & 0xFFFFFFFF
+    i = 0
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(key[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = length % 4
+    base = length - tail
+    if tail == 3:
+        h ^= key[base + 2] << 16
+    if tail >= 2:
+        h ^= key[base + 1] << 8
+    if tail >= 1:
+        h ^= key[base]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
 
 _DAY_MS = 24 * 60 * 60 * 1000
 _LEGAL = re.compile(r"^[A-Za-z0-9._-]*$")

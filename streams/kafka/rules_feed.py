@@ -18,29 +18,13 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.helpers import create_ssl_context
 
+from emowatch.streams.kafka.security import aiokafka_security
 from emowatch.streams.settings import KafkaSettings
 
 log = logging.getLogger("emowatch.rules.feed")
 
 OnRecord = Callable[[bytes | None, bytes | None, int], Awaitable[None]]
-
-
-def aiokafka_security(kafka: KafkaSettings) -> dict[str, Any]:
-    """aiokafka client keyword arguments for the security settings (secrets included)."""
-    conf: dict[str, Any] = {"security_protocol": kafka.security_protocol, "client_id": kafka.client_id}
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        conf["ssl_context"] = create_ssl_context(
-            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None,
-            certfile=str(kafka.ssl_certfile) if kafka.ssl_certfile else None,
-            keyfile=str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None,
-            password=kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None)
-    if kafka.sasl_mechanism:
-        conf["sasl_mechanism"] = kafka.sasl_mechanism
-        conf["sasl_plain_username"] = kafka.sasl_username
-        conf["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-    return conf
 
 
 class RulesFeed:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["FinishedCalls", "partition_of"]
+__all__ = ["FinishedCalls"]
 
 
 class FinishedCalls:
@@ -37,31 +37,3 @@ class FinishedCalls:
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Java-compatible murmur2 partitioners (aiokafka, librdkafka ``murmur2_random``,
-    the Java client) choose for a non-empty key."""
-    length = len(key)
-    seed, m, r = 0x9747B28C, 0x5BD1E995, 24
-    h = (seed ^ length) & 0xFFFFFFFF
-    i = 0
-    for i in range(0, length - length % 4, 4):
-        k = int.from_bytes(key[i:i + 4], "little")
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    tail = length % 4
-    base = length - tail
-    if tail == 3:
-        h ^= key[base + 2] << 16
-    if tail >= 2:
-        h ^= key[base + 1] << 8
-    if tail >= 1:
-        h ^= key[base]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return (h & 0x7FFFFFFF) % partitions

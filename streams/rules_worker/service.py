@@ -35,9 +35,11 @@ from emowatch.rules.loader import load_ruleset
 from emowatch.rules.model import RuleSet
 from emowatch.streams.rules_worker.call_view import describe_call
 from emowatch.streams.rules_worker.commit_stall import StallDetector
-from emowatch.streams.rules_worker.finished_calls import FinishedCalls, partition_of
+from emowatch.streams.rules_worker.finished_calls import FinishedCalls
+from emowatch.topics.registry import partition_of
 from emowatch.streams.kafka.clients import serde_for, topics_for
-from emowatch.streams.kafka.rules_feed import RulesFeed, aiokafka_security
+from emowatch.streams.kafka.rules_feed import RulesFeed
+from emowatch.streams.kafka.security import faust_credentials
 from emowatch.streams.observability import StageMetrics
 from emowatch.streams.rules_worker.reload import RuleSetRejected, RuleSetSelector, ruleset_from_record
 from emowatch.streams.settings import KafkaSettings, Settings
@@ -105,16 +107,6 @@ class ActiveRules:
         self.ready.set()
 
 
-def _credentials(kafka: KafkaSettings) -> Any:
-    sec = aiokafka_security(kafka)
-    if kafka.sasl_mechanism:
-        return faust.SASLCredentials(username=sec.get("sasl_plain_username"), password=sec.get("sasl_plain_password"),
-                                     ssl_context=sec.get("ssl_context"), mechanism=kafka.sasl_mechanism)
-    if "ssl_context" in sec:
-        return faust.SSLCredentials(sec["ssl_context"])
-    return None
-
-
 def table_put(table: Any, partition: int, key: bytes, value: Any) -> None:
     """``table[key] = value`` with the changelog record on ``partition`` (the message's).
 
@@ -167,7 +159,7 @@ def faust_config(kafka: KafkaSettings, web_port: int, *, bind: str = "127.0.0.1"
     batch's alert acknowledgement."""
     canonical = advertised_url(bind, web_port, advertised)
     return dict(
-        broker=f"kafka://{kafka.bootstrap_servers}", broker_credentials=_credentials(kafka), store="memory://",
+        broker=f"kafka://{kafka.bootstrap_servers}", broker_credentials=faust_credentials(kafka), store="memory://",
         topic_partitions=kafka.partitions, topic_replication_factor=kafka.replication_factor,
         broker_session_timeout=kafka.session_timeout_ms / 1000.0,
         broker_heartbeat_interval=max(0.25, kafka.session_timeout_ms / 4000.0),

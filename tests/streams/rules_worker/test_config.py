@@ -8,7 +8,7 @@ import pytest
 
 from emowatch.rules.loader import bundled_rule_files
 from emowatch.streams.rules_worker.service import RulesWorkerError, app_id, build_app, faust_config
-from emowatch.streams.kafka.rules_feed import aiokafka_security
+from emowatch.streams.kafka.security import aiokafka_security
 from emowatch.streams.settings import KafkaSettings, Settings
 
 FILES = {p.stem: p for p in bundled_rule_files()}

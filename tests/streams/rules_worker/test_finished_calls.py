@@ -6,7 +6,8 @@ import os
 import pytest
 from aiokafka.partitioner import murmur2
 
-from emowatch.streams.rules_worker.finished_calls import FinishedCalls, partition_of
+from emowatch.streams.rules_worker.finished_calls import FinishedCalls
+from emowatch.topics.registry import partition_of
 
 
 def test_due_pops_per_partition_in_order_after_the_retention():
