@@ -1,7 +1,7 @@
 """The baseline of ``emowatch bench rules``: a bare Faust loop that only updates a table.
 
 Same broker, topic, partitions, table (memory store + changelog) and Faust settings as the
-rules worker (``rules_app.py``), but per message it only writes a tiny value to the table:
+rules worker (``streams/rules_worker/``), but per message it only writes a tiny value to the table:
 no Avro decoding, no rule evaluation, no alerts. Run it as
 ``python -m emowatch.bench.bare_faust_app --app-name NAME --http-port PORT [--decode]`` with the
 usual ``EMOWATCH_*`` settings; ``/metrics`` counts the messages it has handled.
@@ -15,7 +15,9 @@ import faust
 from prometheus_client import generate_latest
 
 from emowatch.streams.kafka.clients import serde_for, topics_for
-from emowatch.streams.rules_worker.service import CHANGELOG_CHUNK, faust_config, table_put
+from emowatch.streams.rules_worker.batch import CHANGELOG_CHUNK
+from emowatch.streams.rules_worker.config import faust_config
+from emowatch.streams.rules_worker.faust_compat import flush_send_buffer, table_put
 from emowatch.streams.observability import StageMetrics, setup_logging
 from emowatch.streams.settings import Settings, load_settings
 
@@ -47,7 +49,7 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
                         serde.decode(event.value, topic=topic)
                     table_put(table, event.message.partition, event.key, {"n": len(event.value)})
                     if i % CHANGELOG_CHUNK == 0:  # as the rules worker hands its writes to the producer
-                        await app.producer.buffer.flush()
+                        await flush_send_buffer(app)
                 for event in events:
                     await stream.ack(event)
             return

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 import yaml
+from emowatch.topics.errors import EmowatchError
 
 if TYPE_CHECKING:  # pragma: no cover
     from emowatch.models.engine import Engine
@@ -53,7 +54,7 @@ _HINT = (
 )
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(EmowatchError, RuntimeError):
     """The model could not be loaded (missing weights, unreachable hub, bad device...)."""
 
 

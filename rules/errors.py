@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from emowatch.topics.errors import DeadLetterError, EmowatchError
 
 
 @dataclass(eq=True)
-class RuleFileError(Exception):
+class RuleFileError(EmowatchError):
     """One problem in a rule file.
 
     ``str(err)`` is ``file:line: reason`` (the compiler-style format editors jump to).
@@ -31,5 +32,12 @@ class RuleFileError(Exception):
         return hash((self.file, self.line, self.column, self.reason))
 
 
-class ScoresError(ValueError):
-    """A FrameScores message that cannot be evaluated (missing class, wrong shape, ...)."""
+class ScoresError(DeadLetterError, ValueError):
+    """A FrameScores message that cannot be evaluated (missing class, wrong shape, ...):
+    dead-lettered at stage EVALUATE."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("EVALUATE", reason)
+
+    def __str__(self) -> str:
+        return self.reason

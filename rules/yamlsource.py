@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import yaml
+from emowatch.topics.errors import EmowatchError
 
 try:  # libyaml is much faster; fall back to the pure-Python loader
     _Loader: type = yaml.CSafeLoader
@@ -44,7 +45,7 @@ class SourceDoc:
         return self.positions.get(current, (1, 1))
 
 
-class YamlSyntaxError(ValueError):
+class YamlSyntaxError(EmowatchError, ValueError):
     """YAML that cannot be parsed; carries the 1-based line and column."""
 
     def __init__(self, line: int, column: int, reason: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from emowatch.topics.errors import EmowatchError
 
 ENV_PREFIX = "EMOWATCH_"
 NESTED = "__"
@@ -149,8 +150,9 @@ class Settings(_Section):
         return Settings.model_validate(data)
 
 
-class SettingsError(SystemExit):
-    """Raised (exit code 2 semantics) when configuration is invalid; the message names the variable."""
+class SettingsError(EmowatchError):
+    """Invalid configuration; the message names the variable. Entry points turn it into exit code 2
+    (``emowatch.streams.cli.common.settings_or_exit``)."""
 
     def __init__(self, message: str):
         super().__init__(message)

@@ -22,6 +22,7 @@ from typing import Any
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
+from emowatch.topics.errors import EmowatchError
 
 __all__ = [
     "SCHEMA_DIR",
@@ -70,7 +71,7 @@ def crc64_avro(data: bytes) -> int:
     return fp
 
 
-class SchemaNotFoundError(LookupError):
+class SchemaNotFoundError(EmowatchError, LookupError):
     """No ``.avsc`` file for the requested schema name or version."""
 
 

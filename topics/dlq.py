@@ -3,52 +3,47 @@
 Pure: :func:`dead_letter` builds a ``DeadLetter`` record (``topics/schemas/
 DeadLetter.v*.avsc``) from the original message and the error; the adapters
 encode it with ``AvroSerde("DeadLetter")`` and produce it to ``Topics.dlq``
-with the original key. :class:`DeadLetterError` is what a pipeline step
-raises (or returns) to say "dead-letter this message at stage X because Y".
+with the original key. :class:`~emowatch.topics.errors.DeadLetterError` is what a
+pipeline step raises (or returns) to say "dead-letter this message at stage X because Y".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_REASON_CHARS", "STAGES", "DeadLetterError", "dead_letter", "normalize_stage"]
+from emowatch.topics.errors import STAGES, DeadLetterError, normalize_stage
 
-STAGES: tuple[str, ...] = ("RECEIVE", "DECODE", "INFER", "EVALUATE", "SEND", "SINK")
-"""Pipeline stages, in flow order (the DeadLetter ``Stage`` enum symbols)."""
+__all__ = ["MAX_REASON_CHARS", "STAGES", "DeadLetterError", "Source", "dead_letter", "dead_letter_for", "normalize_stage"]
+
 MAX_REASON_CHARS = 4000
 """Longer reasons are cut (with a marker) so one bad message cannot bloat the DLQ."""
 
 HeaderInput = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 
 
-def normalize_stage(stage: str) -> str:
-    """Upper-case and check a stage name (``"decode"`` -> ``"DECODE"``); ValueError otherwise."""
-    if not isinstance(stage, str) or stage.strip().upper() not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)} (any case)")
-    return stage.strip().upper()
+@dataclass(frozen=True)
+class Source:
+    """The message being dead-lettered, as it was read: position, key, value and headers.
+
+    The service adapters build it from their client's message type (confluent-kafka
+    ``Message``, a Faust event, an aiokafka record)."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: HeaderInput = None
 
 
-class DeadLetterError(Exception):
-    """Raised (or returned) by a pipeline step for a message that must go to the DLQ.
-
-    ``stage`` is normalised to upper case; ``cause`` (also set as
-    ``__cause__`` when raised ``from``) is the underlying error, whose class
-    name becomes the record's ``error_type``.
-    """
-
-    def __init__(self, stage: str, reason: str, *, cause: BaseException | None = None) -> None:
-        self.stage = normalize_stage(stage)
-        self.reason = reason
-        self.cause = cause
-        super().__init__(f"{self.stage}: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.stage, self.reason, self.cause))
-
-
-def _rebuild(stage: str, reason: str, cause: BaseException | None) -> DeadLetterError:
-    return DeadLetterError(stage, reason, cause=cause)
+def dead_letter_for(source: Source, error: DeadLetterError, *, call_id: str | None, service: str,
+                    now_ms: int) -> dict[str, Any]:
+    """The DeadLetter record for ``source`` rejected with ``error`` (its stage and reason)."""
+    return dead_letter(stage=error.stage, reason=error.dead_letter_reason, error=error, source_topic=source.topic,
+                       source_partition=source.partition, source_offset=source.offset, key=source.key,
+                       value=source.value, headers=source.headers, call_id=call_id, service=service, now_ms=now_ms)
 
 
 def dead_letter(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from emowatch.topics.errors import EmowatchError
 
 __all__ = [
     "MASK",
@@ -56,7 +57,7 @@ _SECRET_KEY = re.compile(
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
 
 
-class SecurityConfigError(ValueError):
+class SecurityConfigError(EmowatchError, ValueError):
     """Inconsistent or unsupported Kafka security settings."""
 
 

@@ -36,6 +36,7 @@ from emowatch.topics.catalog import SchemaInfo, crc64_avro, fingerprint_table, l
 from emowatch.topics.resolution import FLOAT_ARRAYS, ReadPlan, plan_read
 from emowatch.topics.security import redact_url
 from emowatch.topics.validation import RecordChecker, RecordProblem
+from emowatch.topics.errors import DeadLetterError
 
 __all__ = [
     "REGISTRY_MAGIC",
@@ -55,7 +56,7 @@ _SR_HEADER = 5  # magic (1) + schema id (4)
 _MAX_MISSING_IDS = 4096
 
 
-class SerdeError(ValueError):
+class SerdeError(DeadLetterError, ValueError):
     """The one error type raised by every serde operation on bad input.
 
     Raised for random bytes, truncated messages, unknown fingerprints or
@@ -74,8 +75,7 @@ class SerdeError(ValueError):
         offset: int | None = None,
         field: str | None = None,
     ) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__("DECODE", reason)
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -88,6 +88,10 @@ class SerdeError(ValueError):
             if value is not None
         ]
         return f"{' '.join(where)}: {self.reason}" if where else self.reason
+
+    @property
+    def dead_letter_reason(self) -> str:
+        return str(self)
 
 
 # ---------------------------------------------------------------- keys

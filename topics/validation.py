@@ -17,6 +17,7 @@ from fastavro.validation import ValidationError
 from fastavro.validation import validate as fastavro_validate
 
 from emowatch.topics.catalog import SchemaInfo, strip_logical_types
+from emowatch.topics.errors import EmowatchError
 
 __all__ = ["RecordChecker", "RecordProblem", "type_summary"]
 
@@ -34,7 +35,7 @@ _PRIMITIVES: dict[str, tuple[type | tuple[type, ...], str]] = {
 _RANGES = {"int": "int (32-bit signed)", "long": "long (64-bit signed int)"}
 
 
-class RecordProblem(Exception):
+class RecordProblem(EmowatchError):
     """A record does not fit the schema; ``field`` is the top-level field when known."""
 
     def __init__(self, reason: str, field: str | None = None) -> None:

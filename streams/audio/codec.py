@@ -5,19 +5,27 @@ from dataclasses import dataclass
 from math import gcd
 
 import numpy as np
+from emowatch.topics.errors import DeadLetterError
 
 TARGET_RATE = 16_000
 SUPPORTED_RATES = (8_000, 11_025, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
 _DTYPES = {"PCM_S16LE": np.dtype("<i2"), "PCM_F32LE": np.dtype("<f4")}
 
 
-class AudioError(ValueError):
-    """Audio that cannot be handled; ``code`` is a stable machine-readable reason."""
+class AudioError(DeadLetterError, ValueError):
+    """Audio that cannot be handled (dead-lettered at stage DECODE); ``code`` is a stable
+    machine-readable reason, ``reason`` the explanation."""
 
     def __init__(self, code: str, reason: str):
-        super().__init__(f"{code}: {reason}")
+        super().__init__("DECODE", reason)
         self.code = code
-        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
+
+    @property
+    def dead_letter_reason(self) -> str:
+        return str(self)
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Hashable, Sequence, TypeVar
+from emowatch.topics.errors import EmowatchError
 
 T = TypeVar("T")
 
 
-class QueueFull(RuntimeError):
+class QueueFull(EmowatchError, RuntimeError):
     """The batcher holds ``capacity`` items; drain before adding more."""
 
 

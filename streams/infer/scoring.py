@@ -42,16 +42,6 @@ class ChunkRef:
 
 
 @dataclass
-class Rejected:
-    """A chunk that cannot be handled (goes to the DLQ at stage DECODE)."""
-
-    source: Any
-    code: str
-    reason: str
-    call_id: str | None
-
-
-@dataclass
 class Admission:
     """What offering one AudioChunk did.
 
@@ -62,7 +52,9 @@ class Admission:
     """
 
     refs: list[ChunkRef] = field(default_factory=list)
-    rejected: Rejected | None = None
+    rejected: AudioError | None = None
+    """Set when the chunk cannot be handled: the error that dead-letters it (stage DECODE)."""
+    call_id: str | None = None
     outputs: int = 0
     skipped: int = 0
     held: int = 0
@@ -113,7 +105,7 @@ def admit_chunk(chunk: dict, source: Any, ctx: ContextStore, *, max_chunk_s: flo
         decoded = decode_pcm(chunk["audio"], encoding=chunk["encoding"], sample_rate=chunk["sample_rate"],
                              channels=chunk["channels"], max_seconds=max_chunk_s)
     except AudioError as exc:
-        return Admission(rejected=Rejected(source, exc.code, exc.reason, chunk.get("call_id")))
+        return Admission(rejected=exc, call_id=chunk.get("call_id"))
     meta = {k: v for k, v in chunk.items() if k != "audio"}
     token = _Pending(source, meta)
     out = Admission()

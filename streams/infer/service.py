@@ -32,12 +32,14 @@ from emowatch.models.engine import ItemError, Window
 from emowatch.streams.infer.batcher import Batcher
 from emowatch.streams.infer.context import ContextStore
 from emowatch.streams.infer.metrics import InferMetrics
-from emowatch.streams.kafka.clients import DeadLetters, make_consumer, make_producer, serde_for, topics_for
+from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
+from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.infer.model_runner import Completed, ModelRunner
 from emowatch.streams.observability import HealthServer
 from emowatch.streams.infer.offsets import OffsetTracker
 from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, parse_stereo_roles, release_expired
 from emowatch.streams.settings import Settings
+from emowatch.topics.errors import DeadLetterError
 from emowatch.topics.serde import SerdeError
 
 log = logging.getLogger("emowatch.infer")
@@ -73,7 +75,6 @@ class InferenceService:
         # it expires (~200 ms per hop at librdkafka's 500 ms default, measured); the local stack uses 25.
         self.consumer = make_consumer(settings.kafka, inf.group_id)
         self.producer = make_producer(settings.kafka)
-        self.dlq = DeadLetters(self.producer, self.topics.dlq, settings.kafka, service=inf.group_id)
         self.ctx = ContextStore(inf.context_s, reorder_max=inf.reorder_max, reorder_timeout_s=inf.reorder_timeout_s)
         self.tracker = OffsetTracker()
         cap = max(inf.queue_size, 2)
@@ -83,6 +84,8 @@ class InferenceService:
                                                   capacity=cap)
         self.runner: ModelRunner[ChunkRef] = ModelRunner(self._infer, threaded=threaded)
         self.metrics = InferMetrics()
+        self.dlq = DeadLetters(settings.kafka, self.topics.dlq, inf.group_id, metrics=self.metrics.stage,
+                               producer=self.producer)
         self.assigned: set[tuple[str, int]] = set()
         self.paused = False
         self.fatal: str | None = None
@@ -189,12 +192,12 @@ class InferenceService:
         try:
             chunk = self.audio_serde.decode(msg.value(), topic=topic, partition=part, offset=off)
         except SerdeError as exc:
-            self._dead_letter(msg, "DECODE", str(exc), exc)
+            self._dead_letter(msg, exc)
             return
         adm = admit_chunk(chunk, msg, self.ctx, max_chunk_s=self.s.infer.max_chunk_s,
                           stereo_roles=self.stereo_roles, now=now, partition=part)
         if adm.rejected is not None:
-            self._dead_letter(msg, "DECODE", f"{adm.rejected.code}: {adm.rejected.reason}", None, adm.rejected.call_id)
+            self._dead_letter(msg, adm.rejected, adm.call_id)
             return
         if adm.skipped:
             self.metrics.discarded.labels("duplicate_seq").inc(adm.skipped)
@@ -238,7 +241,7 @@ class InferenceService:
             exc = fut.exception(timeout=0)
             res = ItemError(i, "internal", f"{type(exc).__name__}: {exc}") if exc is not None else fut.result(timeout=0)
             if isinstance(res, ItemError):
-                self._dead_letter(msg, "INFER", f"{res.code}: {res.reason}", None, ref.call_id, pending=True)
+                self._dead_letter(msg, DeadLetterError("INFER", f"{res.code}: {res.reason}"), ref.call_id, pending=True)
                 continue
             record = frame_scores_record(ref, res.logits, res.probs, res.embedding, labels=self.model.labels,
                                          model_name=self.model.name, model_version=self.model.version,
@@ -262,24 +265,16 @@ class InferenceService:
             except BufferError:  # local producer queue full: serve delivery reports, then retry
                 self.producer.poll(0.1)
 
-    def _dead_letter(self, msg: Message, stage: str, reason: str, exc: BaseException | None,
-                     call_id: str | None = None, pending: bool = False) -> None:
+    def _dead_letter(self, msg: Message, error: DeadLetterError, call_id: str | None = None,
+                     pending: bool = False) -> None:
         """DLQ a message; its input offset is done once the DLQ write is acknowledged.
 
         ``pending``: the offset is already tracked (a role that failed in the model)."""
-        self.metrics.errors.labels(stage.lower()).inc()
-        self.metrics.dlq.inc()
         self.counts["dlq"] += 1
         if not pending:
             self.tracker.add(msg.topic(), msg.partition(), msg.offset(), 1)
         src = (msg.topic(), msg.partition(), msg.offset())
-        while True:
-            try:
-                self.dlq.send(msg, stage=stage, reason=reason, error=exc, call_id=call_id,
-                              on_delivered=lambda err, _m: self._delivered(err, src))
-                return
-            except BufferError:
-                self.producer.poll(0.1)
+        self.dlq.send(msg, error, call_id=call_id, on_delivered=lambda err, _m: self._delivered(err, src))
 
     def _delivered(self, err, src: tuple[str, int, int]) -> None:
         if err is not None:

@@ -1,14 +1,12 @@
-"""confluent-kafka client factories, record serde for the registry's topics, DLQ producer."""
+"""confluent-kafka client factories and the record serde for the registry's topics."""
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, Callable
+from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Producer
 
 from emowatch.streams.settings import KafkaSettings
-from emowatch.topics.dlq import dead_letter
 from emowatch.topics.registry import PRODUCER_PARTITIONER, Topics
 from emowatch.topics.serde import AvroSerde
 
@@ -62,25 +60,3 @@ def serde_for(kafka: KafkaSettings, schema_name: str, *, float_arrays: str = "li
     ``float_arrays="numpy"`` decodes float arrays (FrameScores logits) straight into numpy."""
     return AvroSerde(schema_name, registry_url=kafka.schema_registry_url, registry_config=registry_config(kafka),
                      float_arrays=float_arrays)
-
-
-class DeadLetters:
-    """Sends messages a stage cannot handle to the DLQ topic: original bytes, headers,
-    source position, stage and reason. ``on_delivered(msg)`` runs when the DLQ write is acked."""
-
-    def __init__(self, producer: Producer, topic: str, kafka: KafkaSettings, service: str) -> None:
-        self.producer = producer
-        self.topic = topic
-        self.service = service
-        self.serde = serde_for(kafka, "DeadLetter")
-
-    def send(self, msg: Message, *, stage: str, reason: str, error: BaseException | None = None,
-             call_id: str | None = None, on_delivered: Callable[[Any, Any], None] | None = None) -> None:
-        record = dead_letter(stage=stage, reason=reason, error=error, source_topic=msg.topic(),
-                             source_partition=msg.partition(), source_offset=msg.offset(), key=msg.key(),
-                             value=msg.value(), headers=msg.headers(), call_id=call_id, service=self.service,
-                             now_ms=int(time.time() * 1000))
-        log.warning("dead-lettered message", extra={"stage": stage, "reason": reason, "call_id": call_id,
-                                                    "source": f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"})
-        self.producer.produce(self.topic, key=msg.key(), value=self.serde.encode(record, topic=self.topic),
-                              on_delivery=on_delivered)

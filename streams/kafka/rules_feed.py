@@ -21,18 +21,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from emowatch.streams.kafka.security import aiokafka_security
 from emowatch.streams.settings import KafkaSettings
+from emowatch.topics.dlq import Source
 
 log = logging.getLogger("emowatch.rules.feed")
 
-OnRecord = Callable[[bytes | None, bytes | None, int], Awaitable[None]]
+OnRecord = Callable[[Source], Awaitable[None]]
 
 
 class RulesFeed:
     """Reads one partition (partition 0 of the rules topic) from the beginning, forever.
 
-    ``on_record(key, value, offset)`` is awaited for every record in offset order;
+    ``on_record(source)`` is awaited for every record in offset order (key, value, position
+    and headers as read); a record whose handling raises is read again after the back-off;
     ``caught_up`` is set once the records present at start have been handed over.
-    Errors are logged and the read resumes at the next offset after a back-off.
+    Errors are logged and the read resumes, after a back-off, at the first record not yet handled.
     """
 
     def __init__(self, kafka: KafkaSettings, topic: str, on_record: OnRecord, *, poll_ms: int = 500,
@@ -73,7 +75,8 @@ class RulesFeed:
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=self.poll_ms, max_records=500)
                 for msg in batch.get(tp, []):
-                    await self.on_record(msg.key, msg.value, msg.offset)
+                    await self.on_record(Source(topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                                                key=msg.key, value=msg.value, headers=list(msg.headers or [])))
                     self.next_offset = msg.offset + 1
                     self.records += 1
                 if not self.caught_up.is_set():

@@ -8,9 +8,10 @@ from emowatch.rules.model import RuleSet
 from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
 from emowatch.streams.rules_worker.reload import ruleset_record
 from emowatch.streams.settings import KafkaSettings
+from emowatch.topics.errors import EmowatchError
 
 
-class PublishError(RuntimeError):
+class PublishError(EmowatchError, RuntimeError):
     """The broker did not acknowledge the rule set."""
 
 

@@ -18,11 +18,12 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from emowatch.topics.errors import EmowatchError
 
 log = logging.getLogger(__name__)
 
 
-class BrokerError(RuntimeError):
+class BrokerError(EmowatchError, RuntimeError):
     """The local broker could not be started or did not become ready."""
 
 

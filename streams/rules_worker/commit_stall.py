@@ -10,7 +10,7 @@ restart reprocesses the backlog.
 
 :class:`StallDetector` is the pure decision: a partition is stalled when its lowest
 acknowledged offset lies more than one past its committed offset in two consecutive
-observations with the committed offset unchanged. The rules worker (``io/rules_app.py``)
+observations with the committed offset unchanged. The rules worker (``service.py``)
 then seeks that partition back to its committed offset; re-read messages it already processed
 are duplicates the call state ignores, any the fetcher dropped unprocessed are evaluated now (late:
 see docs/rules.md, "Stuck commits"), and their acknowledgements close the gap.

@@ -27,6 +27,7 @@ from emowatch.rules.errors import RuleFileError
 from emowatch.rules.examples import run_examples
 from emowatch.rules.loader import parse_ruleset
 from emowatch.rules.model import RuleSet
+from emowatch.topics.errors import DeadLetterError
 
 __all__ = ["Candidate", "RuleSetRejected", "RuleSetSelector", "fits", "ruleset_from_record", "ruleset_record"]
 
@@ -34,14 +35,12 @@ FILE_OFFSET = -1
 """Order of the rules file given at start: older than every topic record."""
 
 
-class RuleSetRejected(ValueError):
+class RuleSetRejected(DeadLetterError, ValueError):
     """A rules-topic record that must not become active. ``stage`` is a DLQ stage
     (``DECODE`` for unreadable or inconsistent records, ``EVALUATE`` for failing examples)."""
 
-    def __init__(self, stage: str, reason: str) -> None:
-        super().__init__(reason)
-        self.stage = stage
-        self.reason = reason
+    def __str__(self) -> str:
+        return self.reason
 
 
 def ruleset_record(ruleset: RuleSet, *, published_at_ms: int, source_name: str | None = None,

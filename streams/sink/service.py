@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from emowatch.streams.sink.clickhouse import apply_schema, connect
-from emowatch.streams.kafka.clients import DeadLetters, make_consumer, make_producer, serde_for, topics_for
+from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
+from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
 from emowatch.streams.sink.rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
 from emowatch.topics.security import redact_url
+from emowatch.topics.errors import DeadLetterError
 from emowatch.topics.serde import SerdeError
 
 log = logging.getLogger("emowatch.sink")
@@ -49,11 +51,12 @@ class SinkService:
         apply_schema(self.client, settings.sink.database)
         self.consumer = make_consumer(settings.kafka, settings.sink.group_id)
         self.producer = make_producer(settings.kafka)
-        self.dlq = DeadLetters(self.producer, self.topics.dlq, settings.kafka, service=settings.sink.group_id)
         self.batches: dict[tuple[str, int], _Batch] = {}
         self.max_attempts = max_insert_attempts
         self.fatal: str | None = None
         self.metrics = StageMetrics("sink")
+        self.dlq = DeadLetters(settings.kafka, self.topics.dlq, settings.sink.group_id, metrics=self.metrics,
+                               producer=self.producer)
         self.m_rows = self.metrics.counter("sink_rows_written", "Rows inserted into ClickHouse")
         self.m_insert = self.metrics.histogram("sink_insert_seconds", "Insert latency", (.005, .01, .05, .1, .5, 1, 5))
         self.http: HealthServer | None = None
@@ -104,9 +107,7 @@ class SinkService:
             record = serde.decode(msg.value(), topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
             batch.rows.append(to_row(record, msg.partition(), msg.offset()))
         except (SerdeError, KeyError, TypeError, ValueError) as exc:
-            self.metrics.errors.labels("decode").inc()
-            self.metrics.dlq.inc()
-            self.dlq.send(msg, stage="SINK", reason=f"cannot write to {table}: {exc}", error=exc)
+            self.dlq.send(msg, DeadLetterError("SINK", f"cannot write to {table}: {exc}", cause=exc))
 
     def _flush_due(self) -> None:
         now = time.monotonic()

@@ -50,7 +50,7 @@ def test_stereo_without_configured_roles_or_with_a_speaker_role_is_downmixed():
 def test_rejections_carry_a_code_and_reason():
     adm = admit(rec(0, encoding="MP3"), ContextStore())
     assert adm.rejected.code == "unknown_encoding" and "MP3" in adm.rejected.reason
-    assert adm.rejected.call_id == "c1" and adm.outputs == 0 and not adm.refs
+    assert adm.call_id == "c1" and adm.outputs == 0 and not adm.refs
     assert admit(rec(0, audio=b""), ContextStore()).rejected.code == "empty"
 
 

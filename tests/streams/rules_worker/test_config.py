@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.rules_worker.service import RulesWorkerError, app_id, build_app, faust_config
+from emowatch.streams.rules_worker.config import app_id, faust_config
+from emowatch.streams.rules_worker.service import RulesWorker, RulesWorkerError
 from emowatch.streams.kafka.security import aiokafka_security
 from emowatch.streams.settings import KafkaSettings, Settings
 
@@ -22,14 +23,14 @@ def test_app_id_is_namespaced_by_prefix_and_line():
 
 def test_worker_refuses_a_file_for_another_line(tmp_path):
     with pytest.raises(RulesWorkerError, match="serves business line 'aftersales'"):
-        build_app(Settings(), business_line="vip", rules_file=FILES["aftersales"])
+        RulesWorker(Settings(), business_line="vip", rules_file=FILES["aftersales"])
 
 
 def test_worker_refuses_an_invalid_file_with_its_line(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("rule_set: x\nbusiness_line: vip\nrules:\n  - id: a\n    when: {emotion: angy, above: 0.5}\n")
     with pytest.raises(RulesWorkerError, match=r"bad.yaml:5: .*unknown emotion 'angy'"):
-        build_app(Settings(), business_line="vip", rules_file=bad)
+        RulesWorker(Settings(), business_line="vip", rules_file=bad)
 
 
 def test_worker_refuses_a_file_whose_examples_fail(tmp_path: Path):
@@ -38,7 +39,7 @@ def test_worker_refuses_a_file_whose_examples_fail(tmp_path: Path):
                    "    examples:\n      - name: quiet\n        scores:\n          - {for: 3s, probs: {angry: 0.9}}\n"
                    "        expect: []\n")
     with pytest.raises(RulesWorkerError, match="example 'quiet'"):
-        build_app(Settings(), business_line="*", rules_file=bad)
+        RulesWorker(Settings(), business_line="*", rules_file=bad)
 
 
 def test_security_settings_reach_faust_and_the_rules_reader():
@@ -81,7 +82,7 @@ def test_a_partition_whose_commit_is_stuck_is_sought_back_to_its_committed_offse
     from emowatch.streams.kafka.clients import topics_for
 
     settings = Settings(kafka=KafkaSettings(topic_prefix="cs."))
-    app = build_app(settings, business_line="*", rules_file=FILES["default"])
+    worker = RulesWorker(settings, business_line="*", rules_file=FILES["default"])
     scores = topics_for(settings.kafka).scores
 
     class StuckConsumer:
@@ -93,8 +94,8 @@ def test_a_partition_whose_commit_is_stuck_is_sought_back_to_its_committed_offse
         async def seek(self, tp: TP, offset: int) -> None:
             self.seeks.append((tp, offset))
 
-    app.consumer = consumer = StuckConsumer()
-    check = app.emowatch_release_stuck_commits
+    worker.app.consumer = consumer = StuckConsumer()
+    check = worker.release_stuck_commits
     asyncio.run(check())
     assert consumer.seeks == []  # first sighting: could be in flight
     asyncio.run(check())

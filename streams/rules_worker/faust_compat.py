@@ -1,0 +1,62 @@
+"""Every use of Faust beyond its documented app/agent/table/page API, in one place.
+
+Pinned: ``faust-streaming>=0.11,<0.16`` (pyproject.toml; measured on 0.15.3). Each function
+names what it relies on and why the rules worker needs it. When Faust is upgraded, this
+module and ``tests/streams/rules_worker/test_faust_compat.py`` are what to check first.
+
+* :func:`table_put` / :func:`table_delete` write a table entry with its changelog record on
+  an explicit partition (``Table.data`` + ``Table.send_changelog``). Faust's item assignment
+  takes the partition from the *current event*, and the worker writes a whole batch's states
+  after the batch (``Stream.noack_take``), outside any event's context.
+* :func:`flush_send_buffer` drains Faust's producer send buffer
+  (``app.producer.buffer.flush()``): it holds 100 records and, past that, logs "producer
+  buffer full" and drains with 0.1 s waits, which cost the worker 15 % of its throughput.
+* :func:`commit_bookkeeping` reads the consumer's acknowledged and committed offsets
+  (``Consumer._acked``, ``Consumer._committed_offset``, private) for the stuck-commit
+  watchdog (``commit_stall.py``, upstream robinhood/faust#681, faust-streaming#318). It returns
+  None when another Faust version lacks them, and the watchdog then does nothing.
+* :func:`source_of_event` reads an event's message position and headers (``event.message``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from emowatch.topics.dlq import Source
+
+__all__ = ["commit_bookkeeping", "flush_send_buffer", "source_of_event", "table_delete", "table_put"]
+
+
+def table_put(table: Any, partition: int, key: bytes, value: Any) -> None:
+    """``table[key] = value`` with the changelog record on ``partition`` (the message's).
+
+    Equivalent to the item assignment for a non-windowed table on the memory store."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
+def table_delete(table: Any, partition: int, key: bytes) -> None:
+    """``del table[key]`` with the tombstone on ``partition`` (see :func:`table_put`)."""
+    del table.data[key]
+    table.send_changelog(partition, key, None, value_serializer="raw")
+
+
+async def flush_send_buffer(app: Any) -> None:
+    """Hand the records buffered by ``Topic.send`` / ``send_changelog`` to the producer now."""
+    await app.producer.buffer.flush()
+
+
+def commit_bookkeeping(app: Any) -> tuple[dict[Any, list[int]], dict[Any, int]] | None:
+    """``(acked offsets per partition, committed offset per partition)`` of the app's consumer,
+    copied; None when this Faust version keeps them elsewhere."""
+    consumer = app.consumer
+    acked, committed = getattr(consumer, "_acked", None), getattr(consumer, "_committed_offset", None)
+    if acked is None or committed is None:
+        return None
+    return {tp: list(offsets) for tp, offsets in list(acked.items())}, dict(committed)
+
+
+def source_of_event(event: Any) -> Source:
+    """The :class:`~emowatch.topics.dlq.Source` of a Faust event (raw key and value bytes)."""
+    msg = event.message
+    return Source(topic=msg.topic, partition=msg.partition, offset=msg.offset, key=event.key, value=event.value,
+                  headers=list(msg.headers or []))

@@ -1,0 +1,43 @@
+"""Canary for the Faust internals the rules worker relies on (``faust_compat.py``).
+
+These fail on a Faust upgrade that moves what the worker reaches into, before a crash test
+or a benchmark would."""
+from __future__ import annotations
+
+import inspect
+
+import faust
+from faust.streams import Stream
+from faust.tables.base import Collection
+from faust.transport.consumer import Consumer
+from faust.transport.producer import Producer
+
+from emowatch.streams.rules_worker import faust_compat
+
+
+def test_the_pinned_faust_still_has_what_faust_compat_uses():
+    assert callable(getattr(Collection, "send_changelog", None))
+    assert "self.data" in inspect.getsource(Collection) or hasattr(Collection, "data")
+    init = inspect.getsource(Consumer.__init__)
+    assert "self._acked" in init and "self._committed_offset" in init
+    assert "self.buffer" in inspect.getsource(Producer.__init__)
+    assert callable(getattr(Stream, "noack_take", None))
+    assert faust.__version__.startswith("0.")
+
+
+def test_commit_bookkeeping_is_none_for_a_consumer_without_it():
+    class App:
+        consumer = object()
+
+    assert faust_compat.commit_bookkeeping(App()) is None
+
+
+def test_source_of_event_keeps_position_bytes_and_headers():
+    class Msg:
+        topic, partition, offset, headers = "t", 3, 42, [("a", b"1")]
+
+    class Event:
+        message, key, value = Msg(), b"k", b"v"
+
+    s = faust_compat.source_of_event(Event())
+    assert (s.topic, s.partition, s.offset, s.key, s.value, s.headers) == ("t", 3, 42, b"k", b"v", [("a", b"1")])
