@@ -10,11 +10,12 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.emowatch-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-full test-unit bench clean
+.PHONY: help setup demo test test-full test-unit lint bench clean
 
 help:
 	@echo "make demo   - set up .venv (if needed) and run 'emowatch demo' on the embedded local stack"
-	@echo "make test   - set up .venv (if needed) and run the whole test suite (reduced sizes)"
+	@echo "make test   - set up .venv (if needed), ruff check, and the whole test suite (reduced sizes)"
+	@echo "make lint   - ruff check (configured in pyproject.toml)"
 	@echo "make test-full - the suite at full size, including on-demand tests (EMOWATCH_FULL=1)"
 	@echo "make bench  - run the benchmarks (quick sizes) and write bench/out/*.json"
 	@echo "make clean  - remove .venv and the local data directory"
@@ -35,11 +36,15 @@ demo: $(STAMP)
 	@echo ">> emowatch demo (local broker + embedded ClickHouse)"
 	@$(VENV)/bin/emowatch demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	@echo ">> ruff check"
+	@$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint
 	@echo ">> running the test suite"
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-full: $(STAMP)
+test-full: $(STAMP) lint
 	@echo ">> running the test suite at full size (EMOWATCH_FULL=1)"
 	@EMOWATCH_FULL=1 $(PY) -m pytest $(PYTEST_ARGS)
 

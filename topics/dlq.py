@@ -100,7 +100,7 @@ def dead_letter(
 def _error_type(error: BaseException | None) -> str:
     if error is None:
         return ""
-    if isinstance(error, DeadLetterError):
+    if type(error) is DeadLetterError:  # a plain wrapper: name what it wraps (subclasses name themselves)
         inner = error.cause or error.__cause__
         if inner is not None:
             return type(inner).__name__
