@@ -38,7 +38,7 @@ from emowatch.streams.observability import HealthServer
 from emowatch.streams.infer.offsets import OffsetTracker
 from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, parse_stereo_roles, release_expired
 from emowatch.streams.settings import Settings
-from emowatch.topics.serde import SerdeError
+from emowatch.topics.serde import SerdeError, encode_key
 
 log = logging.getLogger("emowatch.infer")
 
@@ -244,7 +244,7 @@ class InferenceService:
                                          model_name=self.model.name, model_version=self.model.version,
                                          frame_ms=self.model.frame_ms)
             value = self.scores_serde.encode(record, topic=self.topics.scores)
-            self._produce(ref.call_id.encode(), value, (msg.topic(), msg.partition(), msg.offset()))
+            self._produce(encode_key(ref.call_id), value, (msg.topic(), msg.partition(), msg.offset()))
             m.scored.inc()
             self.counts["scored"] += 1
             if ref.gap_before:
