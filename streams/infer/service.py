@@ -38,6 +38,7 @@ from emowatch.streams.observability import HealthServer
 from emowatch.streams.infer.offsets import OffsetTracker
 from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, parse_stereo_roles, release_expired
 from emowatch.streams.settings import Settings
+from emowatch.topics.model_io import SAMPLE_RATE
 from emowatch.topics.serde import SerdeError, encode_key
 
 log = logging.getLogger("emowatch.infer")
@@ -225,7 +226,7 @@ class InferenceService:
 
     def _publish(self, done: Completed[ChunkRef]) -> None:
         batch, m = done.batch, self.metrics
-        audio_s = sum(r.emit_samples for r in batch.items) / 16000.0
+        audio_s = sum(r.emit_samples for r in batch.items) / SAMPLE_RATE
         m.batch_size.observe(len(batch))
         m.model_seconds.observe(done.model_s)
         m.audio_seconds.inc(audio_s)
