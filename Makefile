@@ -17,7 +17,7 @@ help:
 	@echo "make test   - set up .venv (if needed), ruff check, and the whole test suite (reduced sizes)"
 	@echo "make lint   - ruff check (configured in pyproject.toml)"
 	@echo "make test-full - the suite at full size, including on-demand tests (EMOWATCH_FULL=1)"
-	@echo "make bench  - run the benchmarks (quick sizes) and write bench/out/*.json"
+	@echo "make bench  - run the three benchmarks at quick size and write docs/bench/*-quick.json"
 	@echo "make clean  - remove .venv and the local data directory"
 
 $(STAMP): pyproject.toml
@@ -51,9 +51,11 @@ test-full: $(STAMP) lint
 test-unit: $(STAMP)
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
+# Results live in docs/bench/ (full runs: <name>.json, quick runs: <name>-quick.json); see docs/benchmarks.md.
 bench: $(STAMP)
-	@mkdir -p bench/out
-	@$(VENV)/bin/emowatch bench infer --quick --json bench/out/infer.json
+	@$(VENV)/bin/emowatch bench infer --quick --json docs/bench/infer-quick.json
+	@$(VENV)/bin/emowatch bench pipeline-infer --quick --json docs/bench/pipeline-infer-quick.json
+	@$(VENV)/bin/emowatch bench rules --quick --json docs/bench/rules-quick.json
 
 clean:
 	rm -rf $(VENV) .emowatch

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -44,9 +43,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from emowatch.bench.machine import machine_info
 from emowatch.models.checkpoint import build_checkpoint
 from emowatch.models.engine import Engine, Result, Window, model_input
-from emowatch.models.loader import DEMO_MODEL_DIR, EmotionModel, load_model
+from emowatch.models.loader import EmotionModel, load_model
+from emowatch.streams.resources import demo_model_dir, samples_dir
+from emowatch.topics.model_io import SAMPLE_RATE
 
 __all__ = ["SHAPES", "QUICK_PLAN", "FULL_PLAN", "stream_rounds", "bench_model", "main"]
 
@@ -55,18 +57,17 @@ SHAPES = ("demo", "base", "large")
 QUICK_PLAN: dict[str, tuple[int, int]] = {"demo": (64, 3), "base": (8, 2), "large": (2, 2)}
 FULL_PLAN: dict[str, tuple[int, int]] = {"demo": (64, 8), "base": (64, 2), "large": (64, 1)}
 CHECK_WINDOWS = 8  #: windows per shape re-scored for the equivalence check
-SR = 16000
 
 
 # ---------------------------------------------------------------------------- workload
 def _library(min_seconds: float) -> np.ndarray:
     """The bundled sample calls back to back (synthetic speech if they are missing)."""
-    from emowatch.models.samples import SAMPLES_DIR
-    from emowatch.models.synth import read_wav, synth_call
+    from emowatch.models.synth import synth_call
+    from emowatch.streams.audio.chunking import read_wav_mono
 
-    parts = [read_wav(p) for p in sorted(Path(SAMPLES_DIR).glob("*.wav"))]
+    parts = [read_wav_mono(p) for p in sorted(samples_dir().glob("*.wav"))]
     audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    if len(audio) < min_seconds * SR:
+    if len(audio) < min_seconds * SAMPLE_RATE:
         extra = synth_call([("neutral", min_seconds / 2), ("angry", min_seconds / 2)], seed=7)
         audio = np.concatenate([audio, extra.astype(np.float32)])
     return audio.astype(np.float32)
@@ -79,7 +80,7 @@ def stream_rounds(calls: int, hops: int, *, context_s: float = 2.0, chunk_s: flo
     Call ``c`` reads the audio from its own offset (wrapping around), so windows differ
     between calls; hop ``h`` of a call is its stream advanced by ``h * chunk_s``.
     """
-    ctx, chunk = int(round(context_s * SR)), int(round(chunk_s * SR))
+    ctx, chunk = int(round(context_s * SAMPLE_RATE)), int(round(chunk_s * SAMPLE_RATE))
     lib = _library(30.0) if audio is None else audio
     rounds = []
     for h in range(hops):
@@ -202,7 +203,7 @@ def bench_model(model: EmotionModel, rounds: Sequence[Sequence[Window]], *,
         errors = [r for r in e_out if not isinstance(r, Result)]
         if errors:
             raise RuntimeError(f"engine returned errors in the benchmark: {errors[:3]}")
-    window_s = len(first[0].audio) / SR
+    window_s = len(first[0].audio) / SAMPLE_RATE
     round_ratios = sorted(r["funasr_s"] / r["engine_s"] for r in per_round)
     eng_aps, ref_aps = windows * chunk_s / t_e, windows * chunk_s / t_f
     return {
@@ -243,7 +244,7 @@ def bench_model(model: EmotionModel, rounds: Sequence[Sequence[Window]], *,
 # ---------------------------------------------------------------------------- shapes
 def _load_shape(shape: str, tmp: Path, device: str) -> EmotionModel:
     if shape == "demo":
-        return load_model(str(DEMO_MODEL_DIR), device=device)
+        return load_model(str(demo_model_dir()), device=device)
     return load_model(str(build_checkpoint(tmp / shape, shape=shape, seed=0)), device=device)
 
 
@@ -257,26 +258,10 @@ def _model_info(model: EmotionModel) -> dict[str, Any]:
 
 
 def _machine(device: str) -> dict[str, Any]:
-    import funasr
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "funasr": funasr.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "device": device, "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
-                                             * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-    }
+    extra: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "device": device}
     if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+        extra["gpu"] = torch.cuda.get_device_name(0)
+    return machine_info(("torch", "funasr"), **extra)
 
 
 def _table(out: dict[str, Any]) -> None:

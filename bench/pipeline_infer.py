@@ -7,7 +7,8 @@ times spread evenly over the first second (live calls are not aligned), the audi
 through the bundled sample calls. For every chunk the bench records the wall time it was
 produced and the time its scores arrived on the scores topic (same process, same clock):
 that is the chunk-to-score latency. CPU per call is the agent process's CPU seconds
-(``/proc/<pid>/stat``) per wall second of the step, divided by N.
+(``/proc/<pid>/stat``, :func:`emowatch.bench.machine.process_cpu_seconds`) per wall second of
+the step, divided by N.
 
 A step is *sustained* when every chunk was scored and the p99 latency is <= 1 s. Steps grow
 until one is not sustained (full mode then tries the midpoint once); the result is the
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import tempfile
 import threading
@@ -32,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from emowatch.bench.machine import machine_info, process_cpu_seconds
 from emowatch.streams.audio.chunking import read_wav
 from emowatch.streams.audio.codec import encode_pcm_s16le
+from emowatch.topics.model_io import SAMPLE_RATE
 
 TARGET_P99_S = 1.0
 AGENT_ENV_PREFIXES = ("EMOWATCH_INFER__", "EMOWATCH_MODEL__")
@@ -72,13 +74,6 @@ class Report:
     target: dict = field(default_factory=lambda: {"calls": 100, "p99_s": TARGET_P99_S})
 
 
-def _proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process (all threads) in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _self_cpu_s() -> float:
     t = os.times()
     return t.user + t.system
@@ -115,7 +110,7 @@ def _health(port: int) -> dict:
 
 
 def _sample_chunks() -> list[list[bytes]]:
-    """PCM_S16LE 1-second chunks of each bundled sample call (16 kHz mono)."""
+    """PCM_S16LE 1-second chunks of each bundled sample call (mono, at the model rate)."""
     from emowatch.streams.local.demo import load_calls
 
     out = []
@@ -150,7 +145,7 @@ class LoadGen:
                     time.sleep(wait)  # pacing a simulated live source
                 src = self.chunks[i % len(self.chunks)]
                 rec = {"call_id": self.ids[i], "role": "CUSTOMER", "seq": k, "start_ms": k * 1000,
-                       "event_time": wall0 + k * 1000, "sample_rate": 16000, "encoding": "PCM_S16LE",
+                       "event_time": wall0 + k * 1000, "sample_rate": SAMPLE_RATE, "encoding": "PCM_S16LE",
                        "channels": 1, "audio": src[k % len(src)], "business_line": "bench",
                        "end_of_call": k == self.seconds - 1, "attributes": {}}
                 self.sent[(self.ids[i], k)] = time.time()
@@ -170,7 +165,7 @@ def _run_step(stack, kafka, topics, worker, calls: int, seconds: int, chunks, st
     tail.catch_up({topics.scores: []}, 60)  # skip earlier steps' scores
     gen = LoadGen(AudioPublisher(kafka), f"{step_no}", calls, seconds, chunks)
     received: dict[tuple[str, int], float] = {}
-    m0, cpu0, self0, w0 = _metrics(worker.http_port), _proc_cpu_s(worker.proc.pid), _self_cpu_s(), time.monotonic()
+    m0, cpu0, self0, w0 = _metrics(worker.http_port), process_cpu_seconds(worker.proc.pid), _self_cpu_s(), time.monotonic()
     threading.Thread(target=gen.run, daemon=True).start()
     mine = set(gen.ids)
     total = calls * seconds
@@ -187,7 +182,7 @@ def _run_step(stack, kafka, topics, worker, calls: int, seconds: int, chunks, st
             drain_deadline = time.monotonic() + 15.0
         if drain_deadline is not None and time.monotonic() > drain_deadline:
             break
-    cpu1, self1, w1, m1 = _proc_cpu_s(worker.proc.pid), _self_cpu_s(), time.monotonic(), _metrics(worker.http_port)
+    cpu1, self1, w1, m1 = process_cpu_seconds(worker.proc.pid), _self_cpu_s(), time.monotonic(), _metrics(worker.http_port)
     tail.close()
     if gen.error:
         raise gen.error
@@ -238,7 +233,7 @@ def _wait_ready(stack, worker, timeout_s: float = 180.0) -> None:
 
 def run_bench(quick: bool) -> Report:
     from emowatch.streams.local.stack import LocalStack
-    from emowatch.streams.local.demo import demo_model_dir
+    from emowatch.streams.resources import demo_model_dir
     from emowatch.streams.kafka.clients import topics_for
     from emowatch.streams.settings import KafkaSettings, load_settings
 
@@ -248,8 +243,8 @@ def run_bench(quick: bool) -> Report:
     agent_env = {"EMOWATCH_MODEL__MODEL": str(demo_model_dir()),
                  **{k: v for k, v in os.environ.items() if k.upper().startswith(AGENT_ENV_PREFIXES)}}
     agent = load_settings(agent_env)
-    report = Report(machine={"cpus": os.cpu_count(), "platform": platform.platform(),
-                             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+    report = Report(machine=machine_info(("confluent-kafka", "torch", "funasr"),
+                                         loadavg_at_start=[round(x, 2) for x in os.getloadavg()]),
                     agent_settings={"infer": agent.infer.model_dump(mode="json"),
                                     "model": agent.model.model_dump(mode="json")})
     chunks = _sample_chunks()
@@ -259,9 +254,9 @@ def run_bench(quick: bool) -> Report:
             topics = topics_for(kafka)
             worker = stack.start_worker("infer", ["infer"], env=agent_env)
             _wait_ready(stack, worker)
-            c0, t0 = _proc_cpu_s(worker.proc.pid), time.monotonic()
+            c0, t0 = process_cpu_seconds(worker.proc.pid), time.monotonic()
             time.sleep(3.0)  # measuring the idle agent's CPU (poll loop), not synchronising
-            report.idle_agent_cpu_cores = round((_proc_cpu_s(worker.proc.pid) - c0) / (time.monotonic() - t0), 3)
+            report.idle_agent_cpu_cores = round((process_cpu_seconds(worker.proc.pid) - c0) / (time.monotonic() - t0), 3)
             best_ok, first_bad = 0, None
             for i, n in enumerate(levels):
                 st = _step(stack, kafka, topics, worker, n, seconds, chunks, i, report)

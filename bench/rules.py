@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from emowatch.bench.machine import machine_info, process_cpu_seconds
 from emowatch.rules.engine import call_finished, state_size_bytes, step
 from emowatch.rules.loader import parse_ruleset
 from emowatch.streams.settings import RulesSettings
@@ -131,15 +131,6 @@ def _metric(port: int, name: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-def _cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process (Linux /proc; 0.0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def _measure(stack: Any, name: str, worker: Any, counter: str, n: int, timeout_s: float) -> dict[str, Any]:
     """Poll the worker's message counter until it reaches ``n``; rate between 10 % and 90 % of n.
 
@@ -156,7 +147,7 @@ def _measure(stack: Any, name: str, worker: Any, counter: str, n: int, timeout_s
         except OSError:
             count = 0.0  # web server not up yet (Faust starts it after table recovery)
         now = time.monotonic()
-        samples.append((now, count, _cpu_seconds(worker.proc.pid)))
+        samples.append((now, count, process_cpu_seconds(worker.proc.pid)))
         if count >= n:
             break
         if now > deadline:
@@ -248,7 +239,7 @@ def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
     rules, bare = best["rules"]["msgs_per_s"], best["bare"]["msgs_per_s"]
     return {
         "benchmark": "rules", "quick": quick,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": machine_info(("faust-streaming", "aiokafka", "confluent-kafka", "fastavro", "orjson")),
         "workload": {"messages": n, "calls": size["calls"], "seconds_per_call": size["seconds"],
                      "frames_per_message": 50, "rules": 10, "partitions": 4, "rounds": rounds},
         "bare_loop": best["bare"], "bare_loop_decode": best.get("bare_decode"),

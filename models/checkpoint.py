@@ -37,7 +37,6 @@ import yaml
 
 __all__ = [
     "TOKENS",
-    "LABELS",
     "SHAPES",
     "model_config",
     "build_checkpoint",
@@ -45,7 +44,8 @@ __all__ = [
     "write_checkpoint",
 ]
 
-#: emotion2vec+ class tokens in model output order (tokens.txt, one per line).
+#: emotion2vec+ class tokens in model output order (tokens.txt, one per line); emowatch's
+#: English labels, in the same order, are :data:`emowatch.topics.model_io.EMOTIONS`.
 TOKENS: tuple[str, ...] = (
     "生气/angry",
     "厌恶/disgusted",
@@ -56,18 +56,6 @@ TOKENS: tuple[str, ...] = (
     "难过/sad",
     "吃惊/surprised",
     "<unk>",
-)
-#: English labels emowatch uses, same order as :data:`TOKENS`.
-LABELS: tuple[str, ...] = (
-    "angry",
-    "disgusted",
-    "fearful",
-    "happy",
-    "neutral",
-    "other",
-    "sad",
-    "surprised",
-    "unknown",
 )
 
 # Standard wav2vec2 / data2vec feature encoder: receptive field 400 samples, stride 320

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from emowatch.models.fastpath import FastPaths
+from emowatch.topics.model_io import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 if TYPE_CHECKING:  # pragma: no cover
     from emowatch.models.loader import EmotionModel
@@ -53,7 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HOP_SAMPLES = 320  #: feature-encoder stride: one frame per 20 ms at 16 kHz
+HOP_SAMPLES = SAMPLES_PER_FRAME  #: feature-encoder stride (320): one frame per 20 ms at 16 kHz
 MIN_SAMPLES = 400  #: receptive field of one frame (25 ms)
 RIGHT_PAD = 80  #: zeros appended so that n samples give n // 320 frames
 _LN_EPS = 1e-5  #: F.layer_norm default eps, as used by FunASR's per-utterance norm
@@ -181,7 +182,7 @@ class Engine:
         model: "EmotionModel",
         *,
         max_batch: int = 64,
-        max_batch_samples: int = 64 * 5 * 16000,
+        max_batch_samples: int = 64 * 5 * SAMPLE_RATE,
         max_attention_cells: int = 64 * 250 * 250,
         bucket_s: float = 0.5,
         max_seconds: float = 120.0,

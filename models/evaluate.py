@@ -13,14 +13,15 @@ import numpy as np
 
 from emowatch.models.engine import Result, Window
 from emowatch.models.loader import EmotionModel, load_model
-from emowatch.models.samples import SAMPLES_DIR, load_manifest
-from emowatch.models.synth import read_wav
+from emowatch.streams.audio.chunking import read_wav_mono
+from emowatch.streams.resources import sample_manifest
+from emowatch.topics.model_io import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 __all__ = ["stream_windows", "evaluate_samples", "format_results"]
 
 
 def stream_windows(audio: np.ndarray, *, chunk_s: float = 1.0, context_s: float = 2.0,
-                   sr: int = 16000, key_prefix: str = "") -> list[Window]:
+                   sr: int = SAMPLE_RATE, key_prefix: str = "") -> list[Window]:
     """Cut ``audio`` into chunks, each a :class:`Window` with up to ``context_s`` left context.
 
     A trailing partial chunk shorter than one frame is dropped.
@@ -29,7 +30,7 @@ def stream_windows(audio: np.ndarray, *, chunk_s: float = 1.0, context_s: float 
     out = []
     for i, start in enumerate(range(0, len(audio), chunk)):
         end = min(start + chunk, len(audio))
-        if end - start < 320:
+        if end - start < SAMPLES_PER_FRAME:
             break
         lo = max(0, start - ctx)
         out.append(Window(f"{key_prefix}{i}", audio[lo:end], end - start))
@@ -41,8 +42,8 @@ def evaluate_samples(model: str | EmotionModel, samples_dir: str | None = None) 
     m = load_model(model, device="cpu", precision="fp32") if isinstance(model, str) else model
     eng = m.engine(max_seconds=600)
     rows = []
-    for e in load_manifest(samples_dir or SAMPLES_DIR):
-        audio = read_wav(e["path"])
+    for e in sample_manifest(samples_dir):
+        audio = read_wav_mono(e["path"])
         want = m.labels.index(e["expected_mood"])
         utt = eng.infer_batch([Window("utt", audio, len(audio))])[0]
         chunks = eng.infer_batch(stream_windows(audio))

@@ -27,6 +27,9 @@ import torch
 import yaml
 from emowatch.topics.errors import EmowatchError
 
+from emowatch.streams.resources import demo_model_dir
+from emowatch.topics.model_io import FRAME_MS, SAMPLE_RATE
+
 if TYPE_CHECKING:  # pragma: no cover
     from emowatch.models.engine import Engine
 
@@ -37,14 +40,10 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "parse_label",
-    "DEMO_MODEL_DIR",
     "quiet_funasr_logging",
 ]
 
 log = logging.getLogger(__name__)
-
-#: The committed pipeline-demo checkpoint (see models/demo/MODEL_CARD.md).
-DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo"
 
 _HINT = (
     "Set EMOWATCH_MODEL__MODEL to a local checkpoint directory containing config.yaml, model.pt "
@@ -69,7 +68,7 @@ class EmotionModel:
         labels: English class labels in model output order (``生气/angry`` -> ``angry``,
             ``<unk>`` -> ``unknown``); ``unuse*`` tokens keep their name and are masked.
         masked: indices of ``unuse*`` classes (probability forced to 0, as FunASR does).
-        sample_rate: 16000.  frame_ms: 20.
+        sample_rate: ``SAMPLE_RATE`` (16000).  frame_ms: ``FRAME_MS`` (20).
         device: torch device string the module lives on.
         dtype: compute dtype (``torch.bfloat16``/``float16`` under autocast on GPU,
             ``torch.float32`` otherwise).
@@ -88,8 +87,8 @@ class EmotionModel:
     module: torch.nn.Module
     path: Path | None = None
     tokens: list[str] = field(default_factory=list)
-    sample_rate: int = 16000
-    frame_ms: int = 20
+    sample_rate: int = SAMPLE_RATE
+    frame_ms: int = FRAME_MS
 
     @property
     def n_labels(self) -> int:
@@ -147,16 +146,15 @@ def _sha12(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
 def _local_dir(model: str) -> Path | None:
-    """An existing directory for ``model``: as given, or relative to the project root."""
+    """An existing directory for ``model``: as given, or relative to the project root (the
+    repository, or the installed ``emowatch/`` folder: ``models/demo`` works from anywhere)."""
     p = Path(os.path.expanduser(model))
     if p.is_dir():
         return p.resolve()
-    if not p.is_absolute() and (_PROJECT_ROOT / p).is_dir():
-        return (_PROJECT_ROOT / p).resolve()
+    root = demo_model_dir().parents[1]
+    if not p.is_absolute() and (root / p).is_dir():
+        return (root / p).resolve()
     return None
 
 

@@ -12,6 +12,7 @@ manifest.json is a list of objects::
 
 ``expected_mood`` is the emowatch label the call should be flagged with (for
 ``escalating_01`` the mood it escalates to); ``segments`` is the ground-truth timeline.
+Read it with :func:`emowatch.streams.resources.sample_manifest`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from emowatch.models.synth import SR, synth_call, wav_bytes
+from emowatch.models.synth import synth_call, wav_bytes
+from emowatch.streams.resources import samples_dir
+from emowatch.topics.model_io import SAMPLE_RATE
 
-__all__ = ["SampleSpec", "SAMPLES", "SAMPLES_DIR", "write_samples", "load_manifest"]
-
-#: where the committed samples live (package data of emowatch.infra)
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "infra" / "samples"
+__all__ = ["SampleSpec", "SAMPLES", "write_samples"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _manifest_entry(spec: SampleSpec) -> dict:
         "role": spec.role,
         "expected_mood": spec.expected_mood,
         "duration_s": round(t, 3),
-        "sample_rate": SR,
+        "sample_rate": SAMPLE_RATE,
         "segments": segs,
         "description": spec.description,
         "seed": spec.seed,
@@ -78,9 +78,10 @@ def _manifest_entry(spec: SampleSpec) -> dict:
     }
 
 
-def write_samples(out_dir: str | Path = SAMPLES_DIR) -> list[dict]:
-    """Write every sample WAV and ``manifest.json`` into ``out_dir``; return the manifest."""
-    out = Path(out_dir)
+def write_samples(out_dir: str | Path | None = None) -> list[dict]:
+    """Write every sample WAV and ``manifest.json`` into ``out_dir`` (default: the bundled
+    samples folder); return the manifest."""
+    out = samples_dir() if out_dir is None else Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest = []
     for spec in SAMPLES:
@@ -91,15 +92,6 @@ def write_samples(out_dir: str | Path = SAMPLES_DIR) -> list[dict]:
     return manifest
 
 
-def load_manifest(samples_dir: str | Path = SAMPLES_DIR) -> list[dict]:
-    """Read ``manifest.json`` (each entry gains ``path``: the WAV's absolute path)."""
-    d = Path(samples_dir)
-    entries = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
-    for e in entries:
-        e["path"] = str((d / e["file"]).resolve())
-    return entries
-
-
 if __name__ == "__main__":  # pragma: no cover
-    for e in write_samples(sys.argv[1] if len(sys.argv) > 1 else SAMPLES_DIR):
+    for e in write_samples(sys.argv[1] if len(sys.argv) > 1 else None):
         print(f"{e['file']:20s} {e['duration_s']:5.1f} s  {e['expected_mood']}")

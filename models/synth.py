@@ -33,10 +33,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["SR", "Style", "STYLES", "CLASSES", "synth_speech", "synth_noise", "synth_clip",
-           "synth_call", "to_int16", "wav_bytes", "write_wav", "read_wav"]
+from emowatch.topics.model_io import SAMPLE_RATE
 
-SR = 16000
+__all__ = ["Style", "STYLES", "CLASSES", "synth_speech", "synth_noise", "synth_clip",
+           "synth_call", "to_int16", "wav_bytes", "write_wav"]
 
 
 @dataclass(frozen=True)
@@ -97,18 +97,18 @@ def _noise_like(rng: np.random.Generator, n: int, tilt_db_oct: float) -> np.ndar
 
 
 def _syllable(rng: np.random.Generator, st: Style, f0_start: float, dur: float) -> np.ndarray:
-    n = max(int(dur * SR), 64)
+    n = max(int(dur * SAMPLE_RATE), 64)
     out = np.zeros(n)
     onset = 0
     if rng.random() < 0.6:  # consonant-like noise burst
-        onset = min(int(rng.uniform(0.02, 0.06) * SR), n // 3)
+        onset = min(int(rng.uniform(0.02, 0.06) * SAMPLE_RATE), n // 3)
         out[:onset] += 0.25 * _noise_like(rng, onset, st.tilt_db_oct) * np.hanning(onset)
     m = n - onset
-    t = np.arange(m) / SR
+    t = np.arange(m) / SAMPLE_RATE
     glide = st.glide_st * (t / max(t[-1], 1e-3))
     f0 = f0_start * 2.0 ** (glide / 12.0)
     f0 *= 1.0 + st.jitter * _smooth_noise(rng, m, 160)
-    phase = 2.0 * np.pi * np.cumsum(f0) / SR
+    phase = 2.0 * np.pi * np.cumsum(f0) / SAMPLE_RATE
     formants = _VOWELS[rng.integers(len(_VOWELS))] * rng.uniform(0.93, 1.07, 3)
     # harmonic amplitudes from the source tilt x formant envelope at the mean pitch;
     # harmonics 60 dB below the strongest one are dropped (speed)
@@ -131,7 +131,7 @@ def _syllable(rng: np.random.Generator, st: Style, f0_start: float, dur: float) 
 def synth_speech(style: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Speech-like float64 audio of one style, exactly ``seconds`` long, peak = style level."""
     st = STYLES[style]
-    n_total = int(round(seconds * SR))
+    n_total = int(round(seconds * SAMPLE_RATE))
     parts: list[np.ndarray] = []
     n = 0
     speaker = rng.uniform(0.93, 1.07)
@@ -147,7 +147,7 @@ def synth_speech(style: str, seconds: float, rng: np.random.Generator) -> np.nda
             parts.append(syl)
             n += len(syl)
             t_phrase += dur
-        gap = np.zeros(int(rng.uniform(*st.pause) * SR))
+        gap = np.zeros(int(rng.uniform(*st.pause) * SAMPLE_RATE))
         parts.append(gap)
         n += len(gap)
     x = np.concatenate(parts)[:n_total]
@@ -156,18 +156,18 @@ def synth_speech(style: str, seconds: float, rng: np.random.Generator) -> np.nda
 
 def synth_noise(seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Non-speech audio for the ``unknown`` class: coloured noise, mains hum or near silence."""
-    n = int(round(seconds * SR))
+    n = int(round(seconds * SAMPLE_RATE))
     kind = int(rng.integers(3))
     white = rng.standard_normal(n)
     if kind == 0:  # coloured noise (1/f^alpha spectrum) with a slow level drift
         alpha = rng.uniform(0.0, 2.0)
         spec = np.fft.rfft(white)
-        f = np.maximum(np.fft.rfftfreq(n, 1.0 / SR), 20.0)
+        f = np.maximum(np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE), 20.0)
         x = np.fft.irfft(spec * f ** (-alpha / 2.0), n)
         x *= 1.0 + 0.3 * _smooth_noise(rng, n, 4000)
         level = rng.uniform(0.02, 0.3)
     elif kind == 1:  # mains hum + hiss
-        t = np.arange(n) / SR
+        t = np.arange(n) / SAMPLE_RATE
         hz = 50.0 if rng.random() < 0.5 else 60.0
         x = sum(np.sin(2 * np.pi * hz * h * t + rng.uniform(0, 6.28)) / h for h in (1, 2, 3, 5))
         x = x + rng.uniform(0.05, 0.5) * white
@@ -184,7 +184,7 @@ def synth_clip(cls: str, seconds: float, rng: np.random.Generator, *, floor: flo
         x = synth_noise(seconds, rng)
     else:
         lead = rng.uniform(0.0, 0.5)  # start anywhere in the flow, not always at a syllable
-        x = synth_speech(cls, seconds + lead, rng)[int(lead * SR):][: int(round(seconds * SR))]
+        x = synth_speech(cls, seconds + lead, rng)[int(lead * SAMPLE_RATE):][: int(round(seconds * SAMPLE_RATE))]
     x = x + floor * rng.standard_normal(len(x))
     return x.astype(np.float32)
 
@@ -206,7 +206,7 @@ def wav_bytes(x: np.ndarray) -> bytes:
     with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(SR)
+        w.setframerate(SAMPLE_RATE)
         w.writeframes(to_int16(x).tobytes())
     return buf.getvalue()
 
@@ -216,12 +216,3 @@ def write_wav(path: str | Path, x: np.ndarray) -> Path:
     p = Path(path)
     p.write_bytes(wav_bytes(x))
     return p
-
-
-def read_wav(path: str | Path) -> np.ndarray:
-    """Read a 16 kHz mono 16-bit WAV file as float32 in [-1, 1]."""
-    with wave.open(str(path), "rb") as w:
-        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, SR):
-            raise ValueError(f"{path}: expected 16 kHz mono 16-bit PCM")
-        data = w.readframes(w.getnframes())
-    return (np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0)

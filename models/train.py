@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from emowatch.models.checkpoint import TOKENS, instantiate, write_checkpoint
 from emowatch.models.engine import HOP_SAMPLES, RIGHT_PAD
-from emowatch.models.loader import DEMO_MODEL_DIR
-from emowatch.models.synth import CLASSES, SR, synth_clip
+from emowatch.models.synth import CLASSES, synth_clip
+from emowatch.streams.resources import demo_model_dir
+from emowatch.topics.model_io import SAMPLE_RATE
 
 __all__ = ["train_demo", "CLASS_TO_INDEX", "MODEL_CARD"]
 
@@ -91,7 +92,7 @@ def _batch(rng: np.random.Generator, pool: dict[str, list[np.ndarray]], batch: i
     is made of two-class transitions (class A then class B at a random frame) so that
     frame logits learn to follow local prosody, as the streaming timeline needs.
     """
-    n_hop = int(rng.integers(int(min_s * SR) // HOP_SAMPLES, int(max_s * SR) // HOP_SAMPLES + 1))
+    n_hop = int(rng.integers(int(min_s * SAMPLE_RATE) // HOP_SAMPLES, int(max_s * SAMPLE_RATE) // HOP_SAMPLES + 1))
     L = n_hop * HOP_SAMPLES + RIGHT_PAD
     mixed = bool(rng.random() < p_mix)
 
@@ -126,7 +127,7 @@ def _progress(enabled: bool, total: int):
 
 
 def train_demo(
-    out_dir: str | Path = DEMO_MODEL_DIR,
+    out_dir: str | Path | None = None,
     *,
     seed: int = 0,
     steps: int = 240,
@@ -139,12 +140,14 @@ def train_demo(
     progress: bool = True,
     evaluate: bool = True,
 ) -> dict[str, Any]:
-    """Train the demo-shape Emotion2vec on synthetic clips and write the checkpoint.
+    """Train the demo-shape Emotion2vec on synthetic clips and write the checkpoint
+    (to ``out_dir``, default the bundled ``models/demo``).
 
     Returns a dict with the final loss, seconds taken and the bundled-sample evaluation
     (see :func:`evaluate_samples`).
     """
     t0 = time.time()
+    out_dir = demo_model_dir() if out_dir is None else out_dir
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
@@ -213,7 +216,7 @@ def train_demo(
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - CLI
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir", nargs="?", default=str(DEMO_MODEL_DIR))
+    ap.add_argument("out_dir", nargs="?", default=str(demo_model_dir()))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=240)
     ap.add_argument("--no-progress", action="store_true")

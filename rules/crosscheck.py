@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from emowatch.rules.model import RuleSet
+from emowatch.topics.model_io import FRAME_MS
 
 Problem = tuple[tuple[Any, ...], str]
-FRAME_MS = 20
 
 
 def cross_check(rs: RuleSet, raw: dict[str, Any]) -> list[Problem]:

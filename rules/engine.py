@@ -23,6 +23,7 @@ from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
 from emowatch.rules.model import EMOTIONS, RuleSet
 from emowatch.rules.windows import advance
+from emowatch.topics.model_io import FRAME_MS
 
 STATE_VERSION = 2
 _READABLE_VERSIONS = (1, 2)  # v1 stored the window ring as nested lists; decode_ring reads both
@@ -64,7 +65,7 @@ def _evaluate(state: dict[str, Any], roles: dict[str, Any], old: dict[str, Any] 
               scores: dict[str, Any], crs: CompiledRuleSet) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     role, seq = scores["role"], scores["seq"]
     logits = _logits(scores)
-    start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or 20)
+    start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or FRAME_MS)
     end_ms = start + logits.shape[0] * frame_ms
     base = int(scores["event_time"]) - start
     end_of_call = bool(scores.get("end_of_call"))

@@ -17,8 +17,7 @@ from emowatch.rules.durations import format_duration_ms
 from emowatch.rules.engine import step
 from emowatch.rules.errors import RuleFileError
 from emowatch.rules.model import EMOTIONS, Example, Rule, RuleSet
-
-FRAME_MS = 20
+from emowatch.topics.model_io import FRAME_MS
 _FLOOR = 1e-6
 
 

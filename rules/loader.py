@@ -14,6 +14,7 @@ from emowatch.rules.crosscheck import cross_check
 from emowatch.rules.errors import RuleFileError
 from emowatch.rules.model import RuleSet, canonical_version, resolve_rule
 from emowatch.rules.yamlsource import SourceDoc, YamlSyntaxError, load_yaml_with_positions
+from emowatch.streams.resources import rule_files
 
 def parse_ruleset(text: str, source_name: str = "<string>") -> RuleSet:
     """Parse and validate rule-set YAML; raise :class:`RuleFileError` (all problems in ``.errors``)."""
@@ -38,7 +39,7 @@ def load_ruleset(path: str | Path) -> RuleSet:
 
 def bundled_rule_files() -> list[Path]:
     """The example rule files shipped in the package (``rules/*.yaml``), sorted by name."""
-    return sorted(Path(__file__).parent.glob("*.yaml"))
+    return rule_files()
 
 
 def _parse(text: str, name: str) -> tuple[RuleSet | None, list[RuleFileError]]:

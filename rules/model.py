@@ -18,10 +18,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
                       PrivateAttr, Tag, model_validator)
 
 from emowatch.rules.durations import parse_duration_ms
-
-EMOTIONS: tuple[str, ...] = ("angry", "disgusted", "fearful", "happy", "neutral", "other", "sad",
-                             "surprised", "unknown")
-"""The nine emotion2vec+ classes in model order (the logits' column order)."""
+from emowatch.topics.model_io import EMOTIONS  # the nine classes in model order (the logits' column order)
 
 PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 ROLES: tuple[str, ...] = ("customer", "agent", "mixed")

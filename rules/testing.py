@@ -13,10 +13,10 @@ import numpy as np
 
 from emowatch.rules.examples import probs_to_logits
 from emowatch.rules.model import EMOTIONS
+from emowatch.topics.model_io import FRAME_MS
 
 __all__ = ["FRAME_MS", "interleave", "random_timeline", "synthetic_call"]
 
-FRAME_MS = 20
 EVENT_TIME_0 = 1_700_000_000_000
 
 

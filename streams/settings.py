@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from emowatch.topics.errors import EmowatchError
 
+from emowatch.topics.security import SASL_MECHANISMS, SECURITY_PROTOCOLS, kafka_security_config
+
 ENV_PREFIX = "EMOWATCH_"
 NESTED = "__"
 
@@ -32,8 +34,8 @@ class _Section(BaseModel):
 class KafkaSettings(_Section):
     bootstrap_servers: str = "localhost:9092"
     client_id: str = "emowatch"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    security_protocol: Literal[SECURITY_PROTOCOLS] = "PLAINTEXT"  # type: ignore[valid-type]
+    sasl_mechanism: Literal[SASL_MECHANISMS] | None = None  # type: ignore[valid-type]
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
@@ -64,8 +66,6 @@ class KafkaSettings(_Section):
         ``SecurityConfigError`` (a ValueError) instead of connecting without them. Log
         ``emowatch.topics.security.redact(...)`` of the result, never the result itself.
         """
-        from emowatch.topics.security import kafka_security_config
-
         return kafka_security_config({
             "security_protocol": self.security_protocol, "sasl_mechanism": self.sasl_mechanism,
             "sasl_username": self.sasl_username, "sasl_password": self.sasl_password,

@@ -9,19 +9,35 @@ Nothing here talks to a broker; only :mod:`.serde` imports
 ``confluent_kafka.schema_registry``, and only when a registry URL is set.
 """
 
-from emowatch.topics.catalog import SchemaInfo, fingerprint_table, latest_version, load_schema, schema_names
-from emowatch.topics.dlq import STAGES, DeadLetterError, dead_letter
-from emowatch.topics.registry import (
-    DEFAULT_PARTITIONS_LOCAL,
-    DEFAULT_PARTITIONS_PRODUCTION,
-    PRODUCER_PARTITIONER,
-    Topics,
-    TopicSpec,
-    check_topics,
-    topic_config,
-)
-from emowatch.topics.security import kafka_security_config, redact
-from emowatch.topics.serde import AvroSerde, SerdeError, decode_key, encode_key
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> defining module; imported on first use (PEP 562), so that importing one
+# small module such as ``emowatch.topics.frames`` does not load fastavro and the serde.
+_EXPORTS = {
+    **dict.fromkeys(("SchemaInfo", "fingerprint_table", "latest_version", "load_schema", "schema_names"), "catalog"),
+    **dict.fromkeys(("STAGES", "DeadLetterError", "dead_letter"), "dlq"),
+    **dict.fromkeys(("DEFAULT_PARTITIONS_LOCAL", "DEFAULT_PARTITIONS_PRODUCTION", "PRODUCER_PARTITIONER", "Topics",
+                     "TopicSpec", "check_topics", "topic_config"), "registry"),
+    **dict.fromkeys(("kafka_security_config", "redact"), "security"),
+    **dict.fromkeys(("AvroSerde", "SerdeError", "decode_key", "encode_key"), "serde"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "DEFAULT_PARTITIONS_LOCAL",

@@ -17,15 +17,15 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 from emowatch.topics.errors import EmowatchError
 
+from emowatch.streams.resources import schemas_dir
+
 __all__ = [
-    "SCHEMA_DIR",
     "SchemaInfo",
     "SchemaNotFoundError",
     "crc64_avro",
@@ -36,9 +36,6 @@ __all__ = [
     "strip_logical_types",
     "versions",
 ]
-
-#: Folder holding the ``.avsc`` files (inside the installed package).
-SCHEMA_DIR: Path = Path(__file__).resolve().parent / "schemas"
 
 _FILE_RE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.avsc$")
 
@@ -128,7 +125,7 @@ class SchemaInfo:
 @lru_cache(maxsize=1)
 def _catalogue() -> dict[str, tuple[int, ...]]:
     found: dict[str, list[int]] = {}
-    for path in SCHEMA_DIR.glob("*.avsc"):
+    for path in schemas_dir().glob("*.avsc"):
         m = _FILE_RE.match(path.name)
         if m is None:
             raise SchemaNotFoundError(f"schema file {path.name!r} is not named <Name>.v<N>.avsc")
@@ -172,7 +169,7 @@ def load_schema(name: str, version: int | None = None) -> SchemaInfo:
 
 @lru_cache(maxsize=None)
 def _load(name: str, version: int) -> SchemaInfo:
-    path = SCHEMA_DIR / f"{name}.v{version}.avsc"
+    path = schemas_dir() / f"{name}.v{version}.avsc"
     raw = json.loads(path.read_text(encoding="utf-8"))
     if raw.get("type") != "record" or raw.get("name") != name:
         raise SchemaNotFoundError(f"{path.name}: expected a record named {name!r}")

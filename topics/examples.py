@@ -11,13 +11,10 @@ import copy
 from typing import Any
 
 from emowatch.topics.catalog import schema_names
+from emowatch.topics.model_io import EMOTIONS, FRAME_MS, SAMPLE_RATE
 
-__all__ = ["EMOTION_LABELS", "EXAMPLE_EVENT_TIME_MS", "example_record"]
+__all__ = ["EXAMPLE_EVENT_TIME_MS", "example_record"]
 
-#: emotion2vec+ class order (the FrameScores ``labels`` default).
-EMOTION_LABELS: tuple[str, ...] = (
-    "angry", "disgusted", "fearful", "happy", "neutral", "other", "sad", "surprised", "unknown",
-)
 #: 2024-01-02T03:04:05.678Z, the capture time used by the examples.
 EXAMPLE_EVENT_TIME_MS = 1_704_164_645_678
 
@@ -44,7 +41,7 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "seq": 2,
         "start_ms": 2000,
         "event_time": EXAMPLE_EVENT_TIME_MS,
-        "sample_rate": 16000,
+        "sample_rate": SAMPLE_RATE,
         "encoding": "PCM_S16LE",
         "channels": 1,
         # 0.1 s of a little-endian int16 ramp
@@ -58,9 +55,9 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "role": "CUSTOMER",
         "seq": 2,
         "start_ms": 2000,
-        "frame_ms": 20,
+        "frame_ms": FRAME_MS,
         "n_frames": _N_FRAMES,
-        "labels": list(EMOTION_LABELS),
+        "labels": list(EMOTIONS),
         "logits": _LOGITS,
         "chunk_probs": _PROBS,
         "model": {"name": "iic/emotion2vec_plus_large", "version": "demo-0"},

@@ -23,6 +23,11 @@ Without ``security_protocol`` the protocol is inferred: SASL credentials ->
 ``SASL_SSL`` (passwords never go in clear unless SASL_PLAINTEXT is asked for
 explicitly), TLS files only -> ``SSL``, nothing -> ``PLAINTEXT``. Pure: no
 file is opened.
+
+This is the one mapping of the security settings: the clients that do not take
+librdkafka keys (aiokafka, Faust) get theirs by translating the librdkafka
+dict, :func:`aiokafka_security_config`, so a setting added here reaches them
+too (``emowatch.streams.kafka.security`` builds their TLS context).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "SASL_MECHANISMS",
     "SECURITY_PROTOCOLS",
     "SecurityConfigError",
+    "aiokafka_security_config",
     "kafka_security_config",
     "redact",
     "redact_url",
@@ -129,6 +135,42 @@ def kafka_security_config(settings: Any) -> dict[str, str]:
     if client_id is not None:
         out["client.id"] = str(client_id)
     return out
+
+
+# librdkafka key -> aiokafka client keyword / ssl.create_default_context-style argument
+_AIOKAFKA_KEYS = {
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.username": "sasl_plain_username",
+    "sasl.password": "sasl_plain_password",
+    "client.id": "client_id",
+}
+_TLS_ARGS = {
+    "ssl.ca.location": "cafile",
+    "ssl.certificate.location": "certfile",
+    "ssl.key.location": "keyfile",
+    "ssl.key.password": "password",
+}
+
+
+def aiokafka_security_config(config: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str | None] | None]:
+    """Translate :func:`kafka_security_config`'s librdkafka dict for aiokafka (and Faust).
+
+    Returns the aiokafka client keywords (``security_protocol``, ``sasl_*``, ``client_id``)
+    and, when the protocol uses TLS, the keyword arguments of
+    ``aiokafka.helpers.create_ssl_context`` (``cafile``, ``certfile``, ``keyfile``,
+    ``password``; None where unset), else None. Secrets included: never log the result.
+    Raises :class:`SecurityConfigError` for a key this translation does not know, so the
+    two mappings cannot drift apart silently.
+    """
+    unknown = sorted(set(config) - set(_AIOKAFKA_KEYS) - set(_TLS_ARGS))
+    if unknown:
+        raise SecurityConfigError(f"no aiokafka equivalent for librdkafka key(s) {', '.join(unknown)}")
+    kwargs = {name: config[key] for key, name in _AIOKAFKA_KEYS.items() if key in config}
+    tls = None
+    if config.get("security.protocol", "PLAINTEXT").endswith("SSL"):
+        tls = {name: config.get(key) for key, name in _TLS_ARGS.items()}
+    return kwargs, tls
 
 
 def redact(config: Mapping[str, Any]) -> dict[str, Any]:

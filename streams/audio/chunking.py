@@ -1,4 +1,8 @@
-"""Cut a call's audio into AudioChunk records (what a telephony gateway would publish). Pure."""
+"""Read WAV files and cut a call's audio into AudioChunk records (what a telephony gateway would publish). Pure.
+
+:func:`read_wav` is the one WAV reader of the project (the sample calls, the benchmarks and
+the model evaluation read through it); :mod:`emowatch.models.synth` writes them.
+"""
 from __future__ import annotations
 
 import wave
@@ -8,6 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from emowatch.streams.audio.codec import encode_pcm_s16le
+from emowatch.topics.model_io import SAMPLE_RATE
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -18,6 +23,17 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         rate, ch = w.getframerate(), w.getnchannels()
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
     return data.reshape(-1, ch), rate
+
+
+def read_wav_mono(path: str | Path) -> np.ndarray:
+    """A mono 16-bit WAV at the model rate (``SAMPLE_RATE``) as float32 in [-1, 1], shape (n,).
+
+    ValueError for any other rate or channel count (no resampling or downmix here)."""
+    samples, rate = read_wav(Path(path))
+    if rate != SAMPLE_RATE or samples.shape[1] != 1:
+        raise ValueError(f"{path}: expected {SAMPLE_RATE // 1000} kHz mono 16-bit PCM, "
+                         f"got {rate} Hz x {samples.shape[1]} channels")
+    return samples[:, 0]
 
 
 def chunk_records(samples: np.ndarray, rate: int, *, call_id: str, role: str = "MIXED", business_line: str = "default",

@@ -7,14 +7,15 @@ from math import gcd
 import numpy as np
 from emowatch.topics.errors import DeadLetterError
 
-TARGET_RATE = 16_000
-SUPPORTED_RATES = (8_000, 11_025, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
+from emowatch.topics.model_io import SAMPLE_RATE
+
+SUPPORTED_RATES = (8_000, 11_025, SAMPLE_RATE, 22_050, 24_000, 32_000, 44_100, 48_000)
 _DTYPES = {"PCM_S16LE": np.dtype("<i2"), "PCM_F32LE": np.dtype("<f4")}
 
 
 class AudioError(DeadLetterError, ValueError):
-    """Audio that cannot be handled (dead-lettered at stage DECODE); ``code`` is a stable
-    machine-readable reason, ``reason`` the explanation."""
+    """An AudioChunk that cannot be handled (dead-lettered at stage DECODE); ``code`` is a stable
+    machine-readable reason (``unknown_encoding``, ``empty``, ``empty_call_id``, ...), ``reason`` the explanation."""
 
     def __init__(self, code: str, reason: str):
         super().__init__("DECODE", reason)
@@ -30,7 +31,7 @@ class AudioError(DeadLetterError, ValueError):
 
 @dataclass(frozen=True)
 class Decoded:
-    channels: list[np.ndarray]  # float32 mono signals at TARGET_RATE, one per channel
+    channels: list[np.ndarray]  # float32 mono signals at SAMPLE_RATE, one per channel
     duration_ms: int
 
 
@@ -67,7 +68,7 @@ def decode_pcm(audio: bytes, *, encoding: str, sample_rate: int, channels: int, 
     return Decoded(out, int(round(1000 * n / sample_rate)))
 
 
-def resample(x: np.ndarray, rate: int, target: int = TARGET_RATE) -> np.ndarray:
+def resample(x: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
     """Polyphase resampling to ``target`` Hz (identity when rates match)."""
     if rate == target:
         return x.astype(np.float32, copy=False)

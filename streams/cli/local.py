@@ -1,4 +1,4 @@
-"""`emowatch up`: the embedded local stack, kept running until Ctrl-C."""
+"""`emowatch demo` and `emowatch up`: the embedded local stack (streams/local), imported only when they run."""
 from __future__ import annotations
 
 import signal
@@ -10,6 +10,21 @@ import typer
 from emowatch.streams.cli.common import console, settings_or_exit
 
 
+def demo(
+    data_dir: Path = typer.Option(Path(".emowatch/demo"), help="Where the demo keeps ClickHouse data and logs (wiped first)."),
+    rules_file: Path | None = typer.Option(None, help="Rule file (default: the bundled rules/default.yaml)."),
+    realtime: float = typer.Option(0.0, help="Pace the sample calls (1.0 = real time; 0 = as fast as possible)."),
+    timeout_s: float = typer.Option(600.0, help="Give up after this many seconds."),
+) -> None:
+    """Stream the bundled sample calls through the whole pipeline on the embedded local stack."""
+    from emowatch.streams.local.demo import run_demo
+
+    settings_or_exit()  # fail fast on bad EMOWATCH_* variables
+    result = run_demo(data_dir=data_dir, rules_file=rules_file, realtime=realtime, timeout_s=timeout_s, console=console)
+    if len(result.scores) != result.chunks_sent:
+        raise typer.Exit(1)
+
+
 def up(
     data_dir: Path = typer.Option(Path(".emowatch/local"), help="ClickHouse data and logs (kept between runs)."),
     rules_file: Path | None = typer.Option(None, help="Rule file of the catch-all rules worker."),
@@ -18,7 +33,8 @@ def up(
 ) -> None:
     """Start the local broker, create the topics and run infer + rules + sink until Ctrl-C."""
     from emowatch.streams.local.stack import LocalStack
-    from emowatch.streams.local.demo import default_rules_file, demo_model_dir, start_pipeline
+    from emowatch.streams.local.demo import start_pipeline
+    from emowatch.streams.resources import default_rules_file, demo_model_dir
 
     settings_or_exit()
     stop = threading.Event()

@@ -12,7 +12,7 @@ from emowatch.streams.cli.common import console, settings_or_exit as _settings
 from emowatch.streams.cli.model import model_app
 from emowatch.streams.cli.rules import rules_app
 from emowatch.streams.cli.topics import topics_app
-from emowatch.streams.cli.local import up
+from emowatch.streams.cli.local import demo, up
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="emowatch: real-time speech-emotion monitoring on Kafka.")
 worker_app = typer.Typer(no_args_is_help=True, help="Run a service (inference agent, rules worker, ClickHouse sink).")
@@ -22,22 +22,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 app.command("up")(up)
-
-
-@app.command()
-def demo(
-    data_dir: Path = typer.Option(Path(".emowatch/demo"), help="Where the demo keeps ClickHouse data and logs (wiped first)."),
-    rules_file: Optional[Path] = typer.Option(None, help="Rule file (default: the bundled rules/default.yaml)."),
-    realtime: float = typer.Option(0.0, help="Pace the sample calls (1.0 = real time; 0 = as fast as possible)."),
-    timeout_s: float = typer.Option(600.0, help="Give up after this many seconds."),
-) -> None:
-    """Stream the bundled sample calls through the whole pipeline on the embedded local stack."""
-    from emowatch.streams.local.demo import run_demo
-
-    _settings()  # fail fast on bad EMOWATCH_* variables
-    result = run_demo(data_dir=data_dir, rules_file=rules_file, realtime=realtime, timeout_s=timeout_s, console=console)
-    if len(result.scores) != result.chunks_sent:
-        raise typer.Exit(1)
+app.command("demo")(demo)
 
 
 @worker_app.command("infer")
@@ -73,7 +58,7 @@ def worker_rules(
     http_port: int = typer.Option(0, help="Port of the worker's web server (/health, /metrics, /calls/<id>)."),
 ) -> None:
     """Rules worker (Faust): scores -> per-call state -> alerts, one consumer group per business line."""
-    from emowatch.streams.local.demo import default_rules_file
+    from emowatch.streams.resources import default_rules_file
     from emowatch.streams.rules_worker.service import RulesWorkerError, run_worker
     from emowatch.streams.observability import setup_logging
 

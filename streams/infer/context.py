@@ -24,7 +24,7 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from emowatch.streams.audio.codec import TARGET_RATE
+from emowatch.topics.model_io import SAMPLE_RATE
 
 Key = tuple[str, str]
 Status = Literal["admitted", "held", "duplicate", "old"]
@@ -94,7 +94,7 @@ class ContextStore:
 
     @property
     def context_samples(self) -> int:
-        return int(round(self.context_s * TARGET_RATE))
+        return int(round(self.context_s * SAMPLE_RATE))
 
     # ---- the one entry point for a chunk --------------------------------------------------------
     def offer(self, call_id: str, role: str, seq: int, audio: np.ndarray, *, now: float, token: Any = None,

@@ -101,6 +101,8 @@ def to_ref(adm: Admitted) -> ChunkRef:
 def admit_chunk(chunk: dict, source: Any, ctx: ContextStore, *, max_chunk_s: float,
                 stereo_roles: tuple[str, str] | None, now: float, partition: int | None = None) -> Admission:
     """Decode one AudioChunk and offer each role to its call context."""
+    if not chunk.get("call_id"):  # its scores could not be keyed (topics.serde.encode_key rejects an empty key)
+        return Admission(rejected=AudioError("empty_call_id", "call_id is empty; the scores key would be empty"))
     try:
         decoded = decode_pcm(chunk["audio"], encoding=chunk["encoding"], sample_rate=chunk["sample_rate"],
                              channels=chunk["channels"], max_seconds=max_chunk_s)

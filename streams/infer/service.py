@@ -40,7 +40,8 @@ from emowatch.streams.infer.offsets import OffsetTracker
 from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, parse_stereo_roles, release_expired
 from emowatch.streams.settings import Settings
 from emowatch.topics.errors import DeadLetterError
-from emowatch.topics.serde import SerdeError
+from emowatch.topics.model_io import SAMPLE_RATE
+from emowatch.topics.serde import SerdeError, encode_key
 
 log = logging.getLogger("emowatch.infer")
 
@@ -228,7 +229,7 @@ class InferenceService:
 
     def _publish(self, done: Completed[ChunkRef]) -> None:
         batch, m = done.batch, self.metrics
-        audio_s = sum(r.emit_samples for r in batch.items) / 16000.0
+        audio_s = sum(r.emit_samples for r in batch.items) / SAMPLE_RATE
         m.batch_size.observe(len(batch))
         m.model_seconds.observe(done.model_s)
         m.audio_seconds.inc(audio_s)
@@ -247,7 +248,7 @@ class InferenceService:
                                          model_name=self.model.name, model_version=self.model.version,
                                          frame_ms=self.model.frame_ms)
             value = self.scores_serde.encode(record, topic=self.topics.scores)
-            self._produce(ref.call_id.encode(), value, (msg.topic(), msg.partition(), msg.offset()))
+            self._produce(encode_key(ref.call_id), value, (msg.topic(), msg.partition(), msg.offset()))
             m.scored.inc()
             self.counts["scored"] += 1
             if ref.gap_before:

@@ -8,6 +8,7 @@ from pathlib import Path
 from emowatch.streams.audio.chunking import chunk_records, read_wav
 from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
 from emowatch.streams.settings import KafkaSettings
+from emowatch.topics.serde import encode_key
 
 
 @dataclass
@@ -37,7 +38,7 @@ class AudioPublisher:
             if err is not None:
                 self.errors.append(str(err))
 
-        self.producer.produce(self.topic, key=record["call_id"].encode(),
+        self.producer.produce(self.topic, key=encode_key(record["call_id"]),
                               value=self.serde.encode(record, topic=self.topic), on_delivery=cb)
         self.producer.poll(0)
 

@@ -9,6 +9,7 @@ from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
 from emowatch.streams.rules_worker.reload import ruleset_record
 from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.errors import EmowatchError
+from emowatch.topics.serde import encode_key
 
 
 class PublishError(EmowatchError, RuntimeError):
@@ -37,7 +38,7 @@ def publish_ruleset(kafka: KafkaSettings, ruleset: RuleSet, *, timeout_s: float 
     def delivered(err, msg) -> None:
         result["err"], result["msg"] = err, msg
 
-    producer.produce(topic, key=ruleset.rule_set.encode("utf-8"), value=value, on_delivery=delivered)
+    producer.produce(topic, key=encode_key(ruleset.rule_set), value=value, on_delivery=delivered)
     left = producer.flush(timeout_s)
     if left or "msg" not in result:
         raise PublishError(f"rule set {ruleset.rule_set!r} not acknowledged by {kafka.bootstrap_servers} "

@@ -5,6 +5,7 @@ from typing import Any, Iterable
 
 from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
 from emowatch.streams.settings import KafkaSettings
+from emowatch.topics.serde import encode_key
 
 
 def publish_scores(kafka: KafkaSettings, messages: Iterable[dict[str, Any]], *, timeout_s: float = 60.0) -> int:
@@ -24,7 +25,7 @@ def publish_scores(kafka: KafkaSettings, messages: Iterable[dict[str, Any]], *, 
 
     sent = 0
     for m in messages:
-        producer.produce(topic, key=m["call_id"].encode("utf-8"), value=serde.encode(m, topic=topic),
+        producer.produce(topic, key=encode_key(m["call_id"]), value=serde.encode(m, topic=topic),
                          on_delivery=delivered)
         producer.poll(0)
         sent += 1

@@ -1,10 +1,11 @@
-"""Kafka security settings for each client library, from one mapping.
+"""Kafka security settings for the clients that do not take librdkafka keys.
 
 The security settings (``EMOWATCH_KAFKA__SECURITY_PROTOCOL``, ``SASL_*``, ``SSL_*``) are mapped
 once, to librdkafka keys, by :func:`emowatch.topics.security.kafka_security_config` (reached
-through ``KafkaSettings.security()``). The clients that do not speak librdkafka keys get the
-same settings here: aiokafka keyword arguments (the rules-topic feed) and Faust broker
-credentials (the rules worker). Results hold secrets: never log them.
+through ``KafkaSettings.security()``, validated there). The aiokafka keyword arguments (the
+rules-topic feed) and the Faust broker credentials (the rules worker) are translated from that
+dict by :func:`emowatch.topics.security.aiokafka_security_config`; only the TLS context is built
+here. Results hold secrets: never log them.
 """
 from __future__ import annotations
 
@@ -13,22 +14,16 @@ from typing import Any
 from aiokafka.helpers import create_ssl_context
 
 from emowatch.streams.settings import KafkaSettings
+from emowatch.topics.security import aiokafka_security_config
 
 
 def aiokafka_security(kafka: KafkaSettings) -> dict[str, Any]:
     """aiokafka client keyword arguments for the security settings (secrets included)."""
-    conf: dict[str, Any] = {"security_protocol": kafka.security_protocol, "client_id": kafka.client_id}
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        conf["ssl_context"] = create_ssl_context(
-            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None,
-            certfile=str(kafka.ssl_certfile) if kafka.ssl_certfile else None,
-            keyfile=str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None,
-            password=kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None)
-    if kafka.sasl_mechanism:
-        conf["sasl_mechanism"] = kafka.sasl_mechanism
-        conf["sasl_plain_username"] = kafka.sasl_username
-        conf["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-    return conf
+    conf, tls = aiokafka_security_config(kafka.security())
+    out: dict[str, Any] = dict(conf)
+    if tls is not None:
+        out["ssl_context"] = create_ssl_context(**tls)
+    return out
 
 
 def faust_credentials(kafka: KafkaSettings) -> Any:
@@ -36,9 +31,9 @@ def faust_credentials(kafka: KafkaSettings) -> Any:
     import faust
 
     sec = aiokafka_security(kafka)
-    if kafka.sasl_mechanism:
-        return faust.SASLCredentials(username=sec.get("sasl_plain_username"), password=sec.get("sasl_plain_password"),
-                                     ssl_context=sec.get("ssl_context"), mechanism=kafka.sasl_mechanism)
+    if "sasl_mechanism" in sec:
+        return faust.SASLCredentials(username=sec["sasl_plain_username"], password=sec["sasl_plain_password"],
+                                     ssl_context=sec.get("ssl_context"), mechanism=sec["sasl_mechanism"])
     if "ssl_context" in sec:
         return faust.SSLCredentials(sec["ssl_context"])
     return None

@@ -5,11 +5,9 @@ bundled sample calls -> audio topic -> inference agent -> scores topic -> rules 
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -20,31 +18,14 @@ from emowatch.streams.local.stack import LocalStack
 from emowatch.streams.kafka.admin import group_lag
 from emowatch.streams.kafka.audio_publisher import AudioPublisher, CallSpec, call_records
 from emowatch.streams.kafka.tail import TopicTail
+from emowatch.streams.resources import default_rules_file, demo_model_dir, sample_manifest, samples_dir  # noqa: F401
 from emowatch.streams.settings import KafkaSettings
 
 
-def package_path(package: str, *parts: str) -> Path:
-    return Path(str(resources.files(package).joinpath(*parts)))
-
-
-def demo_model_dir() -> Path:
-    return package_path("emowatch.models", "demo")
-
-
-def samples_dir() -> Path:
-    return package_path("emowatch.infra", "samples")
-
-
-def default_rules_file() -> Path:
-    return package_path("emowatch.rules", "default.yaml")
-
-
 def load_calls(manifest: Path | None = None) -> list[CallSpec]:
-    manifest = manifest or samples_dir() / "manifest.json"
-    data = json.loads(manifest.read_text())
-    entries = data["calls"] if isinstance(data, dict) else data
-    return [CallSpec(call_id=e["call_id"], path=manifest.parent / e["file"], business_line=e.get("business_line", "default"),
-                     role=e.get("role", "MIXED"), attributes=e.get("attributes")) for e in entries]
+    """The calls of a sample manifest (default: the bundled sample calls)."""
+    return [CallSpec(call_id=e["call_id"], path=Path(e["path"]), business_line=e.get("business_line", "default"),
+                     role=e.get("role", "MIXED"), attributes=e.get("attributes")) for e in sample_manifest(manifest)]
 
 
 @dataclass

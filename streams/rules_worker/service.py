@@ -39,6 +39,7 @@ from emowatch.streams.rules_worker.metrics import RulesMetrics
 from emowatch.streams.settings import Settings
 from emowatch.topics.dlq import Source
 from emowatch.topics.errors import DeadLetterError
+from emowatch.topics.serde import encode_key
 
 __all__ = ["EXIT_BATCH_FAILED", "RulesWorker", "RulesWorkerError", "run_worker"]
 
@@ -200,7 +201,7 @@ class RulesWorker:
         @app.page("/calls/{call_id}")
         @app.table_route(table=calls, match_info="call_id")
         async def call_state(web, request, call_id):
-            doc = describe_call(call_id, calls.get(call_id.encode()), self.rules.current[0])
+            doc = describe_call(call_id, calls.get(encode_key(call_id)), self.rules.current[0])
             return web.json(doc, status=200 if doc["found"] else 404)
 
 

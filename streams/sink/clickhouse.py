@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
 
 import clickhouse_connect
+
+from emowatch.streams.resources import clickhouse_schema
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def connect(url: str | None, data_dir: Path, database: str):
 
 
 def schema_statements(database: str) -> list[str]:
-    sql = resources.files("emowatch.infra").joinpath("clickhouse/schema.sql").read_text()
+    sql = clickhouse_schema().read_text(encoding="utf-8")
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     return [s.strip().replace("{db}", database) for s in body.split("\n;") if s.strip()]
 

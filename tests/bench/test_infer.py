@@ -47,7 +47,7 @@ def test_main_writes_required_json(tmp_path):
     assert all(isinstance(res[k], float) for k in REQUIRED)
     assert d["shapes"]["demo"]["results"]["ratio"] == res["ratio"]
     assert d["shapes"]["demo"]["model"]["embed_dim"] == 96
-    assert d["machine"]["torch"] and d["machine"]["device"] == "cpu"
+    assert d["machine"]["libraries"]["torch"] and d["machine"]["device"] == "cpu"
     assert d["config"]["plan"]["demo"] == {"calls": 2, "hops": QUICK_PLAN["demo"][1]}
     assert res["windows"] == 2 * QUICK_PLAN["demo"][1]
 

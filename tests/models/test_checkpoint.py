@@ -6,8 +6,10 @@ import numpy as np
 import torch
 import yaml
 
-from emowatch.models.checkpoint import LABELS, TOKENS, build_checkpoint, instantiate, model_config
+from emowatch.models.checkpoint import TOKENS, build_checkpoint, instantiate, model_config
 from emowatch.models.engine import n_frames
+from emowatch.models.loader import parse_label
+from emowatch.topics.model_io import EMOTIONS
 
 
 def test_demo_checkpoint_layout_and_size(demo_dir):
@@ -15,7 +17,7 @@ def test_demo_checkpoint_layout_and_size(demo_dir):
     cfg = yaml.safe_load((demo_dir / "config.yaml").read_text(encoding="utf-8"))
     assert cfg["model"] == "Emotion2vec" and cfg["model_conf"]["normalize"] is True
     assert (demo_dir / "model.pt").stat().st_size < 5_000_000
-    assert len(LABELS) == len(TOKENS) == 9
+    assert [parse_label(t) for t in TOKENS] == list(EMOTIONS)  # tokens.txt order is the contract's class order
 
 
 def test_automodel_loads_the_stored_weights(demo_dir, demo_model):

@@ -7,8 +7,11 @@ import hashlib
 import pytest
 
 from emowatch.models.evaluate import evaluate_samples, stream_windows
-from emowatch.models.loader import DEMO_MODEL_DIR, load_model
+from emowatch.models.loader import load_model
 from emowatch.models.train import train_demo
+from emowatch.streams.resources import demo_model_dir
+
+DEMO_MODEL_DIR = demo_model_dir()
 
 
 @pytest.fixture(scope="module")

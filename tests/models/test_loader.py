@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from emowatch.models.loader import (
-    DEMO_MODEL_DIR,
     ModelLoadError,
     load_model,
     parse_label,
     resolve_device,
     resolve_precision,
 )
+from emowatch.streams.resources import demo_model_dir
+
+DEMO_MODEL_DIR = demo_model_dir()
 
 
 def test_labels_version_and_metadata(demo_dir, demo_model):

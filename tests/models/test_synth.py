@@ -8,8 +8,13 @@ import wave
 import numpy as np
 import pytest
 
-from emowatch.models.samples import SAMPLES, SAMPLES_DIR, load_manifest, write_samples
-from emowatch.models.synth import CLASSES, SR, read_wav, synth_call, synth_clip, wav_bytes
+from emowatch.models.samples import SAMPLES, write_samples
+from emowatch.models.synth import CLASSES, synth_call, synth_clip, wav_bytes
+from emowatch.streams.audio.chunking import read_wav_mono as read_wav
+from emowatch.streams.resources import sample_manifest, samples_dir
+from emowatch.topics.model_io import SAMPLE_RATE as SR
+
+SAMPLES_DIR = samples_dir()
 
 
 def test_bundled_samples_regenerate_bit_for_bit(tmp_path):
@@ -21,7 +26,7 @@ def test_bundled_samples_regenerate_bit_for_bit(tmp_path):
 
 
 def test_manifest_and_wav_format():
-    entries = load_manifest()
+    entries = sample_manifest()
     assert {e["expected_mood"] for e in entries} >= {"angry", "neutral", "sad"}
     for e in entries:
         assert set(e) >= {"call_id", "file", "business_line", "role", "expected_mood", "segments", "path"}

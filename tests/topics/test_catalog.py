@@ -10,9 +10,9 @@ import fastavro
 import pytest
 from fastavro.schema import fingerprint as fastavro_fingerprint
 
+from emowatch.streams.resources import schemas_dir
 from emowatch.topics import catalog
 from emowatch.topics.catalog import (
-    SCHEMA_DIR,
     SchemaNotFoundError,
     crc64_avro,
     fingerprint_table,
@@ -60,7 +60,7 @@ def _walk_named(schema: Any, path: str, out: list[str]) -> None:
         _walk_named(kind, path, out)
 
 
-@pytest.mark.parametrize("path", sorted(SCHEMA_DIR.glob("*.avsc")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(schemas_dir().glob("*.avsc")), ids=lambda p: p.name)
 def test_every_field_and_named_type_has_a_doc(path) -> None:
     raw = json.loads(path.read_text())
     missing: list[str] = []

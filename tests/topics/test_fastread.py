@@ -1,91 +1,25 @@
-"""Compiled reader (float_arrays="numpy"): same records as fastavro, numpy float arrays, same errors."""
+"""Compiled reader (float_arrays="numpy"): same records as fastavro, numpy float arrays, multi-block arrays,
+schema evolution. Malformed input: test_fastread_malformed.py; other schemas: test_fastread_compiler.py."""
 
 from __future__ import annotations
 
 import io
 import json
-import math
-import os
 import uuid
 from typing import Any
 
 import fastavro
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
-from avro_strategies import avro_values, mutate, shipped_records
-from emowatch.topics.catalog import load_schema, schema_names, strip_logical_types, versions
+from avro_strategies import shipped_records
+from fastread_cases import (ALL, FS, LISTS, NUMPY, PROPS, TOPIC, blocks, check_same_record, f32, realistic_scores,
+                            same, scores_message, utf8, zigzag)
+from emowatch.topics.catalog import load_schema, strip_logical_types, versions
 from emowatch.topics.examples import example_record
-from emowatch.topics.fastread import compile_reader, numpy_converter
 from emowatch.topics.resolution import plan_read
 from emowatch.topics.serde import AvroSerde, SerdeError
-
-TOPIC = "fastread.emowatch.v1"
-SCALE = 20 if os.environ.get("EMOWATCH_FULL") == "1" else 1
-PROPS = settings(max_examples=150 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ALL = [(n, v) for n in schema_names() for v in versions(n)]
-LISTS = {nv: AvroSerde(nv[0], version=nv[1]) for nv in ALL}
-NUMPY = {nv: AvroSerde(nv[0], version=nv[1], float_arrays="numpy") for nv in ALL}
-FS = load_schema("FrameScores", 2)
-
-
-def as_lists(value: Any) -> Any:
-    """``value`` with every numpy array turned into a list (what list mode returns)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: as_lists(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_lists(v) for v in value]
-    return value
-
-
-def same(a: Any, b: Any) -> bool:
-    """Deep equality with matching types where NaN equals NaN (mutated floats may be NaN)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def float_arrays_of(value: Any) -> list[np.ndarray]:
-    if isinstance(value, np.ndarray):
-        return [value]
-    if isinstance(value, dict):
-        return [a for v in value.values() for a in float_arrays_of(v)]
-    if isinstance(value, list):
-        return [a for v in value for a in float_arrays_of(v)]
-    return []
-
-
-def check_same_record(numpy_out: dict[str, Any], list_out: dict[str, Any]) -> None:
-    assert same(as_lists(numpy_out), list_out)
-    for arr in float_arrays_of(numpy_out):
-        assert arr.dtype in (np.dtype("<f4"), np.dtype("<f8")) and arr.ndim == 1
-        assert not arr.flags.writeable
-
-
-def realistic_scores(seed: int = 3, n_frames: int = 50) -> dict[str, Any]:
-    """A FrameScores record as the scorer makes them: 50 frames x 9 float32 logits."""
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(0.0, 2.0, (n_frames, 9)).astype(np.float32)
-    return example_record(
-        "FrameScores",
-        n_frames=n_frames,
-        logits=logits.ravel().tolist(),
-        chunk_probs=rng.dirichlet(np.ones(9)).tolist(),
-        embedding=rng.normal(size=16).astype(np.float32).tolist(),
-        attributes={"agent_id": "agent-7", "tier": "gold"},
-        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
-    )
-
 
 # ---------------------------------------------------------------- valid records
 
@@ -162,50 +96,6 @@ def test_float_arrays_option_is_checked() -> None:
 
 
 # ---------------------------------------------------------------- hand-written blocks
-
-
-def zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def blocks(items: list[bytes], sizes: list[int], negative: bool = False, end: bytes = b"\x00") -> bytes:
-    """``items`` (already encoded) as blocks of ``sizes`` items; negative counts carry byte sizes."""
-    assert sum(sizes) == len(items)
-    out, i = b"", 0
-    for k in sizes:
-        chunk = b"".join(items[i : i + k])
-        out += zigzag(-k) + zigzag(len(chunk)) + chunk if negative else zigzag(k) + chunk
-        i += k
-    return out + end
-
-
-def scores_message(record: dict[str, Any], replace: dict[str, bytes]) -> bytes:
-    """A single-object FrameScores v2 message whose ``replace`` fields are the given raw bytes."""
-    body = b""
-    for field in FS.raw["fields"]:
-        name = field["name"]
-        if name in replace:
-            body += replace[name]
-            continue
-        sub = fastavro.parse_schema(strip_logical_types(dict(FS.raw, fields=[field])))
-        buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, sub, {name: record[name]})
-        body += buf.getvalue()
-    return b"\xc3\x01" + FS.fingerprint + body
-
-
-def f32(values: list[float]) -> list[bytes]:
-    return [np.float32(v).tobytes() for v in values]
-
-
-def utf8(values: list[str]) -> list[bytes]:
-    return [zigzag(len(v.encode())) + v.encode() for v in values]
 
 
 @pytest.mark.parametrize(
@@ -322,160 +212,3 @@ def test_schema_the_compiler_rejects_falls_back_to_fastavro(monkeypatch: pytest.
     assert end == len(data) and out["extra"].dtype == np.float32 and out["extra"].size == 0
     expected = dict(LISTS[("FrameScores", 2)].decode(data, topic=TOPIC), extra=[])
     check_same_record(out, expected)
-
-
-# ---------------------------------------------------------------- malformed input
-
-
-def _outcome(serde: AvroSerde, data: bytes) -> dict[str, Any] | SerdeError:
-    try:
-        return serde.decode(data, topic=TOPIC, partition=4, offset=44)
-    except SerdeError as err:  # anything else fails the test
-        assert (err.topic, err.partition, err.offset) == (TOPIC, 4, 44)
-        return err
-
-
-def check_agree(name: str, version: int, data: bytes) -> None:
-    """List mode errs => numpy mode errs; numpy mode succeeds => list mode does, with the same record."""
-    listed = _outcome(LISTS[(name, version)], data)
-    arrays = _outcome(NUMPY[(name, version)], data)
-    if isinstance(listed, SerdeError):
-        assert isinstance(arrays, SerdeError)
-        if "malformed" not in listed.reason + arrays.reason:  # framing and trailing-bytes errors read the same
-            assert str(arrays) == str(listed)
-    elif not isinstance(arrays, SerdeError):
-        check_same_record(arrays, listed)
-
-
-def test_every_prefix_of_a_frame_scores_message_is_an_error() -> None:
-    data = LISTS[("FrameScores", 2)].encode(realistic_scores(), topic=TOPIC)
-    for cut in range(len(data)):
-        err = _outcome(NUMPY[("FrameScores", 2)], data[:cut])
-        assert isinstance(err, SerdeError), cut
-        assert isinstance(_outcome(LISTS[("FrameScores", 2)], data[:cut]), SerdeError)
-        if cut >= 10:
-            assert "malformed FrameScores body (written with FrameScores v2)" in err.reason
-
-
-def test_flipped_bytes_agree_with_list_mode() -> None:
-    data = LISTS[("FrameScores", 2)].encode(example_record("FrameScores", trace_id="t"), topic=TOPIC)
-    for i in range(len(data)):
-        for mask in (0x01, 0x80, 0xFF):
-            flipped = bytearray(data)
-            flipped[i] ^= mask
-            check_agree("FrameScores", 2, bytes(flipped))
-
-
-@pytest.mark.parametrize("tail", [b"\x00", b"abc"])
-def test_trailing_bytes(tail: bytes) -> None:
-    data = LISTS[("FrameScores", 1)].encode(example_record("FrameScores"), topic=TOPIC) + tail
-    with pytest.raises(SerdeError, match=f"{len(tail)} unexpected trailing bytes .*FrameScores v1"):
-        NUMPY[("FrameScores", 2)].decode(data, topic=TOPIC)
-    check_agree("FrameScores", 2, data)
-
-
-@pytest.mark.parametrize(
-    ("field", "raw", "error"),
-    [
-        ("role", zigzag(3), "KeyError"),  # enum index past the symbols
-        ("role", zigzag(-1), "KeyError"),  # negative enum index (fastavro reads the last symbol)
-        ("call_id", zigzag(-2) + b"ab", "negative length"),
-        ("call_id", zigzag(2) + b"\xff\xfe", "UnicodeDecodeError"),
-        ("embedding", zigzag(2) + b"\x00", "union branch index 2"),
-        ("embedding", zigzag(-1) + b"\x00", "union branch index -1"),
-        ("seq", b"\x80" * 10 + b"\x01", "varint longer than 10 bytes"),
-        ("seq", b"\xff" * 9 + b"\x7f", "does not fit in 64 bits"),
-        ("labels", zigzag(10**6) + b"\x00", "cannot fit"),
-    ],
-)
-def test_bad_values_are_serde_errors(field: str, raw: bytes, error: str) -> None:
-    data = scores_message(realistic_scores(), {field: raw})
-    with pytest.raises(SerdeError, match=f"malformed FrameScores body .*{error}"):
-        NUMPY[("FrameScores", 2)].decode(data, topic=TOPIC)
-    check_agree("FrameScores", 2, data)
-
-
-VALID = [(nv, LISTS[nv].encode(example_record(nv[0]), topic=TOPIC)) for nv in ALL]
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> tuple[tuple[str, int], bytes]:
-    nv, data = draw(st.sampled_from(VALID))
-    return nv, mutate(draw, data)
-
-
-@PROPS
-@given(mutated())
-def test_mutated_messages_agree_with_list_mode(item: tuple[tuple[str, int], bytes]) -> None:
-    (name, _), data = item
-    for version in versions(name):
-        check_agree(name, version, data)
-
-
-@PROPS
-@given(st.sampled_from([(nv, m[:10]) for nv, m in VALID]), st.binary(max_size=200))
-def test_valid_header_with_random_body_agrees(item: tuple[tuple[str, int], bytes], body: bytes) -> None:
-    (name, version), header = item
-    check_agree(name, version, header + body)
-
-
-# ---------------------------------------------------------------- compile_reader on other schemas
-
-OTHER = {
-    "type": "record",
-    "name": "Everything",
-    "namespace": "test",
-    "fields": [
-        {"name": "d", "type": {"type": "array", "items": "double"}},
-        {"name": "grid", "type": {"type": "array", "items": {"type": "array", "items": "float"}}},
-        {"name": "by_name", "type": {"type": "map", "values": {"type": "array", "items": "double"}}},
-        {"name": "digest", "type": {"type": "fixed", "name": "Digest", "size": 4}},
-        {"name": "again", "type": ["null", "Digest", "string", "long", "boolean", "double", "bytes"]},
-        {"name": "colour", "type": {"type": "enum", "name": "Colour", "symbols": ["RED", "GREEN"]}},
-        {"name": "x", "type": "float"},
-        {
-            "name": "chain",
-            "type": {
-                "type": "record",
-                "name": "Node",
-                "fields": [{"name": "v", "type": "int"}, {"name": "next", "type": ["null", "Node"]}],
-            },
-        },
-        {"name": "nothing", "type": "null"},
-        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-    ],
-}
-OTHER_PARSED = fastavro.parse_schema(strip_logical_types(OTHER))
-OTHER_READER = compile_reader(OTHER_PARSED)
-OTHER_LIST_READER = compile_reader(OTHER_PARSED, numpy=False)
-OTHER_CONVERT = numpy_converter(OTHER_PARSED)
-
-
-@PROPS
-@given(avro_values(OTHER, {}))
-def test_compiled_reader_matches_fastavro_on_every_type(record: dict[str, Any]) -> None:
-    buf = io.BytesIO(b"xy")
-    buf.seek(2)
-    fastavro.schemaless_writer(buf, OTHER_PARSED, record)
-    data = buf.getvalue()
-    expected = fastavro.schemaless_reader(io.BytesIO(data[2:]), OTHER_PARSED, None)
-    assert OTHER_LIST_READER(data, 2) == (expected, len(data))
-    out, end = OTHER_READER(data, 2)
-    assert end == len(data)
-    check_same_record(out, expected)
-    assert all(isinstance(row, np.ndarray) for row in out["grid"])
-    assert OTHER_CONVERT is not None
-    converted = OTHER_CONVERT(fastavro.schemaless_reader(io.BytesIO(data[2:]), OTHER_PARSED, None))
-    check_same_record(converted, expected)
-    assert same(as_lists(converted), as_lists(out))
-
-
-def test_compiled_reader_exposes_its_source_and_reads_bare_types() -> None:
-    assert "def " in OTHER_READER.source  # type: ignore[attr-defined]
-    read_long = compile_reader("long")
-    for n in (0, -1, 63, -64, 64, 2**31, -(2**63), 2**63 - 1):
-        assert read_long(zigzag(n), 0) == (n, len(zigzag(n)))
-    doubles = b"\x04" + np.array([1.5, -2.0]).tobytes() + b"\x00"
-    arr, end = compile_reader({"type": "array", "items": "double"})(doubles, 0)
-    assert arr.dtype == np.float64 and arr.tolist() == [1.5, -2.0] and end == 18
-    assert numpy_converter({"type": "map", "values": "string"}) is None

@@ -99,3 +99,17 @@ def test_redact_hides_secrets() -> None:
 
 def test_redact_url() -> None:
     assert redact_url("see http://a:b@h:1/x and https://h2") == "see http://a:***@h:1/x and https://h2"
+
+
+def test_aiokafka_config_is_translated_from_the_librdkafka_dict() -> None:
+    from emowatch.topics.security import aiokafka_security_config
+
+    librdkafka = kafka_security_config({"sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": "p",
+                                        "tls_ca_file": "/ca", "client_id": "c"})
+    kwargs, tls = aiokafka_security_config(librdkafka)
+    assert kwargs == {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_plain_username": "u",
+                      "sasl_plain_password": "p", "client_id": "c"}
+    assert tls == {"cafile": "/ca", "certfile": None, "keyfile": None, "password": None}
+    assert aiokafka_security_config(kafka_security_config({})) == ({"security_protocol": "PLAINTEXT"}, None)
+    with pytest.raises(SecurityConfigError, match="no aiokafka equivalent"):
+        aiokafka_security_config({"security.protocol": "PLAINTEXT", "sasl.oauthbearer.config": "x"})

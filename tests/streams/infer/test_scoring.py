@@ -28,6 +28,12 @@ def test_parse_stereo_roles():
             parse_stereo_roles(bad)
 
 
+def test_empty_call_id_is_rejected_before_the_context():
+    ctx = ContextStore()
+    adm = admit(rec(0, call=""), ctx)
+    assert adm.rejected is not None and adm.rejected.code == "empty_call_id" and not adm.refs and adm.outputs == 0
+
+
 def test_stereo_mixed_chunk_splits_into_configured_roles():
     left, right = np.full(16000, 0.5, np.float32), np.full(16000, -0.25, np.float32)
     audio = encode_pcm_s16le(np.stack([left, right], axis=1).reshape(-1))

@@ -271,3 +271,21 @@ def test_service_start_up_logs_no_secret(certs, capfd):
     assert '"msg": "inference agent started"' in logs  # the capture saw the service's own log lines
     for text in (logs, out, err):
         assert not any(s in text for s in (SASL_PW, KEY_PW, REG_PW))
+
+
+def test_aiokafka_and_faust_get_the_same_settings_with_a_tls_context(certs):
+    import ssl
+
+    from emowatch.streams.kafka.security import aiokafka_security, faust_credentials
+
+    k = secured(certs)
+    conf = aiokafka_security(k)
+    assert isinstance(conf["ssl_context"], ssl.SSLContext)  # the key password decrypted the client key
+    assert (conf["security_protocol"], conf["sasl_mechanism"], conf["client_id"]) == ("SASL_SSL", "SCRAM-SHA-512",
+                                                                                       "emowatch-test")
+    assert (conf["sasl_plain_username"], conf["sasl_plain_password"]) == ("svc-user", SASL_PW)
+    creds = faust_credentials(k)
+    assert creds.username == "svc-user" and creds.mechanism.value == "SCRAM-SHA-512" and creds.ssl_context is not None
+    tls_only = KafkaSettings(security_protocol="SSL", ssl_cafile=certs["ca"])
+    assert "sasl_mechanism" not in aiokafka_security(tls_only)
+    assert type(faust_credentials(tls_only)).__name__ == "SSLCredentials"

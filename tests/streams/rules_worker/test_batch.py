@@ -6,20 +6,19 @@ from typing import Any
 
 import pytest
 
-from emowatch.rules.loader import bundled_rule_files
 from emowatch.rules.testing import synthetic_call
 from emowatch.streams.kafka.clients import serde_for
 from emowatch.streams.rules_worker.active_rules import ActiveRules, initial_selector
 from emowatch.streams.rules_worker.batch import BatchEvaluator
 from emowatch.streams.rules_worker.finished_calls import FinishedCalls
 from emowatch.streams.rules_worker.metrics import RulesMetrics
+from emowatch.streams.resources import default_rules_file
 from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.dlq import Source
 from emowatch.topics.errors import DeadLetterError
 
 K = KafkaSettings()
 SCORES = serde_for(K, "FrameScores")
-DEFAULT_RULES = next(p for p in bundled_rule_files() if p.stem == "default")
 
 
 class Log:
@@ -70,7 +69,7 @@ def make(log: Log, *, fail_alerts: bool = False):
         log.events.append(("dlq", source.offset))
         return ack_later(("dlq", source.offset))
 
-    rules = ActiveRules(initial_selector("*", DEFAULT_RULES), 1.0)
+    rules = ActiveRules(initial_selector("*", default_rules_file()), 1.0)
     ev = BatchEvaluator(business_line="*", rules=rules, table=DictTable(log), scores_serde=serde_for(K, "FrameScores", float_arrays="numpy"),
                         alert_serde=serde_for(K, "Alert"), alerts_topic="alerts", send_alert=send_alert,
                         dead_letter=dead_letter, metrics=RulesMetrics(), finished=FinishedCalls(3600.0), partitions=4)

@@ -1,0 +1,82 @@
+"""Where the files bundled with emowatch are: the one way to find them.
+
+Demo model, rule files, sample calls, ClickHouse schema, Grafana provisioning and Avro
+schemas ship as package data (``pyproject.toml`` ``[tool.setuptools.package-data]``).
+Every module finds them here, through ``importlib.resources.files``, so the same code
+works from the repository (editable install) and from an installed wheel. The package
+must be installed as directories (a wheel or editable install; not run from a zip).
+
+A leaf module: standard library only, so ``models/``, ``rules/`` and ``topics/`` may
+import it. Asking for a location imports the package that owns it (e.g.
+``emowatch.rules`` for :func:`rules_dir`), nothing else.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "clickhouse_schema", "default_rules_file", "demo_model_dir", "grafana_dir", "rule_files", "rules_dir",
+    "sample_manifest", "samples_dir", "schemas_dir",
+]
+
+
+def _package_path(package: str, *parts: str) -> Path:
+    return Path(str(resources.files(package).joinpath(*parts)))
+
+
+def demo_model_dir() -> Path:
+    """The committed pipeline-demo checkpoint (``models/demo``: config.yaml, model.pt, tokens.txt)."""
+    return _package_path("emowatch.models", "demo")
+
+
+def rules_dir() -> Path:
+    """The folder of the bundled rule files (``rules/*.yaml``)."""
+    return _package_path("emowatch.rules")
+
+
+def rule_files() -> list[Path]:
+    """The bundled rule files, sorted by name."""
+    return sorted(rules_dir().glob("*.yaml"))
+
+
+def default_rules_file() -> Path:
+    """The rule file a rules worker uses when none is configured (``rules/default.yaml``)."""
+    return rules_dir() / "default.yaml"
+
+
+def samples_dir() -> Path:
+    """The bundled synthetic sample calls (``infra/samples``: WAV files + ``manifest.json``)."""
+    return _package_path("emowatch.infra", "samples")
+
+
+def sample_manifest(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The entries of a sample manifest, each with ``path``: its WAV file's absolute path (str).
+
+    ``path`` is a ``manifest.json`` or a folder holding one (default: the bundled samples).
+    The file is a JSON list of entries (format in :mod:`emowatch.models.samples`) or an
+    object with the list under ``"calls"``; ``file`` is relative to the manifest's folder.
+    """
+    p = Path(path) if path is not None else samples_dir()
+    manifest = p / "manifest.json" if p.is_dir() else p
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    entries = data["calls"] if isinstance(data, dict) else data
+    folder = manifest.parent.resolve()
+    return [{**e, "path": str(folder / e["file"])} for e in entries]
+
+
+def clickhouse_schema() -> Path:
+    """The ClickHouse DDL the sink applies (``infra/clickhouse/schema.sql``)."""
+    return _package_path("emowatch.infra", "clickhouse", "schema.sql")
+
+
+def grafana_dir() -> Path:
+    """Grafana provisioning: datasource and dashboards (``infra/grafana``)."""
+    return _package_path("emowatch.infra", "grafana")
+
+
+def schemas_dir() -> Path:
+    """The Avro schemas of the topics (``topics/schemas/<Name>.v<N>.avsc``)."""
+    return _package_path("emowatch.topics", "schemas")
