@@ -15,10 +15,10 @@ import faust
 from prometheus_client import generate_latest
 
 from emowatch.streams.kafka.clients import serde_for, topics_for
+from emowatch.streams.observability import StageMetrics, setup_logging
 from emowatch.streams.rules_worker.batch import CHANGELOG_CHUNK
 from emowatch.streams.rules_worker.config import faust_config
 from emowatch.streams.rules_worker.faust_compat import flush_send_buffer, table_put
-from emowatch.streams.observability import StageMetrics, setup_logging
 from emowatch.streams.settings import Settings, load_settings
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["cpu_clock_mhz", "cpu_model", "library_versions", "machine_info", "process_cpu_seconds"]
 

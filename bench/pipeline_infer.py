@@ -136,8 +136,8 @@ class LoadGen:
         try:
             t0 = time.monotonic() + 0.2
             # chunk k of call i is complete (and sent) at t0 + i/N + (k+1) s
-            due = sorted(((t0 + i / self.calls + (k + 1) * CHUNK_S, i, k)
-                          for i in range(self.calls) for k in range(self.seconds)))
+            due = sorted((t0 + i / self.calls + (k + 1) * CHUNK_S, i, k)
+                          for i in range(self.calls) for k in range(self.seconds))
             wall0 = int(time.time() * 1000)
             for when, i, k in due:
                 wait = when - time.monotonic()
@@ -151,7 +151,7 @@ class LoadGen:
                 self.sent[(self.ids[i], k)] = time.time()
                 self.pub.send(rec)
             self.pub.flush()
-        except BaseException as exc:  # reported by the step
+        except BaseException as exc:  # noqa: BLE001 - reported by the step
             self.error = exc
         finally:
             self.done.set()
@@ -165,7 +165,8 @@ def _run_step(stack, kafka, topics, worker, calls: int, seconds: int, chunks, st
     tail.catch_up({topics.scores: []}, 60)  # skip earlier steps' scores
     gen = LoadGen(AudioPublisher(kafka), f"{step_no}", calls, seconds, chunks)
     received: dict[tuple[str, int], float] = {}
-    m0, cpu0, self0, w0 = _metrics(worker.http_port), process_cpu_seconds(worker.proc.pid), _self_cpu_s(), time.monotonic()
+    m0, cpu0 = _metrics(worker.http_port), process_cpu_seconds(worker.proc.pid)
+    self0, w0 = _self_cpu_s(), time.monotonic()
     threading.Thread(target=gen.run, daemon=True).start()
     mine = set(gen.ids)
     total = calls * seconds
@@ -182,7 +183,8 @@ def _run_step(stack, kafka, topics, worker, calls: int, seconds: int, chunks, st
             drain_deadline = time.monotonic() + 15.0
         if drain_deadline is not None and time.monotonic() > drain_deadline:
             break
-    cpu1, self1, w1, m1 = process_cpu_seconds(worker.proc.pid), _self_cpu_s(), time.monotonic(), _metrics(worker.http_port)
+    cpu1, self1, w1 = process_cpu_seconds(worker.proc.pid), _self_cpu_s(), time.monotonic()
+    m1 = _metrics(worker.http_port)
     tail.close()
     if gen.error:
         raise gen.error
@@ -232,9 +234,9 @@ def _wait_ready(stack, worker, timeout_s: float = 180.0) -> None:
 
 
 def run_bench(quick: bool) -> Report:
+    from emowatch.streams.kafka.clients import topics_for
     from emowatch.streams.local.stack import LocalStack
     from emowatch.streams.resources import demo_model_dir
-    from emowatch.streams.kafka.clients import topics_for
     from emowatch.streams.settings import KafkaSettings, load_settings
 
     levels = [16, 32, 64, 100] if quick else [10, 20, 40, 60, 80, 100, 125, 150, 200]
@@ -256,7 +258,8 @@ def run_bench(quick: bool) -> Report:
             _wait_ready(stack, worker)
             c0, t0 = process_cpu_seconds(worker.proc.pid), time.monotonic()
             time.sleep(3.0)  # measuring the idle agent's CPU (poll loop), not synchronising
-            report.idle_agent_cpu_cores = round((process_cpu_seconds(worker.proc.pid) - c0) / (time.monotonic() - t0), 3)
+            idle_cpu = process_cpu_seconds(worker.proc.pid) - c0
+            report.idle_agent_cpu_cores = round(idle_cpu / (time.monotonic() - t0), 3)
             best_ok, first_bad = 0, None
             for i, n in enumerate(levels):
                 st = _step(stack, kafka, topics, worker, n, seconds, chunks, i, report)

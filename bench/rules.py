@@ -29,8 +29,8 @@ import numpy as np
 from emowatch.bench.machine import machine_info, process_cpu_seconds
 from emowatch.rules.engine import call_finished, state_size_bytes, step
 from emowatch.rules.loader import parse_ruleset
-from emowatch.streams.settings import RulesSettings
 from emowatch.rules.testing import interleave, random_timeline, synthetic_call
+from emowatch.streams.settings import RulesSettings
 
 RULES_10 = """\
 rule_set: bench10
@@ -207,8 +207,8 @@ def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
     bare loop in batches,] rules worker); the ratio is taken per round (neighbouring runs see
     similar machine load) and the round with the median ratio is reported (all rounds are in
     ``runs``; the bare loop's wall rate varies by up to 1.5x between rounds on tansu)."""
-    from emowatch.streams.local.stack import LocalStack
     from emowatch.streams.kafka.scores_publisher import publish_scores
+    from emowatch.streams.local.stack import LocalStack
     from emowatch.streams.settings import KafkaSettings
 
     size = SIZES[quick]
@@ -266,7 +266,8 @@ def main(quick: bool, json_path: Path | None) -> None:
     if bb:
         print(f"{'bare loop, batches (noack_take)':38}{bb['msgs_per_s']:>8}{bb['msgs_per_cpu_s']:>12}")
     print(f"{'rules worker (10 rules, batches)':38}{rw['msgs_per_s']:>8}{rw['msgs_per_cpu_s']:>12}")
-    print(f"ratio rules/bare: {res['ratio']:.2f} (wall), {res['ratio_cpu']:.2f} (CPU); alert events {rw['alert_events']}; "
+    print(f"ratio rules/bare: {res['ratio']:.2f} (wall), {res['ratio_cpu']:.2f} (CPU); "
+          f"alert events {rw['alert_events']}; "
           f"load average {rw['load_avg_1m']}")
     if len(res["runs"]) > 1:
         lo, hi = res["ratio_range"]
@@ -275,7 +276,8 @@ def main(quick: bool, json_path: Path | None) -> None:
               + ", ".join(str(r["rules"]["msgs_per_s"]) for r in res["runs"]) + " msgs/s")
     print(f"CPU per message: bare {1e6 / bl['msgs_per_cpu_s']:.0f} us, "
           + (f"bare + decode {1e6 / bd['msgs_per_cpu_s']:.0f} us, " if bd else "")
-          + f"rules worker {1e6 / rw['msgs_per_cpu_s']:.0f} us (of which step() {rw['step_us_mean_in_worker']} us wall)")
+          + f"rules worker {1e6 / rw['msgs_per_cpu_s']:.0f} us "
+          f"(of which step() {rw['step_us_mean_in_worker']} us wall)")
     print(f"pure step() in one process: {res['step_only']['msgs_per_s']} msgs/s "
           f"({1e6 / res['step_only']['msgs_per_s']:.0f} us per message)")
     print(f"state bytes per active call: worker {rw['state_bytes_per_active_call']}, offline mean "

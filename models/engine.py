@@ -27,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -149,7 +150,7 @@ class _PosConvMask:
             self.keep = None
 
     @classmethod
-    def of(cls, module: torch.nn.Module) -> "_PosConvMask":
+    def of(cls, module: torch.nn.Module) -> _PosConvMask:
         existing = getattr(module, "_emowatch_posmask", None)
         if existing is None:
             existing = cls(module)
@@ -179,7 +180,7 @@ class Engine:
 
     def __init__(
         self,
-        model: "EmotionModel",
+        model: EmotionModel,
         *,
         max_batch: int = 64,
         max_batch_samples: int = 64 * 5 * SAMPLE_RATE,

@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -191,7 +192,7 @@ class FastPaths:
             self._tls.opts = prev
 
     @classmethod
-    def of(cls, module: torch.nn.Module) -> "FastPaths":
+    def of(cls, module: torch.nn.Module) -> FastPaths:
         """The module's installer, created on first use."""
         existing = getattr(module, "_emowatch_fastpaths", None)
         if existing is None:

@@ -19,15 +19,16 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
-from emowatch.topics.errors import EmowatchError
 
 from emowatch.streams.resources import demo_model_dir
+from emowatch.topics.errors import EmowatchError
 from emowatch.topics.model_io import FRAME_MS, SAMPLE_RATE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,7 +96,7 @@ class EmotionModel:
         """Number of model classes (columns of the logits)."""
         return len(self.labels)
 
-    def engine(self, **opts: Any) -> "Engine":
+    def engine(self, **opts: Any) -> Engine:
         """Create a batched :class:`~emowatch.models.engine.Engine` (see its options)."""
         from emowatch.models.engine import Engine
 

@@ -168,7 +168,7 @@ def train_demo(
             bar.start()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)  # dropout
-            for step in range(steps):
+            for _ in range(steps):
                 x, y, mixed = _batch(rng, pool, batch, 1.0, 3.0, p_mix)
                 feats = module.extract_features(x, padding_mask=None, mask=False)["x"]
                 logits = module.proj(feats)  # (B, T, V)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from emowatch.rules.errors import RuleFileError
 from emowatch.rules.examples import run_examples

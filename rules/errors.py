@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from emowatch.topics.errors import DeadLetterError, EmowatchError
 
 
@@ -20,7 +21,7 @@ class RuleFileError(EmowatchError):
     line: int
     column: int
     reason: str
-    errors: list["RuleFileError"] = field(default_factory=list, repr=False, compare=False)
+    errors: list[RuleFileError] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__init__(str(self))

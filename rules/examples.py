@@ -18,6 +18,7 @@ from emowatch.rules.engine import step
 from emowatch.rules.errors import RuleFileError
 from emowatch.rules.model import EMOTIONS, Example, Rule, RuleSet
 from emowatch.topics.model_io import FRAME_MS
+
 _FLOOR = 1e-6
 
 

@@ -16,6 +16,7 @@ from emowatch.rules.model import RuleSet, canonical_version, resolve_rule
 from emowatch.rules.yamlsource import SourceDoc, YamlSyntaxError, load_yaml_with_positions
 from emowatch.streams.resources import rule_files
 
+
 def parse_ruleset(text: str, source_name: str = "<string>") -> RuleSet:
     """Parse and validate rule-set YAML; raise :class:`RuleFileError` (all problems in ``.errors``)."""
     ruleset, errors = _parse(text, source_name)

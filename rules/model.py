@@ -10,12 +10,21 @@ Cross-field checks (duplicate ids, references) live in :mod:`emowatch.rules.cros
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
-                      PrivateAttr, Tag, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    model_validator,
+)
 
 from emowatch.rules.durations import parse_duration_ms
 from emowatch.topics.model_io import EMOTIONS  # the nine classes in model order (the logits' column order)
@@ -46,7 +55,7 @@ def _timestamp_ms(value: Any) -> int:
                              "e.g. 2024-01-04T22:30:00Z") from None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return int(round(value.timestamp() * 1000))
     raise ValueError("expected epoch milliseconds or an ISO-8601 timestamp")
 
@@ -75,7 +84,7 @@ def _role_scope(value: Any) -> Any:
     return value if value == "any" else _as_list(value)
 
 
-RoleScope = Annotated[Union[Literal["any"], list[Role]], BeforeValidator(_role_scope)]
+RoleScope = Annotated[Literal["any"] | list[Role], BeforeValidator(_role_scope)]
 NameList = Annotated[list[str], BeforeValidator(_as_list)]
 
 
@@ -90,7 +99,7 @@ class _Threshold(Strict):
     below: Probability | None = None
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "_Threshold":
+    def _one_bound(self) -> _Threshold:
         if (self.above is None) == (self.below is None):
             raise ValueError("give exactly one of 'above' or 'below'")
         return self
@@ -117,7 +126,7 @@ class SumCondition(_Threshold):
     sum: Annotated[list[Emotion], Field(min_length=2)]
 
     @model_validator(mode="after")
-    def _unique(self) -> "SumCondition":
+    def _unique(self) -> SumCondition:
         if len(set(self.sum)) != len(self.sum):
             raise ValueError("'sum' lists an emotion twice")
         return self
@@ -140,7 +149,7 @@ class SequenceCondition(Strict):
     min_prob: Probability = 0.5
 
     @model_validator(mode="after")
-    def _no_repeat(self) -> "SequenceCondition":
+    def _no_repeat(self) -> SequenceCondition:
         if any(a == b for a, b in zip(self.sequence, self.sequence[1:])):
             raise ValueError("'sequence' repeats an emotion in consecutive steps")
         return self
@@ -165,8 +174,9 @@ _TAGS = {"emotion": "EmotionCondition", "sum": "SumCondition", "sequence": "Sequ
 
 
 Condition = Annotated[
-    Union[Annotated[EmotionCondition, Tag("EmotionCondition")], Annotated[SumCondition, Tag("SumCondition")],
-          Annotated[SequenceCondition, Tag("SequenceCondition")]],
+    Annotated[EmotionCondition, Tag("EmotionCondition")]
+    | Annotated[SumCondition, Tag("SumCondition")]
+    | Annotated[SequenceCondition, Tag("SequenceCondition")],
     Discriminator(_condition_kind, custom_error_type="condition_kind",
                   custom_error_message="a condition needs exactly one of the keys 'emotion', 'sum', 'sequence'"),
 ]
@@ -180,7 +190,7 @@ class ExampleStep(Strict):
     gap: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> "ExampleStep":
+    def _check(self) -> ExampleStep:
         if sum(self.probs.values()) > 1.0 + 1e-6:
             raise ValueError("probs add up to more than 1")
         if self.gap and self.probs:
@@ -230,7 +240,7 @@ class Rule(Strict):
     channels: list[Channel] | None = None
     role: RoleScope | None = None
     business_lines: NameList | None = None
-    attributes: dict[str, Union[str, list[str]]] = Field(default_factory=dict)
+    attributes: dict[str, str | list[str]] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     examples: list[Example] = Field(default_factory=list)
 
@@ -258,7 +268,7 @@ class Matcher(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "Matcher":
+    def _not_empty(self) -> Matcher:
         if not (self.rules or self.priority or self.action or self.labels):
             raise ValueError("a matcher needs at least one of: rules, priority, action, labels")
         return self
@@ -286,7 +296,7 @@ class Silence(Strict):
     ends_at: Timestamp
 
     @model_validator(mode="after")
-    def _check(self) -> "Silence":
+    def _check(self) -> Silence:
         if not (self.rules or self.call_ids or self.business_lines or self.roles):
             raise ValueError("a silence needs at least one of: rules, call_ids, business_lines, roles")
         if self.starts_at is not None and self.starts_at >= self.ends_at:

@@ -7,7 +7,8 @@ traffic arrives (by offset in the call, calls side by side). Pure and determinis
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,10 +9,12 @@ error location is then mapped back to the nearest recorded path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
+
 from emowatch.topics.errors import EmowatchError
 
 try:  # libyaml is much faster; fall back to the pure-Python loader

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from emowatch.topics.errors import EmowatchError
 
+from emowatch.topics.errors import EmowatchError
 from emowatch.topics.security import SASL_MECHANISMS, SECURITY_PROTOCOLS, kafka_security_config
 
 ENV_PREFIX = "EMOWATCH_"
@@ -53,7 +53,7 @@ class KafkaSettings(_Section):
     schema_registry_user_info: SecretStr | None = None  # "user:password" (basic.auth.user.info)
 
     @model_validator(mode="after")
-    def _consistent_security(self) -> "KafkaSettings":
+    def _consistent_security(self) -> KafkaSettings:
         self.security()  # raises (a ValueError) for e.g. SASL credentials with PLAINTEXT: fail at start-up
         return self
 
@@ -142,7 +142,7 @@ class Settings(_Section):
     sink: SinkSettings = SinkSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    def with_overrides(self, **sections: dict) -> "Settings":
+    def with_overrides(self, **sections: dict) -> Settings:
         """A copy with some section fields replaced (validated again)."""
         data = self.model_dump()
         for section, values in sections.items():
@@ -233,7 +233,10 @@ def settings_reference() -> list[tuple[str, str, str]]:
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             for sub, f in ann.model_fields.items():
                 default = f.default
-                shown = "unset" if default is None else (f"{default.get_secret_value()!s}" if isinstance(default, SecretStr) else str(default))
+                if default is None:
+                    shown = "unset"
+                else:
+                    shown = default.get_secret_value() if isinstance(default, SecretStr) else str(default)
                 rows.append((f"{ENV_PREFIX}{name}{NESTED}{sub}".upper(), shown, _type_name(f.annotation)))
         else:
             rows.append((f"{ENV_PREFIX}{name}".upper(), str(field.default), _type_name(ann)))
@@ -241,4 +244,7 @@ def settings_reference() -> list[tuple[str, str, str]]:
 
 
 def _type_name(ann) -> str:
-    return str(ann).replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "").replace("<class '", "").replace("'>", "")
+    text = str(ann)
+    for noise in ("typing.", "pathlib.", "pydantic.types.", "<class '", "'>"):
+        text = text.replace(noise, "")
+    return text

@@ -99,5 +99,6 @@ def test_the_model_rate_is_written_once():
 
 def test_process_stat_is_read_in_one_place():
     readers = sorted({rel for rel, tree in SOURCES.items() for node in ast.walk(tree)
-                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith("/stat")})
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                      and node.value.endswith("/stat")})
     assert readers == ["bench/machine.py"], readers

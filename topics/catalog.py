@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
-from emowatch.topics.errors import EmowatchError
 
 from emowatch.streams.resources import schemas_dir
+from emowatch.topics.errors import EmowatchError
 
 __all__ = [
     "SchemaInfo",
@@ -167,7 +167,7 @@ def load_schema(name: str, version: int | None = None) -> SchemaInfo:
     return _load(name, version)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str, version: int) -> SchemaInfo:
     path = schemas_dir() / f"{name}.v{version}.avsc"
     raw = json.loads(path.read_text(encoding="utf-8"))

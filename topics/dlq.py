@@ -15,7 +15,8 @@ from typing import Any
 
 from emowatch.topics.errors import STAGES, DeadLetterError, normalize_stage
 
-__all__ = ["MAX_REASON_CHARS", "STAGES", "DeadLetterError", "Source", "dead_letter", "dead_letter_for", "normalize_stage"]
+__all__ = ["MAX_REASON_CHARS", "STAGES", "DeadLetterError", "Source", "dead_letter", "dead_letter_for",
+           "normalize_stage"]
 
 MAX_REASON_CHARS = 4000
 """Longer reasons are cut (with a marker) so one bad message cannot bloat the DLQ."""

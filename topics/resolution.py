@@ -128,7 +128,7 @@ def plan_read(
     if plan.reader is None:
         try:
             compiled = compile_reader(writer_parsed, numpy=True)
-        except Exception:  # a schema the compiler cannot handle: fastavro reads it, arrays converted below
+        except Exception:  # noqa: BLE001 - a schema the compiler cannot handle: fastavro reads it, arrays converted below
             compiled = None
         if compiled is not None:
             add = tuple((name, _numpy_default(reader.parsed, name, default)) for name, default in plan.add)
@@ -172,15 +172,15 @@ def _projection(writer: dict[str, Any], reader: dict[str, Any]) -> _Projection |
     try:
         if only(writer, common) != only(reader, common):
             return None  # some shared field changed type, enum symbols, ...
-    except Exception:  # a named type defined in a dropped field: not a simple projection
+    except Exception:  # noqa: BLE001 - a named type defined in a dropped field: not a simple projection
         return None
     add = []
-    for name, field in r_fields.items():
+    for name, r_field in r_fields.items():
         if name in w_names:
             continue
-        if "default" not in field or not _simple_default(field["type"], field["default"]):
+        if "default" not in r_field or not _simple_default(r_field["type"], r_field["default"]):
             return None
-        add.append((name, field["default"]))
+        add.append((name, r_field["default"]))
     return tuple(n for n in w_names if n not in r_fields), tuple(add)
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+
 from emowatch.topics.errors import EmowatchError
 
 __all__ = [

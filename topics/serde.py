@@ -33,10 +33,10 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
 from emowatch.topics.catalog import SchemaInfo, crc64_avro, fingerprint_table, load_schema, strip_logical_types
+from emowatch.topics.errors import DeadLetterError
 from emowatch.topics.resolution import FLOAT_ARRAYS, ReadPlan, plan_read
 from emowatch.topics.security import redact_url
 from emowatch.topics.validation import RecordChecker, RecordProblem
-from emowatch.topics.errors import DeadLetterError
 
 __all__ = [
     "REGISTRY_MAGIC",

@@ -99,7 +99,7 @@ class RecordChecker:
                     f"{type(rec[field]).__name__} {_short(rec[field])}{detail}",
                     field,
                 )
-            except Exception:
+            except Exception:  # noqa: BLE001 - anything fastavro rejects is a problem with the record
                 ok = True
             if not ok:
                 return RecordProblem(f"{self.schema.name} field {field!r} is invalid", field)
@@ -107,7 +107,7 @@ class RecordChecker:
             fastavro_validate(rec, self.schema.parsed, raise_errors=True)
         except ValidationError as verr:
             return RecordProblem(f"invalid {self.schema.name} record: {'; '.join(map(str, verr.errors))[:500]}")
-        except Exception:
+        except Exception:  # noqa: BLE001 - anything fastavro rejects is a problem with the record
             pass
         return None
 
@@ -119,7 +119,7 @@ class RecordChecker:
                    "fields": [strip_logical_types(self._fields[field])]}
             try:
                 self._single_field[field] = fastavro.parse_schema(one)
-            except Exception:  # refers to a named type defined in another field
+            except Exception:  # noqa: BLE001 - refers to a named type defined in another field
                 self._single_field[field] = None
         return self._single_field[field]
 

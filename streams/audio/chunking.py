@@ -6,8 +6,8 @@ the model evaluation read through it); :mod:`emowatch.models.synth` writes them.
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from math import gcd
 
 import numpy as np
-from emowatch.topics.errors import DeadLetterError
 
+from emowatch.topics.errors import DeadLetterError
 from emowatch.topics.model_io import SAMPLE_RATE
 
 SUPPORTED_RATES = (8_000, 11_025, SAMPLE_RATE, 22_050, 24_000, 32_000, 44_100, 48_000)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from emowatch.streams.cli.common import console, settings_or_exit as _settings  # noqa: F401
+from emowatch.streams.cli.common import console  # noqa: F401
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (results are reported, never asserted).")
 

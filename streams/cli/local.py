@@ -11,7 +11,8 @@ from emowatch.streams.cli.common import console, settings_or_exit
 
 
 def demo(
-    data_dir: Path = typer.Option(Path(".emowatch/demo"), help="Where the demo keeps ClickHouse data and logs (wiped first)."),
+    data_dir: Path = typer.Option(Path(".emowatch/demo"),
+                                  help="Where the demo keeps ClickHouse data and logs (wiped first)."),
     rules_file: Path | None = typer.Option(None, help="Rule file (default: the bundled rules/default.yaml)."),
     realtime: float = typer.Option(0.0, help="Pace the sample calls (1.0 = real time; 0 = as fast as possible)."),
     timeout_s: float = typer.Option(600.0, help="Give up after this many seconds."),
@@ -32,8 +33,8 @@ def up(
     partitions: int = typer.Option(4, help="Partitions of every topic."),
 ) -> None:
     """Start the local broker, create the topics and run infer + rules + sink until Ctrl-C."""
-    from emowatch.streams.local.stack import LocalStack
     from emowatch.streams.local.demo import start_pipeline
+    from emowatch.streams.local.stack import LocalStack
     from emowatch.streams.resources import default_rules_file, demo_model_dir
 
     settings_or_exit()
@@ -46,7 +47,8 @@ def up(
         console.print(f"[bold]emowatch is up[/]: bootstrap [cyan]{stack.bootstrap}[/], data {data_dir}")
         for name, w in stack.workers.items():
             console.print(f"  {name:<10} pid {w.proc.pid:<7} http://127.0.0.1:{w.http_port}/health  log {w.log_path}")
-        console.print(f"Publish calls with EMOWATCH_KAFKA__BOOTSTRAP_SERVERS={stack.bootstrap}; Ctrl-C stops everything.")
+        console.print(f"Publish calls with EMOWATCH_KAFKA__BOOTSTRAP_SERVERS={stack.bootstrap}; "
+                      "Ctrl-C stops everything.")
         while not stop.wait(1.0):
             stack.check_workers()
     console.print("stopped")

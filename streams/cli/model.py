@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from emowatch.streams.cli.common import console, settings_or_exit as _settings  # noqa: F401
+from emowatch.streams.cli.common import console  # noqa: F401
 
 model_app = typer.Typer(no_args_is_help=True, help="Model utilities (demo checkpoint).")
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from emowatch.streams.cli.common import console, settings_or_exit as _settings
+from emowatch.streams.cli.common import console
+from emowatch.streams.cli.common import settings_or_exit as _settings
 
 if TYPE_CHECKING:
     from emowatch.topics.registry import Topics
@@ -25,7 +26,7 @@ topics_app = typer.Typer(no_args_is_help=True, help="Create and check the topics
 class _Cluster:
     """What every topics command needs: the registry's topics and how to reach the cluster."""
 
-    topics: "Topics"
+    topics: Topics
     bootstrap: str
     extra: dict
 
@@ -69,7 +70,7 @@ def topics_create() -> None:
     c = _cluster()
     try:
         rep = ensure_topics(c.bootstrap, c.topics, extra=c.extra)
-    except Exception as exc:  # KafkaException, TimeoutError: report, do not dump a traceback
+    except Exception as exc:  # noqa: BLE001 - KafkaException, TimeoutError: report, do not dump a traceback
         raise _fail("create topics", c, exc) from None
     for n in rep.created:
         _say(f"[green]created[/] {n}")
@@ -88,7 +89,7 @@ def topics_check() -> None:
     c = _cluster()
     try:
         actual = topic_partitions(c.bootstrap, c.extra)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any client failure: report it, exit 2
         raise _fail("list topics", c, exc) from None
     problems = check_topics(c.topics, actual)
     _print_problems(problems)
@@ -106,7 +107,7 @@ def topics_describe() -> None:
     c = _cluster()
     try:
         actual = topic_partitions(c.bootstrap, c.extra)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any client failure: report it, exit 2
         raise _fail("list topics", c, exc) from None
     for name, spec in c.topics.specs():
         expected = c.topics.partitions_for(spec)

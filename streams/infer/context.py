@@ -19,8 +19,9 @@ Memory per active call+role is bounded by ``context_s`` of audio plus at most
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 

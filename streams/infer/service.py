@@ -24,7 +24,8 @@ import logging
 import signal
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
@@ -32,12 +33,19 @@ from emowatch.models.engine import ItemError, Window
 from emowatch.streams.infer.batcher import Batcher
 from emowatch.streams.infer.context import ContextStore
 from emowatch.streams.infer.metrics import InferMetrics
+from emowatch.streams.infer.model_runner import Completed, ModelRunner
+from emowatch.streams.infer.offsets import OffsetTracker
+from emowatch.streams.infer.scoring import (
+    ChunkRef,
+    admit_chunk,
+    frame_scores_record,
+    parse_stereo_roles,
+    release_expired,
+)
+from emowatch.streams.kafka.admin import assigned_lag
 from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
-from emowatch.streams.infer.model_runner import Completed, ModelRunner
 from emowatch.streams.observability import HealthServer
-from emowatch.streams.infer.offsets import OffsetTracker
-from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, parse_stereo_roles, release_expired
 from emowatch.streams.settings import Settings
 from emowatch.topics.errors import DeadLetterError
 from emowatch.topics.model_io import SAMPLE_RATE
@@ -296,7 +304,7 @@ class InferenceService:
             offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=not sync)
-            except Exception as exc:  # a failed commit only means re-processing (at-least-once)
+            except Exception as exc:  # noqa: BLE001 - a failed commit only means re-processing (at-least-once)
                 log.warning("commit failed", extra={"error": str(exc)})
 
     def _drain(self) -> None:
@@ -332,7 +340,7 @@ class InferenceService:
     def _housekeeping(self, now: float) -> None:
         self._last_house = now
         self.ctx.evict_idle(now, self.s.infer.idle_evict_s)
-        lag = self._consumer_lag()
+        lag = assigned_lag(self.consumer, self.assigned, self.tracker.position)
         m = self.metrics
         m.active_calls.set(len(self.ctx.contexts))
         m.bytes_per_call.set(self.ctx.bytes_per_call())
@@ -346,26 +354,6 @@ class InferenceService:
             "held_for_reorder": self.ctx.held_count(), "inputs_in_flight": self.tracker.in_flight(),
             **self.counts, "skipped": self.ctx.skipped, "gaps": self.ctx.gaps,
         }
-
-    def _consumer_lag(self) -> int | None:
-        """Messages on the assigned partitions not yet done: high watermark (from fetch responses)
-        minus the end of the delivered prefix (or the fetch position before anything arrived)."""
-        total, known = 0, False
-        for topic, part in self.assigned:
-            try:
-                _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, part), cached=True)
-            except Exception:  # noqa: BLE001 - no fetch response yet
-                continue
-            if high is None or high < 0:
-                continue
-            pos = self.tracker.position(topic, part)
-            if pos is None:
-                pos = self.consumer.position([TopicPartition(topic, part)])[0].offset
-            if pos is None or pos < 0:
-                continue
-            total += max(0, high - pos)
-            known = True
-        return total if known else None
 
     # ---- rebalance -------------------------------------------------------------------------
     def _on_assign(self, consumer, partitions) -> None:

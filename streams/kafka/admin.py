@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -43,7 +44,8 @@ class CreateReport:
     problems: list[str]
 
 
-def ensure_topics(bootstrap: str, topics: Topics, *, extra: dict | None = None, timeout_s: float = 30.0) -> CreateReport:
+def ensure_topics(bootstrap: str, topics: Topics, *, extra: dict | None = None,
+                  timeout_s: float = 30.0) -> CreateReport:
     """Create the registry's missing topics (idempotent) and report mismatches."""
     admin = _admin(bootstrap, extra)
     present = topic_partitions(bootstrap, extra)
@@ -86,7 +88,8 @@ def end_offsets(bootstrap: str, topic_names: list[str], *, extra: dict | None = 
     """
     md = _admin(bootstrap, extra).list_topics(timeout=10)
     parts = [TopicPartition(t, p) for t in topic_names if t in md.topics for p in md.topics[t].partitions]
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "emowatch-end-offsets", "enable.auto.commit": False,
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "emowatch-end-offsets",
+                         "enable.auto.commit": False,
                          "enable.partition.eof": True, "fetch.wait.max.ms": 50, **(extra or {})})
     try:
         starts = []
@@ -112,7 +115,8 @@ def end_offsets(bootstrap: str, topic_names: list[str], *, extra: dict | None = 
 def group_lag(bootstrap: str, group_id: str, topic_names: list[str], *, extra: dict | None = None) -> dict[str, int]:
     """Messages not yet committed by ``group_id``, per topic (true end offset - committed offset)."""
     ends = end_offsets(bootstrap, topic_names, extra=extra)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False, **(extra or {})})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False,
+                         **(extra or {})})
     try:
         committed = consumer.committed([TopicPartition(t, p) for (t, p) in ends], timeout=10)
         lag: dict[str, int] = {t: 0 for t in topic_names}
@@ -122,3 +126,26 @@ def group_lag(bootstrap: str, group_id: str, topic_names: list[str], *, extra: d
         return lag
     finally:
         consumer.close()
+
+
+def assigned_lag(consumer: Consumer, assigned: Iterable[tuple[str, int]],
+                 done_position: Callable[[str, int], int | None]) -> int | None:
+    """Messages on a consumer's assigned partitions not yet done: the high watermark (from fetch
+    responses) minus ``done_position(topic, partition)`` (the end of the delivered prefix), or the
+    fetch position before anything was delivered. None while no partition has a watermark yet."""
+    total, known = 0, False
+    for topic, part in assigned:
+        try:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, part), cached=True)
+        except Exception:  # noqa: BLE001 - no fetch response yet
+            continue
+        if high is None or high < 0:
+            continue
+        pos = done_position(topic, part)
+        if pos is None:
+            pos = consumer.position([TopicPartition(topic, part)])[0].offset
+        if pos is None or pos < 0:
+            continue
+        total += max(0, high - pos)
+        known = True
+    return total if known else None

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Message, Producer
 
@@ -43,15 +44,17 @@ class DeadLetters:
         self.serde = serde_for(kafka, "DeadLetter")
         self.count = 0
 
-    def encode(self, source: Source, error: DeadLetterError, *, call_id: str | None = None) -> tuple[bytes | None, bytes]:
+    def encode(self, source: Source, error: DeadLetterError, *,
+               call_id: str | None = None) -> tuple[bytes | None, bytes]:
         """``(key, value)`` of the dead letter for ``source``; logs and counts it."""
         record = dead_letter_for(source, error, call_id=call_id, service=self.service, now_ms=int(time.time() * 1000))
         self.count += 1
         if self.metrics is not None:
             self.metrics.errors.labels(error.stage.lower()).inc()
             self.metrics.dlq.inc()
-        log.warning("dead-lettered message", extra={"stage": error.stage, "reason": record["reason"], "call_id": call_id,
-                                                    "source": f"{source.topic}[{source.partition}]@{source.offset}"})
+        where = f"{source.topic}[{source.partition}]@{source.offset}"
+        log.warning("dead-lettered message",
+                    extra={"stage": error.stage, "reason": record["reason"], "call_id": call_id, "source": where})
         return source.key, self.serde.encode(record, topic=self.topic)
 
     def send(self, msg: Message, error: DeadLetterError, *, call_id: str | None = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -55,7 +55,7 @@ class RulesFeed:
                 await self._read()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # broker gone, topic missing, ...: keep the current rule set, retry
+            except Exception as exc:  # noqa: BLE001 - broker gone, topic missing, ...: keep the current rule set, retry
                 log.warning("rules topic read failed; retrying", extra={"topic": self.topic, "error": repr(exc),
                                                                        "next_offset": self.next_offset})
                 await asyncio.sleep(self.retry_s)
@@ -92,6 +92,6 @@ class RulesFeed:
     async def _exists(self, consumer: AIOKafkaConsumer) -> bool:
         try:
             topics = await asyncio.wait_for(consumer.topics(), 15.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return self.topic in topics

@@ -1,7 +1,8 @@
 """Write FrameScores dicts to the scores topic (tests, benchmarks, replay tools)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
 from emowatch.streams.settings import KafkaSettings

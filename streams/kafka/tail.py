@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -56,7 +56,8 @@ class TopicTail:
         deadline = time.monotonic() + timeout_s
         while not until(out):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout_s}s; got {({t: len(v) for t, v in out.items()})}")
+                counts = {t: len(v) for t, v in out.items()}
+                raise TimeoutError(f"condition not met within {timeout_s}s; got {counts}")
             if check:
                 check()
             for topic, rec, _raw in self.poll():

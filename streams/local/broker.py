@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from emowatch.topics.errors import EmowatchError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class LocalBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self) -> "LocalBroker":
+    def start(self) -> LocalBroker:
         if self._proc is not None:
             return self
         if not self.port:
@@ -126,7 +127,7 @@ class LocalBroker:
             self._log_file.close()
             self._log_file = None
 
-    def __enter__(self) -> "LocalBroker":
+    def __enter__(self) -> LocalBroker:
         return self.start()
 
     def __exit__(self, *exc) -> None:

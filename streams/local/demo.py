@@ -14,12 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from emowatch.streams.local.stack import LocalStack
 from emowatch.streams.kafka.admin import group_lag
 from emowatch.streams.kafka.audio_publisher import AudioPublisher, CallSpec, call_records
 from emowatch.streams.kafka.tail import TopicTail
+from emowatch.streams.local.stack import LocalStack
 from emowatch.streams.resources import default_rules_file, demo_model_dir, sample_manifest, samples_dir  # noqa: F401
-from emowatch.streams.settings import KafkaSettings
 
 
 def load_calls(manifest: Path | None = None) -> list[CallSpec]:
@@ -54,8 +53,8 @@ def start_pipeline(stack: LocalStack, *, model_dir: Path, rules_file: Path, busi
     stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(model_dir)})
     stack.start_worker("sink", ["sink"])
     if rules:
-        stack.start_worker("rules-all" if business_line == "*" else f"rules-{business_line}", ["rules", "--business-line", business_line,
-                                                      "--rules-file", str(rules_file)])
+        name = "rules-all" if business_line == "*" else f"rules-{business_line}"
+        stack.start_worker(name, ["rules", "--business-line", business_line, "--rules-file", str(rules_file)])
 
 
 def wait_for_lag_zero(stack: LocalStack, group: str, topics: list[str], timeout_s: float) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from emowatch.rules.compiler import CompiledRuleSet, compile_ruleset
 from emowatch.rules.errors import RuleFileError
@@ -65,7 +66,8 @@ class ActiveRules:
         old = self.current[0]
         self.current = self._pair()
         self.swaps += 1
-        log.info("rule set activated", extra={"rule_set": self.current[0].rule_set, "rule_version": self.current[0].version,
+        new = self.current[0]
+        log.info("rule set activated", extra={"rule_set": new.rule_set, "rule_version": new.version,
                                               "source": self.selector.active.source, "previous": old.version})
 
     async def wait_ready(self, caught_up: asyncio.Event) -> None:
@@ -73,7 +75,7 @@ class ActiveRules:
         if not caught_up.is_set():
             try:
                 await asyncio.wait_for(caught_up.wait(), self.wait_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.error("rules topic not read within %.0fs; evaluating with %s until it is",
                           self.wait_s, self.selector.active.source)
         self.ready.set()

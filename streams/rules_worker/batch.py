@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from emowatch.rules.engine import call_finished, state_size_bytes, step
 from emowatch.streams.rules_worker.active_rules import ActiveRules

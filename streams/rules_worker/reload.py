@@ -75,7 +75,8 @@ def ruleset_from_record(key: bytes | str | None, record: dict[str, Any], *, run_
         if claimed != actual:
             raise RuleSetRejected("DECODE", f"{where}: record field {field}={claimed!r} but the YAML gives {actual!r}")
     if key_text is not None and key_text != ruleset.rule_set:
-        raise RuleSetRejected("DECODE", f"{where}: message key {key_text!r} is not the rule-set id {ruleset.rule_set!r}")
+        raise RuleSetRejected("DECODE",
+                              f"{where}: message key {key_text!r} is not the rule-set id {ruleset.rule_set!r}")
     if run_checks:
         failures = run_examples(ruleset)
         if failures:

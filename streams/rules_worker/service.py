@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 import faust
 from prometheus_client import generate_latest
@@ -29,7 +30,12 @@ from emowatch.streams.kafka.clients import serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.kafka.rules_feed import RulesFeed
 from emowatch.streams.rules_worker import faust_compat
-from emowatch.streams.rules_worker.active_rules import ActiveRules, RulesTopicHandler, RulesWorkerError, initial_selector
+from emowatch.streams.rules_worker.active_rules import (
+    ActiveRules,
+    RulesTopicHandler,
+    RulesWorkerError,
+    initial_selector,
+)
 from emowatch.streams.rules_worker.batch import BatchEvaluator
 from emowatch.streams.rules_worker.call_view import describe_call
 from emowatch.streams.rules_worker.commit_stall import StallDetector

@@ -1,7 +1,7 @@
 """Avro records -> ClickHouse rows for the sink. Pure."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -14,7 +14,7 @@ ALERTS_COLUMNS = ["business_line", "call_id", "ts", "alert_id", "status", "rule_
 
 
 def _ts(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
 
 
 def scores_row(r: dict, partition: int, offset: int) -> list:
@@ -22,7 +22,8 @@ def scores_row(r: dict, partition: int, offset: int) -> list:
     top = int(np.argmax(probs)) if probs else 0
     labels = r["labels"]
     return [r["business_line"], r["call_id"], r["role"], r["seq"], r["start_ms"], _ts(r["event_time"]),
-            r["frame_ms"], r["n_frames"], labels, probs, labels[top] if labels else "", float(probs[top]) if probs else 0.0,
+            r["frame_ms"], r["n_frames"], labels, probs,
+            labels[top] if labels else "", float(probs[top]) if probs else 0.0,
             r["logits"], r.get("embedding") or [], r["gap_before"], r["end_of_call"], r["model"]["name"],
             r["model"]["version"], r.get("attributes") or {}, partition, offset]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from emowatch.rules.loader import parse_ruleset
 from emowatch.bench.rules import RULES_10, step_only, workload
+from emowatch.rules.loader import parse_ruleset
 
 
 def test_the_bench_rule_set_has_ten_rules_of_every_kind():

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from emowatch.rules.windows import decode_ring
 from emowatch.rules import ScoresError, alert_id, call_finished, parse_ruleset, state_size_bytes, step
+from emowatch.rules.windows import decode_ring
 
 ANGRY = "- id: a\n  when: {emotion: angry, above: 0.75}\n  for: 2s\n"
 
@@ -126,7 +126,8 @@ def test_end_of_call_only_ends_that_role(ruleset, timeline, feed, summarize) -> 
 
 def test_gap_restarts_smoothing_and_pending(ruleset, timeline, feed, summarize) -> None:
     rs = ruleset(ANGRY)
-    scores = [{"for": "2s", "probs": {"angry": 0.9}}, {"for": "1s", "gap": True}, {"for": "3s", "probs": {"angry": 0.9}}]
+    scores = [{"for": "2s", "probs": {"angry": 0.9}}, {"for": "1s", "gap": True},
+              {"for": "3s", "probs": {"angry": 0.9}}]
     msgs = timeline(rs, scores)
     assert msgs[2]["gap_before"] and msgs[2]["seq"] == 3
     # pending from 1 s is forgotten; after the gap the first full window ends at 4 s -> fires at 6 s

@@ -144,6 +144,7 @@ def test_durations() -> None:
 
 
 def test_timestamps_accept_iso_and_epoch_ms() -> None:
-    text = GOOD + "silences:\n  - {rules: [a], ends_at: 2024-01-04T22:30:00Z}\n  - {rules: [a], ends_at: 1704407400000}\n"
+    text = (GOOD + "silences:\n  - {rules: [a], ends_at: 2024-01-04T22:30:00Z}\n"
+            "  - {rules: [a], ends_at: 1704407400000}\n")
     rs = parse_ruleset(text)
     assert rs.silences[0].ends_at == rs.silences[1].ends_at == 1704407400000

@@ -26,7 +26,8 @@ def test_files_exist(name):
 def test_bundled_contents():
     assert {"config.yaml", "model.pt", "tokens.txt"} <= {p.name for p in resources.demo_model_dir().iterdir()}
     files = resources.rule_files()
-    assert files == sorted(files) and resources.default_rules_file() in files and all(p.suffix == ".yaml" for p in files)
+    assert files == sorted(files) and resources.default_rules_file() in files
+    assert all(p.suffix == ".yaml" for p in files)
     assert any(resources.schemas_dir().glob("FrameScores.v*.avsc"))
 
 

@@ -24,7 +24,8 @@ def test_bad_config_fails_fast_naming_the_setting(env, name):
 
 def test_secrets_are_not_in_the_dump():
     s = load_settings({"EMOWATCH_KAFKA__SASL_PASSWORD": "hunter2", "EMOWATCH_KAFKA__SASL_USERNAME": "u",
-                       "EMOWATCH_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "EMOWATCH_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512"})
+                       "EMOWATCH_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+                       "EMOWATCH_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512"})
     assert "hunter2" not in str(s.model_dump(mode="json")) and "hunter2" not in repr(s)
     assert s.kafka.security()["sasl.password"] == "hunter2"
 

@@ -11,11 +11,25 @@ from typing import Any
 import fastavro
 import numpy as np
 import pytest
+from avro_strategies import shipped_records
+from fastread_cases import (
+    ALL,
+    FS,
+    LISTS,
+    NUMPY,
+    PROPS,
+    TOPIC,
+    blocks,
+    check_same_record,
+    f32,
+    realistic_scores,
+    same,
+    scores_message,
+    utf8,
+    zigzag,
+)
 from hypothesis import given
 
-from avro_strategies import shipped_records
-from fastread_cases import (ALL, FS, LISTS, NUMPY, PROPS, TOPIC, blocks, check_same_record, f32, realistic_scores,
-                            same, scores_message, utf8, zigzag)
 from emowatch.topics.catalog import load_schema, strip_logical_types, versions
 from emowatch.topics.examples import example_record
 from emowatch.topics.resolution import plan_read

@@ -7,10 +7,10 @@ from typing import Any
 
 import fastavro
 import numpy as np
-from hypothesis import given
-
 from avro_strategies import avro_values
 from fastread_cases import PROPS, as_lists, check_same_record, same, zigzag
+from hypothesis import given
+
 from emowatch.topics.catalog import strip_logical_types
 from emowatch.topics.fastread import compile_reader, numpy_converter
 

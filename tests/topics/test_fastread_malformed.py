@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from avro_strategies import mutate
+from fastread_cases import (
+    ALL,
+    LISTS,
+    NUMPY,
+    PROPS,
+    TOPIC,
+    check_agree,
+    outcome,
+    realistic_scores,
+    scores_message,
+    zigzag,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avro_strategies import mutate
-from fastread_cases import (ALL, LISTS, NUMPY, PROPS, TOPIC, check_agree, outcome, realistic_scores, scores_message,
-                            zigzag)
 from emowatch.topics.catalog import versions
 from emowatch.topics.examples import example_record
 from emowatch.topics.serde import SerdeError
+
 
 def test_every_prefix_of_a_frame_scores_message_is_an_error() -> None:
     data = LISTS[("FrameScores", 2)].encode(realistic_scores(), topic=TOPIC)

@@ -8,7 +8,6 @@ import pickle
 import uuid
 
 import fastavro
-
 import numpy as np
 import pytest
 

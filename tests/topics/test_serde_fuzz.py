@@ -6,10 +6,10 @@ import os
 import uuid
 from typing import Any
 
+from avro_strategies import mutate, shipped_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avro_strategies import mutate, shipped_records
 from emowatch.topics.catalog import schema_names
 from emowatch.topics.examples import example_record
 from emowatch.topics.serde import AvroSerde, SerdeError

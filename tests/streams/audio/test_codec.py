@@ -25,7 +25,8 @@ def test_f32_stereo_split_and_resample():
     (dict(audio=b"\x00\x00", encoding="MP3", sample_rate=16000, channels=1), "unknown_encoding"),
     (dict(audio=b"", encoding="PCM_S16LE", sample_rate=16000, channels=1), "empty"),
     (dict(audio=b"\x00\x00\x00", encoding="PCM_S16LE", sample_rate=16000, channels=1), "truncated"),
-    (dict(audio=np.array([np.nan], "<f4").tobytes(), encoding="PCM_F32LE", sample_rate=16000, channels=1), "non_finite"),
+    (dict(audio=np.array([np.nan], "<f4").tobytes(), encoding="PCM_F32LE", sample_rate=16000, channels=1),
+     "non_finite"),
     (dict(audio=b"\x00\x00" * 16000 * 3, encoding="PCM_S16LE", sample_rate=16000, channels=1), "too_long"),
     (dict(audio=b"\x00\x00", encoding="PCM_S16LE", sample_rate=12345, channels=1), "unsupported_rate"),
 ])

@@ -63,7 +63,8 @@ def test_create_is_idempotent_and_check_and_describe_agree(env, expected, broker
     assert code == 0 and "problem" not in out
     for name, spec in expected.specs():
         (line,) = lines_about(out, name)
-        assert f"value={spec.value_schema}" in line and line.endswith(f"partitions={expected.partitions_for(spec)} (ok)")
+        assert f"value={spec.value_schema}" in line
+        assert line.endswith(f"partitions={expected.partitions_for(spec)} (ok)")
     assert "cleanup=compact" in lines_about(out, expected.rules)[0]
 
 

@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 from confluent_kafka import KafkaException
+from pydantic import ValidationError
 
-from emowatch.streams.local.broker import free_port
 from emowatch.streams.kafka.clients import base_config, make_consumer, make_producer, registry_config, serde_for
+from emowatch.streams.local.broker import free_port
 from emowatch.streams.observability import JsonFormatter
 from emowatch.streams.settings import KafkaSettings, Settings, SettingsError, load_settings, redacted
 from emowatch.topics.examples import example_record
@@ -41,7 +41,8 @@ def certs(tmp_path_factory) -> dict[str, Path]:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
 
-    run("req", "-x509", *ec, "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=emowatch-test-ca")
+    run("req", "-x509", *ec, "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=emowatch-test-ca")
     run("req", *ec, "-keyout", "client.key", "-passout", f"pass:{KEY_PW}", "-out", "client.csr", "-subj", "/CN=client")
     run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
         "-out", "client.pem", "-days", "1")
@@ -53,14 +54,16 @@ def secured(certs: dict[str, Path] | None = None, **over) -> KafkaSettings:
     conf = dict(bootstrap_servers=f"127.0.0.1:{free_port()}", client_id="emowatch-test", security_protocol="SASL_SSL",
                 sasl_mechanism="SCRAM-SHA-512", sasl_username="svc-user", sasl_password=SASL_PW)
     if certs:
-        conf.update(ssl_cafile=certs["ca"], ssl_certfile=certs["cert"], ssl_keyfile=certs["key"], ssl_key_password=KEY_PW)
+        conf.update(ssl_cafile=certs["ca"], ssl_certfile=certs["cert"], ssl_keyfile=certs["key"],
+                    ssl_key_password=KEY_PW)
     conf.update(over)
     return KafkaSettings(**conf)
 
 
 def test_sasl_scram_over_mutual_tls_gives_the_librdkafka_keys():
     k = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256", sasl_username="svc",
-                      sasl_password=SASL_PW, ssl_cafile=Path("/etc/kafka/ca.pem"), ssl_certfile=Path("/etc/kafka/c.pem"),
+                      sasl_password=SASL_PW, ssl_cafile=Path("/etc/kafka/ca.pem"),
+                      ssl_certfile=Path("/etc/kafka/c.pem"),
                       ssl_keyfile=Path("/etc/kafka/c.key"), ssl_key_password=KEY_PW, client_id="infer-7")
     assert k.security() == {
         "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "svc",
@@ -249,7 +252,7 @@ def test_service_start_up_logs_no_secret(certs, capfd):
     def run() -> None:
         try:
             service.run()
-        except BaseException as exc:  # surfaced below: a crash must not pass as a clean start-up
+        except BaseException as exc:  # noqa: BLE001 - surfaced below: a crash must not pass as a clean start-up
             errors.append(exc)
 
     try:

@@ -8,11 +8,11 @@ import pytest
 
 from emowatch.rules.testing import synthetic_call
 from emowatch.streams.kafka.clients import serde_for
+from emowatch.streams.resources import default_rules_file
 from emowatch.streams.rules_worker.active_rules import ActiveRules, initial_selector
 from emowatch.streams.rules_worker.batch import BatchEvaluator
 from emowatch.streams.rules_worker.finished_calls import FinishedCalls
 from emowatch.streams.rules_worker.metrics import RulesMetrics
-from emowatch.streams.resources import default_rules_file
 from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.dlq import Source
 from emowatch.topics.errors import DeadLetterError
@@ -70,7 +70,8 @@ def make(log: Log, *, fail_alerts: bool = False):
         return ack_later(("dlq", source.offset))
 
     rules = ActiveRules(initial_selector("*", default_rules_file()), 1.0)
-    ev = BatchEvaluator(business_line="*", rules=rules, table=DictTable(log), scores_serde=serde_for(K, "FrameScores", float_arrays="numpy"),
+    ev = BatchEvaluator(business_line="*", rules=rules, table=DictTable(log),
+                        scores_serde=serde_for(K, "FrameScores", float_arrays="numpy"),
                         alert_serde=serde_for(K, "Alert"), alerts_topic="alerts", send_alert=send_alert,
                         dead_letter=dead_letter, metrics=RulesMetrics(), finished=FinishedCalls(3600.0), partitions=4)
     return ev, dead

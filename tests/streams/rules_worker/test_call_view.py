@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from emowatch.rules import load_ruleset, parse_ruleset, step
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.rules_worker.call_view import describe_call
 from emowatch.rules.testing import synthetic_call
+from emowatch.streams.rules_worker.call_view import describe_call
 
 VIP = next(p for p in bundled_rule_files() if p.stem == "vip")
 

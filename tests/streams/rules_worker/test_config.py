@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from emowatch.rules.loader import bundled_rule_files
+from emowatch.streams.kafka.security import aiokafka_security
 from emowatch.streams.rules_worker.config import app_id, faust_config
 from emowatch.streams.rules_worker.service import RulesWorker, RulesWorkerError
-from emowatch.streams.kafka.security import aiokafka_security
 from emowatch.streams.settings import KafkaSettings, Settings
 
 FILES = {p.stem: p for p in bundled_rule_files()}

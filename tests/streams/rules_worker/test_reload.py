@@ -5,7 +5,13 @@ import pytest
 
 from emowatch.rules import load_ruleset, parse_ruleset
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.rules_worker.reload import RuleSetRejected, RuleSetSelector, fits, ruleset_from_record, ruleset_record
+from emowatch.streams.rules_worker.reload import (
+    RuleSetRejected,
+    RuleSetSelector,
+    fits,
+    ruleset_from_record,
+    ruleset_record,
+)
 from emowatch.topics.serde import AvroSerde
 
 BUNDLED = {p.stem: p for p in bundled_rule_files()}
@@ -13,7 +19,8 @@ BUNDLED = {p.stem: p for p in bundled_rule_files()}
 
 def _rs(rule_set: str, line: str, threshold: float = 0.7, examples: str = ""):
     return parse_ruleset(f"rule_set: {rule_set}\nbusiness_line: '{line}'\nrules:\n"
-                         f"  - id: r1\n    when: {{emotion: angry, above: {threshold}}}\n{examples}", f"{rule_set}.yaml")
+                         f"  - id: r1\n    when: {{emotion: angry, above: {threshold}}}\n{examples}",
+                         f"{rule_set}.yaml")
 
 
 def test_record_round_trips_through_avro_and_validates_again():
