@@ -1,4 +1,6 @@
-"""Shared fixtures: the real local broker (session scope, random port) and unique names per test."""
+"""Shared fixtures: the real local broker (session scope, random port), unique names per test,
+and a suite-wide check: tests that need the broker or the embedded ClickHouse carry the
+``integration`` marker."""
 from __future__ import annotations
 
 import os
@@ -45,3 +47,31 @@ def topics(kafka_settings):
     report = ensure_topics(kafka_settings.bootstrap_servers, t)
     assert not report.problems, report.problems
     return t
+
+
+# --- integration marker: `make test-unit` (-m "not integration") must need no broker or ClickHouse --------------
+
+BROKER_FIXTURES = {"broker", "kafka_settings", "topics"}
+# Real parts a test module may use directly; referenced by name so that collection imports nothing.
+REAL_PARTS = {("emowatch.streams.local.broker", "LocalBroker"), ("emowatch.streams.local.stack", "LocalStack"),
+              ("emowatch.streams.sink.clickhouse", "connect"), ("emowatch.streams.sink.service", "SinkService")}
+
+
+def _real_parts(module) -> set[str]:
+    return {f"{m}.{n}" for obj in vars(module).values()
+            if (m := getattr(obj, "__module__", None), n := getattr(obj, "__qualname__", None)) in REAL_PARTS}
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = []
+    for item in items:
+        if item.get_closest_marker("integration"):
+            continue
+        why = sorted(BROKER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        module = getattr(item, "module", None)
+        why += sorted(_real_parts(module)) if module is not None else []
+        if why:
+            missing.append(f"{item.nodeid} (uses {', '.join(why)})")
+    if missing:
+        raise pytest.UsageError("tests that use the broker or the embedded ClickHouse need "
+                                "@pytest.mark.integration:\n  " + "\n  ".join(missing))
