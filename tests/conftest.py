@@ -1,14 +1,16 @@
 """Shared fixtures: the real local broker (session scope, random port), unique names per test,
-and a suite-wide check: tests that need the broker or the embedded ClickHouse carry the
-``integration`` marker."""
+and two suite-wide checks: tests that need the broker or the embedded ClickHouse carry the
+``integration`` marker, and no test leaves Faust data folders (``*-data``) in the repository root."""
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
 FULL = os.environ.get("EMOWATCH_FULL") == "1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +77,37 @@ def pytest_collection_modifyitems(config, items):
     if missing:
         raise pytest.UsageError("tests that use the broker or the embedded ClickHouse need "
                                 "@pytest.mark.integration:\n  " + "\n  ".join(missing))
+
+
+# --- nothing in the repository root: Faust's default datadir is "<app id>-data" in the working directory ---------
+
+def _stray_data_dirs() -> set[str]:
+    return {p.name for p in ROOT.iterdir() if p.is_dir() and p.name.endswith("-data")}
+
+
+_BEFORE = pytest.StashKey[set]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_BEFORE] = _stray_data_dirs()
+
+
+@pytest.fixture(autouse=True)
+def _no_data_dirs_in_repo_root(request):
+    before = _stray_data_dirs()
+    yield
+    new = _stray_data_dirs() - before
+    if new:
+        pytest.fail(f"{request.node.nodeid} left Faust data folders in {ROOT}: {sorted(new)} "
+                    "(start workers through LocalStack, or chdir to a tmp path)", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Catches folders made in module/session fixtures too, which the per-test check cannot see."""
+    new = _stray_data_dirs() - session.config.stash.get(_BEFORE, set())
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"ERROR: the test run left Faust data folders in {ROOT}: {sorted(new)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
