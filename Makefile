@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - set up .venv (if needed) and run 'emowatch demo' on the embedded local stack"
 	@echo "make test   - set up .venv (if needed) and run the whole test suite (reduced sizes)"
-	@echo "make test-full - the suite at full size, including on-demand tests (EMOWATCH_FULL=1)"
+	@echo "make test-full - the suite at full size (EMOWATCH_FULL=1: larger crash/restart/fuzz tests)"
 	@echo "make bench  - run the benchmarks (quick sizes) and write bench/out/*.json"
 	@echo "make clean  - remove .venv and the local data directory"
 

@@ -1,6 +1,7 @@
 """Shared fixtures: the real local broker (session scope, random port), unique names per test,
-and two suite-wide checks: tests that need the broker or the embedded ClickHouse carry the
-``integration`` marker, and no test leaves Faust data folders (``*-data``) in the repository root."""
+the reduced/full size switch (EMOWATCH_FULL=1), and two suite-wide checks: tests that need the
+broker or the embedded ClickHouse carry the ``integration`` marker, and no test leaves Faust
+data folders (``*-data``) in the repository root."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,17 @@ import pytest
 
 FULL = os.environ.get("EMOWATCH_FULL") == "1"
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def size(reduced, full):
+    """``full`` under ``make test-full`` (EMOWATCH_FULL=1), else ``reduced`` (``make test``)."""
+    return full if FULL else reduced
+
+
+@pytest.fixture(name="size")
+def size_fixture():
+    """:func:`size` for tests: ``n = size(100, 400)``."""
+    return size
 
 
 @pytest.fixture(scope="session")
