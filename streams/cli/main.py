@@ -14,7 +14,10 @@ from emowatch.streams.cli.rules import rules_app
 from emowatch.streams.cli.topics import topics_app
 from emowatch.streams.cli.local import up
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="emowatch: real-time speech-emotion monitoring on Kafka.")
+# pretty_exceptions_show_locals=False: a crash traceback must not print local variables (settings, URLs with
+# passwords); older typer versions that pyproject allows default to True.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="emowatch: real-time speech-emotion monitoring on Kafka.")
 worker_app = typer.Typer(no_args_is_help=True, help="Run a service (inference agent, rules worker, ClickHouse sink).")
 app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")

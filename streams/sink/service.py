@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
@@ -22,10 +23,18 @@ from emowatch.streams.kafka.clients import DeadLetters, make_consumer, make_prod
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
 from emowatch.streams.sink.rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
-from emowatch.topics.security import redact_url
+from emowatch.topics.security import MASK, redact_url
 from emowatch.topics.serde import SerdeError
 
 log = logging.getLogger("emowatch.sink")
+
+
+def scrub(text: str, clickhouse_url: str | None) -> str:
+    """``text`` (a driver's error message) safe to log: the password of any ``scheme://user:pw@``
+    URL masked, and the configured server's password too wherever it appears on its own."""
+    text = redact_url(text)
+    password = urlsplit(clickhouse_url).password if clickhouse_url else None
+    return text.replace(password, MASK) if password else text
 
 
 @dataclass
@@ -135,11 +144,12 @@ class SinkService:
                     self.m_insert.observe(time.perf_counter() - t0)
                     break
                 except Exception as exc:  # retry the identical batch: the token makes a duplicate a no-op
+                    error = scrub(str(exc), self.s.sink.clickhouse_url)
                     log.warning("insert failed", extra={"table": table, "token": token, "attempt": attempt,
-                                                        "error": str(exc)})
+                                                        "error": error})
                     if attempt == self.max_attempts:
-                        self.fatal = f"insert into {table} failed {attempt} times: {exc}"
-                        raise
+                        self.fatal = f"insert into {table} failed {attempt} times: {type(exc).__name__}: {error}"
+                        raise RuntimeError(self.fatal) from None  # not `raise`: the traceback would print str(exc)
                     time.sleep(min(5.0, 0.2 * 2 ** attempt))
         self.producer.flush(30)  # dead letters of this batch are acked before its offsets are committed
         self.consumer.commit(offsets=[TopicPartition(topic, part, b.last + 1)], asynchronous=False)
@@ -148,6 +158,8 @@ class SinkService:
         del self.batches[tp]
 
     def _on_revoke(self, consumer, partitions) -> None:
+        if self.fatal:  # stopping after a failed insert (close() revokes): leave the batches uncommitted
+            return
         self._flush_all({(p.topic, p.partition) for p in partitions})
 
     def _on_lost(self, consumer, partitions) -> None:
