@@ -151,7 +151,7 @@ def test_publish_swaps_every_worker_without_restart_and_rejects_bad_sets(broker,
         assert {a["rule_version"] for a in b2} == {version_b} and b2
 
         # phase 4: a restarted worker takes B from the topic, not A from its file
-        stack.stop_worker("vip1")
+        assert stack.stop_worker("vip1") == 0  # SIGTERM: a clean stop
         w = stack.start_worker("vip1-again", args)
         _wait_version(stack, [w.http_port], version_b)
         health = _health(w.http_port)
