@@ -16,7 +16,7 @@ help:
 	@echo "make demo   - set up .venv (if needed) and run 'emowatch demo' on the embedded local stack"
 	@echo "make test   - set up .venv (if needed), ruff check, and the whole test suite (reduced sizes)"
 	@echo "make lint   - ruff check (configured in pyproject.toml)"
-	@echo "make test-full - the suite at full size, including on-demand tests (EMOWATCH_FULL=1)"
+	@echo "make test-full - the suite at full size (EMOWATCH_FULL=1: larger crash/restart/fuzz tests)"
 	@echo "make bench  - run the three benchmarks at quick size and write docs/bench/*-quick.json"
 	@echo "make clean  - remove .venv and the local data directory"
 

@@ -1,7 +1,7 @@
 """``emowatch bench rules``: score messages per second through one rules worker vs a bare Faust loop.
 
-One run, one local broker: synthetic calls (``synthetic_scores``) are written to the scores
-topic once; then a bare Faust loop that only updates a table (``io/bare_faust_app.py``) and
+One run, one local broker: synthetic calls (``rules/testing.py``) are written to the scores
+topic once; then a bare Faust loop that only updates a table (``bench/bare_faust_app.py``) and
 the real rules worker (``emowatch worker rules``, 10-rule set below) each read all of it,
 one after the other, as separate processes with identical Faust settings. The rate is
 taken from each worker's ``/metrics`` message counter between 10 % and 90 % of the

@@ -1,12 +1,28 @@
-"""Shared fixtures: the real local broker (session scope, random port) and unique names per test."""
+"""Shared fixtures: the real local broker (session scope, random port), unique names per test,
+the reduced/full size switch (EMOWATCH_FULL=1), and two suite-wide checks: tests that need the
+broker or the embedded ClickHouse carry the ``integration`` marker, and no test leaves Faust
+data folders (``*-data``) in the repository root."""
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
 FULL = os.environ.get("EMOWATCH_FULL") == "1"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def size(reduced, full):
+    """``full`` under ``make test-full`` (EMOWATCH_FULL=1), else ``reduced`` (``make test``)."""
+    return full if FULL else reduced
+
+
+@pytest.fixture(name="size")
+def size_fixture():
+    """:func:`size` for tests: ``n = size(100, 400)``."""
+    return size
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +61,65 @@ def topics(kafka_settings):
     report = ensure_topics(kafka_settings.bootstrap_servers, t)
     assert not report.problems, report.problems
     return t
+
+
+# --- integration marker: `make test-unit` (-m "not integration") must need no broker or ClickHouse --------------
+
+BROKER_FIXTURES = {"broker", "kafka_settings", "topics"}
+# Real parts a test module may use directly; referenced by name so that collection imports nothing.
+REAL_PARTS = {("emowatch.streams.local.broker", "LocalBroker"), ("emowatch.streams.local.stack", "LocalStack"),
+              ("emowatch.streams.sink.clickhouse", "connect"), ("emowatch.streams.sink.service", "SinkService")}
+
+
+def _real_parts(module) -> set[str]:
+    return {f"{m}.{n}" for obj in vars(module).values()
+            if (m := getattr(obj, "__module__", None), n := getattr(obj, "__qualname__", None)) in REAL_PARTS}
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = []
+    for item in items:
+        if item.get_closest_marker("integration"):
+            continue
+        why = sorted(BROKER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        module = getattr(item, "module", None)
+        why += sorted(_real_parts(module)) if module is not None else []
+        if why:
+            missing.append(f"{item.nodeid} (uses {', '.join(why)})")
+    if missing:
+        raise pytest.UsageError("tests that use the broker or the embedded ClickHouse need "
+                                "@pytest.mark.integration:\n  " + "\n  ".join(missing))
+
+
+# --- nothing in the repository root: Faust's default datadir is "<app id>-data" in the working directory ---------
+
+def _stray_data_dirs() -> set[str]:
+    return {p.name for p in ROOT.iterdir() if p.is_dir() and p.name.endswith("-data")}
+
+
+_BEFORE = pytest.StashKey[set]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_BEFORE] = _stray_data_dirs()
+
+
+@pytest.fixture(autouse=True)
+def _no_data_dirs_in_repo_root(request):
+    before = _stray_data_dirs()
+    yield
+    new = _stray_data_dirs() - before
+    if new:
+        pytest.fail(f"{request.node.nodeid} left Faust data folders in {ROOT}: {sorted(new)} "
+                    "(start workers through LocalStack, or chdir to a tmp path)", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Catches folders made in module/session fixtures too, which the per-test check cannot see."""
+    new = _stray_data_dirs() - session.config.stash.get(_BEFORE, set())
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"ERROR: the test run left Faust data folders in {ROOT}: {sorted(new)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from emowatch.streams.cli.bench import bench_app
-from emowatch.streams.cli.common import console, settings_or_exit as _settings
+from emowatch.streams.cli.common import console
+from emowatch.streams.cli.common import settings_or_exit as _settings
+from emowatch.streams.cli.local import demo, up
 from emowatch.streams.cli.model import model_app
 from emowatch.streams.cli.rules import rules_app
 from emowatch.streams.cli.topics import topics_app
-from emowatch.streams.cli.local import demo, up
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="emowatch: real-time speech-emotion monitoring on Kafka.")
+# pretty_exceptions_show_locals=False: a crash traceback must not print local variables (settings, URLs with
+# passwords); older typer versions that pyproject allows default to True.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="emowatch: real-time speech-emotion monitoring on Kafka.")
 worker_app = typer.Typer(no_args_is_help=True, help="Run a service (inference agent, rules worker, ClickHouse sink).")
 app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")
@@ -26,7 +29,9 @@ app.command("demo")(demo)
 
 
 @worker_app.command("infer")
-def worker_infer(http_port: int = typer.Option(0, help="Port of /health and /metrics (0 = settings / random).")) -> None:
+def worker_infer(
+    http_port: int = typer.Option(0, help="Port of /health and /metrics (0 = settings / random)."),
+) -> None:
     """Inference agent: audio topic -> emotion2vec (FunASR) -> scores topic."""
     from emowatch.streams.infer.service import InferenceService
     from emowatch.streams.observability import setup_logging
@@ -41,8 +46,8 @@ def worker_infer(http_port: int = typer.Option(0, help="Port of /health and /met
 @worker_app.command("sink")
 def worker_sink(http_port: int = typer.Option(0, help="Port of /health and /metrics.")) -> None:
     """ClickHouse sink: scores + alerts topics -> ClickHouse (server URL or embedded chDB)."""
-    from emowatch.streams.sink.service import SinkService
     from emowatch.streams.observability import setup_logging
+    from emowatch.streams.sink.service import SinkService
 
     s = _settings()
     if http_port:
@@ -54,13 +59,14 @@ def worker_sink(http_port: int = typer.Option(0, help="Port of /health and /metr
 @worker_app.command("rules")
 def worker_rules(
     business_line: str = typer.Option("*", help="Business line this worker evaluates ('*' = all)."),
-    rules_file: Optional[Path] = typer.Option(None, help="Rule file (default: EMOWATCH_RULES__RULES_FILE or the bundled default)."),
+    rules_file: Path | None = typer.Option(
+        None, help="Rule file (default: EMOWATCH_RULES__RULES_FILE or the bundled default)."),
     http_port: int = typer.Option(0, help="Port of the worker's web server (/health, /metrics, /calls/<id>)."),
 ) -> None:
     """Rules worker (Faust): scores -> per-call state -> alerts, one consumer group per business line."""
+    from emowatch.streams.observability import setup_logging
     from emowatch.streams.resources import default_rules_file
     from emowatch.streams.rules_worker.service import RulesWorkerError, run_worker
-    from emowatch.streams.observability import setup_logging
 
     s = _settings()
     setup_logging(s.log_level, "rules")

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,11 +63,20 @@ class LocalStack:
             "EMOWATCH_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
             "EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS": "25",  # tansu holds every fetch this long
             "EMOWATCH_SINK__DATA_DIR": str(self.data_dir),
+            # Faust's default datadir is "<app id>-data" relative to the working directory
+            # (the repository root in tests, wherever `emowatch demo` was run): keep it in data_dir.
+            "APP_DATADIR": self.faust_datadir(),
             "PYTHONUNBUFFERED": "1",
         })
         base.update(self.extra_env)
         base.update(more)
         return base
+
+    def faust_datadir(self) -> str:
+        """Faust's ``datadir`` for rules workers of this stack (its APP_DATADIR variable): one folder
+        per app id under ``data_dir/faust``, absolute, with ``{`` escaped (Faust formats the value)."""
+        root = str(Path(self.data_dir).resolve() / "faust").replace("{", "{{").replace("}", "}}")
+        return root + "/{conf.name}-data"
 
     def kafka_settings(self):
         """KafkaSettings matching what this stack's workers get (for producers/readers in-process)."""
@@ -78,12 +86,13 @@ class LocalStack:
                              topic_prefix=self.topic_prefix, session_timeout_ms=self.session_timeout_ms,
                              fetch_wait_max_ms=25)
 
-    def start(self, create_topics: bool = True) -> "LocalStack":
+    def start(self, create_topics: bool = True) -> LocalStack:
         from emowatch.streams.kafka.admin import ensure_topics
         from emowatch.topics.registry import Topics
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
+        (self.data_dir / "faust").mkdir(exist_ok=True)  # Faust creates only the last level of its datadir
         if self.broker is None:  # else: share a running broker (tests), with this stack's topic prefix
             self.broker = LocalBroker(log_path=self.data_dir / "logs" / "broker.log").start()
             self._owns_broker = True
@@ -137,7 +146,7 @@ class LocalStack:
             self.broker.stop()
             self.broker = None
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:

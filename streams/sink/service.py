@@ -14,20 +14,29 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from emowatch.streams.sink.clickhouse import apply_schema, connect
 from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
+from emowatch.streams.sink.clickhouse import apply_schema, connect
 from emowatch.streams.sink.rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
-from emowatch.topics.security import redact_url
 from emowatch.topics.errors import DeadLetterError
+from emowatch.topics.security import MASK, redact_url
 from emowatch.topics.serde import SerdeError
 
 log = logging.getLogger("emowatch.sink")
+
+
+def scrub(text: str, clickhouse_url: str | None) -> str:
+    """``text`` (a driver's error message) safe to log: the password of any ``scheme://user:pw@``
+    URL masked, and the configured server's password too wherever it appears on its own."""
+    text = redact_url(text)
+    password = urlsplit(clickhouse_url).password if clickhouse_url else None
+    return text.replace(password, MASK) if password else text
 
 
 @dataclass
@@ -70,7 +79,8 @@ class SinkService:
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         self.http = HealthServer(self.s.sink.http_port, self.metrics.registry, self.health).start()
-        log.info("sink started", extra={"topics": list(self.targets), "clickhouse": redact_url(self.s.sink.clickhouse_url) if self.s.sink.clickhouse_url else "chdb",
+        url = self.s.sink.clickhouse_url
+        log.info("sink started", extra={"topics": list(self.targets), "clickhouse": redact_url(url) if url else "chdb",
                                         "http_port": self.http.port})
         self.consumer.subscribe(list(self.targets), on_revoke=self._on_revoke, on_lost=self._on_lost)
         try:
@@ -135,12 +145,13 @@ class SinkService:
                                        settings={"insert_deduplication_token": token})
                     self.m_insert.observe(time.perf_counter() - t0)
                     break
-                except Exception as exc:  # retry the identical batch: the token makes a duplicate a no-op
+                except Exception as exc:  # noqa: BLE001 - retry the identical batch: the token makes a duplicate a no-op
+                    error = scrub(str(exc), self.s.sink.clickhouse_url)
                     log.warning("insert failed", extra={"table": table, "token": token, "attempt": attempt,
-                                                        "error": str(exc)})
+                                                        "error": error})
                     if attempt == self.max_attempts:
-                        self.fatal = f"insert into {table} failed {attempt} times: {exc}"
-                        raise
+                        self.fatal = f"insert into {table} failed {attempt} times: {type(exc).__name__}: {error}"
+                        raise RuntimeError(self.fatal) from None  # not `raise`: the traceback would print str(exc)
                     time.sleep(min(5.0, 0.2 * 2 ** attempt))
         self.producer.flush(30)  # dead letters of this batch are acked before its offsets are committed
         self.consumer.commit(offsets=[TopicPartition(topic, part, b.last + 1)], asynchronous=False)
@@ -149,6 +160,8 @@ class SinkService:
         del self.batches[tp]
 
     def _on_revoke(self, consumer, partitions) -> None:
+        if self.fatal:  # stopping after a failed insert (close() revokes): leave the batches uncommitted
+            return
         self._flush_all({(p.topic, p.partition) for p in partitions})
 
     def _on_lost(self, consumer, partitions) -> None:

@@ -11,6 +11,7 @@ from emowatch.streams.sink.clickhouse import apply_schema, connect
 from emowatch.streams.sink.rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
 from emowatch.topics.examples import example_record
 
+pytestmark = pytest.mark.integration  # the embedded ClickHouse (chDB)
 DB = "emowatch"
 
 

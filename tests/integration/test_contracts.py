@@ -14,10 +14,17 @@ import io
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, DeserializingConsumer, KafkaError, SerializingProducer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    DeserializingConsumer,
+    KafkaError,
+    SerializingProducer,
+    TopicPartition,
+)
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import StringDeserializer, StringSerializer
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -33,7 +40,8 @@ pytestmark = pytest.mark.integration
 DEADLINE_S = 240
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 LOGICAL = {"AudioChunk": "audio", "FrameScores": "scores", "Alert": "alerts", "RuleSet": "rules", "DeadLetter": "dlq"}
-KEYS = {"AudioChunk": "call_id", "FrameScores": "call_id", "Alert": "call_id", "RuleSet": "rule_set", "DeadLetter": "call_id"}
+KEYS = {"AudioChunk": "call_id", "FrameScores": "call_id", "Alert": "call_id", "RuleSet": "rule_set",
+        "DeadLetter": "call_id"}
 TIMESTAMP_FIELDS = ("event_time", "published_at", "failed_at")
 
 
@@ -54,7 +62,7 @@ def millis(record: dict) -> dict:
     out = dict(record)
     for f in TIMESTAMP_FIELDS:
         if isinstance(out.get(f), datetime):
-            out[f] = (out[f] - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+            out[f] = (out[f] - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
     return out
 
 

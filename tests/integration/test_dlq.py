@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from emowatch.streams.local.stack import LocalStack
-from emowatch.streams.local.demo import demo_model_dir, wait_for_lag_zero
 from emowatch.streams.kafka.clients import group_name, make_producer, topics_for
 from emowatch.streams.kafka.tail import TopicTail
+from emowatch.streams.local.demo import demo_model_dir, wait_for_lag_zero
+from emowatch.streams.local.stack import LocalStack
+from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.examples import example_record
 from emowatch.topics.registry import Topics
 from emowatch.topics.serde import AvroSerde
-from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 DEADLINE_S = 240

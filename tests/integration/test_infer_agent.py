@@ -16,13 +16,13 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from emowatch.streams.local.stack import LocalStack
-from emowatch.streams.audio.codec import encode_pcm_s16le
 from emowatch.streams.audio.chunking import chunk_records, read_wav
-from emowatch.streams.local.demo import demo_model_dir, samples_dir
+from emowatch.streams.audio.codec import encode_pcm_s16le
 from emowatch.streams.kafka.audio_publisher import AudioPublisher
 from emowatch.streams.kafka.clients import topics_for
 from emowatch.streams.kafka.tail import TopicTail
+from emowatch.streams.local.demo import demo_model_dir, samples_dir
+from emowatch.streams.local.stack import LocalStack
 from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

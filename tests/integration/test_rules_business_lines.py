@@ -13,14 +13,14 @@ from collections import Counter
 
 import pytest
 
-from emowatch.streams.local.stack import LocalStack
 from emowatch.rules import load_ruleset, step
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.rules.testing import interleave, synthetic_call
 from emowatch.streams.kafka.clients import make_producer
 from emowatch.streams.kafka.scores_publisher import publish_scores
 from emowatch.streams.kafka.tail import TopicTail
-from emowatch.rules.testing import interleave, synthetic_call
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 240

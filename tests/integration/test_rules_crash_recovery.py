@@ -1,10 +1,12 @@
 """kill -9 of the rules worker mid-run, then a restart, yields exactly the alerts of an uninterrupted run.
 
 Two topic prefixes on the shared broker receive the same synthetic scores (100 concurrent
-calls, 10-rule set). Prefix A's worker is killed with SIGKILL once it has handled part of
-the messages and is started again; prefix B's worker runs undisturbed. After both groups
-have no lag, the alerts deduplicated by (alert_id, status) must be identical - same ids,
-none missing, none extra, and every copy of an event identical in status, rule, call,
+calls, 10-rule set; 400 calls with EMOWATCH_FULL=1). Prefix A's worker is killed with SIGKILL
+once it has handled 30% of the messages and is started again; with EMOWATCH_FULL=1 that restarted
+worker and the next are killed too, each as soon as it has committed progress (so the next one resumes
+mid-stream at the committed offsets), three kills in all. Prefix B's worker runs undisturbed.
+After both groups have no lag, the alerts deduplicated by (alert_id, status) must be identical -
+same ids, none missing, none extra, and every copy of an event identical in status, rule, call,
 started_ms and fired_ms - and equal to the pure engine's output for the same messages.
 """
 from __future__ import annotations
@@ -17,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emowatch.streams.local.stack import LocalStack
-from emowatch.rules import parse_ruleset, step
 from emowatch.bench.rules import RULES_10
-from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.rules import parse_ruleset, step
+from emowatch.rules.testing import interleave, random_timeline, synthetic_call
+from emowatch.streams.kafka.admin import group_lag
 from emowatch.streams.kafka.clients import topics_for
 from emowatch.streams.kafka.scores_publisher import publish_scores
 from emowatch.streams.kafka.tail import TopicTail
-from emowatch.rules.testing import interleave, random_timeline, synthetic_call
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.local.stack import LocalStack
 from emowatch.streams.settings import KafkaSettings
 
 # A rare stall seen once before (the restarted worker processed everything but never committed again:
@@ -32,15 +35,15 @@ from emowatch.streams.settings import KafkaSettings
 # (streams/rules_worker/commit_stall.py); if it happens here, the lag still reaches zero, ~10-20 s later.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TIMEOUT = 240
-CALLS, SECONDS = 100, 50
+SECONDS = 50
 FIELDS = ("status", "rule_id", "call_id", "role", "started_ms", "fired_ms", "rule_set", "rule_version")
 
 
-def _messages() -> list[dict]:
+def _messages(n_calls: int) -> list[dict]:
     rng = np.random.default_rng(11)
     calls = [synthetic_call(f"crash-{i:03d}", random_timeline(rng, SECONDS, episodes=(
         "angry", "fearful", "sad", "other", "surprised", "disgusted")), role="AGENT" if i % 5 == 4 else "CUSTOMER",
-        noise=0.3, seed=i) for i in range(CALLS)]
+        noise=0.3, seed=i) for i in range(n_calls)]
     return interleave(calls)
 
 
@@ -72,8 +75,10 @@ def _stack(broker, data: Path, prefix: str, rules_file: Path, messages: list[dic
 # (two rebalances). static: both processes use the same group.instance.id (EMOWATCH_RULES__INSTANCE_ID),
 # so the restarted one takes the killed one's place without a rebalance of the group.
 @pytest.mark.parametrize("membership", ["dynamic", "static"])
-def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(broker, tmp_path, unique, membership):
-    messages = _messages()
+def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(broker, tmp_path, unique, membership,
+                                                                                size):
+    messages = _messages(size(100, 400))
+    kills = size(1, 3)
     rules_file = tmp_path / "bench10.yaml"
     rules_file.write_text(RULES_10)
     ruleset = parse_ruleset(RULES_10)
@@ -88,16 +93,25 @@ def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(
     calm, calm_kafka = _stack(broker, tmp_path / "b", f"kb{unique}.", rules_file, messages)
     try:
         env = {"EMOWATCH_RULES__INSTANCE_ID": f"rules-{unique}"} if membership == "static" else {}
-        victim = crash.start_worker("rules", args, env=env)
         calm.start_worker("rules", args)
         n = len(messages)
-        deadline = time.monotonic() + TIMEOUT
-        while (done := _received(victim.http_port)) < 0.3 * n:
-            crash.check_workers()
-            assert time.monotonic() < deadline, f"worker handled only {done} of {n} messages"
-            time.sleep(0.05)
-        assert crash.stop_worker("rules", kill=True) == -9
-        assert done < n, "the worker finished before it could be killed: the test proves nothing"
+        group, scores = f"{crash_kafka.topic_prefix}emowatch-rules-all", topics_for(crash_kafka).scores
+        left = n
+        for kill in range(kills):
+            victim = crash.start_worker(f"rules-{kill}", args, env=env)
+            deadline = time.monotonic() + TIMEOUT
+            if kill == 0:  # killed after handling 30% of the messages
+                while (done := _received(victim.http_port)) < 0.3 * n:
+                    crash.check_workers()
+                    assert time.monotonic() < deadline, f"worker handled only {done} of {n} messages"
+                    time.sleep(0.05)
+            else:  # killed once it has committed progress of its own
+                while group_lag(crash_kafka.bootstrap_servers, group, [scores])[scores] >= left:
+                    crash.check_workers()
+                    assert time.monotonic() < deadline, f"worker {kill} committed nothing ({left} messages left)"
+            assert crash.stop_worker(f"rules-{kill}", kill=True) == -9
+            left = group_lag(crash_kafka.bootstrap_servers, group, [scores])[scores]
+            assert left > 0, f"worker {kill} finished before it could be killed: the test proves nothing"
         crash.start_worker("rules-restarted", args, env=env)
         results = {}
         for stack, kafka in ((crash, crash_kafka), (calm, calm_kafka)):
@@ -115,8 +129,8 @@ def test_kill_minus_9_and_restart_gives_the_same_alerts_as_an_uninterrupted_run(
         assert a == b
         assert b == _events(oracle)
         assert {x["alert_id"] for x in crashed} == {x["alert_id"] for x in oracle}
-        print(f"{membership}: killed after {done:.0f}/{n} messages; {len(crashed)} alert messages after the crash "
-              f"({len(crashed) - len(oracle)} redelivered), {len(uninterrupted)} without")
+        print(f"{membership}: {kills} kill(s), the last with {left}/{n} messages uncommitted; {len(crashed)} alert "
+              f"messages after the crashes ({len(crashed) - len(oracle)} redelivered), {len(uninterrupted)} without")
     finally:
         crash.stop()
         calm.stop()

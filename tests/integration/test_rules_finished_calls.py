@@ -11,14 +11,14 @@ import urllib.request
 
 import pytest
 
-from emowatch.streams.local.broker import free_port
-from emowatch.streams.local.stack import LocalStack, WorkerProc
 from emowatch.rules.loader import bundled_rule_files
-from emowatch.streams.local.demo import wait_for_lag_zero
-from emowatch.topics.registry import partition_of
+from emowatch.rules.testing import synthetic_call
 from emowatch.streams.kafka.clients import topics_for
 from emowatch.streams.kafka.scores_publisher import publish_scores
-from emowatch.rules.testing import synthetic_call
+from emowatch.streams.local.broker import free_port
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.local.stack import LocalStack, WorkerProc
+from emowatch.topics.registry import partition_of
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 240

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emowatch.streams.local.stack import LocalStack
 from emowatch.rules import load_ruleset
 from emowatch.rules.loader import bundled_rule_files
+from emowatch.rules.testing import interleave, synthetic_call
 from emowatch.streams.cli.main import app as cli
-from emowatch.streams.local.demo import wait_for_lag_zero
 from emowatch.streams.kafka.admin import end_offsets
 from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
 from emowatch.streams.kafka.scores_publisher import publish_scores
 from emowatch.streams.kafka.tail import TopicTail
-from emowatch.rules.testing import interleave, synthetic_call
+from emowatch.streams.local.demo import wait_for_lag_zero
+from emowatch.streams.local.stack import LocalStack
 from emowatch.streams.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -151,7 +151,7 @@ def test_publish_swaps_every_worker_without_restart_and_rejects_bad_sets(broker,
         assert {a["rule_version"] for a in b2} == {version_b} and b2
 
         # phase 4: a restarted worker takes B from the topic, not A from its file
-        stack.stop_worker("vip1")
+        assert stack.stop_worker("vip1") == 0  # SIGTERM: a clean stop
         w = stack.start_worker("vip1-again", args)
         _wait_version(stack, [w.http_port], version_b)
         health = _health(w.http_port)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from emowatch.streams.local.stack import LocalStack
-from emowatch.streams.local.demo import demo_model_dir, load_calls, query_summary, wait_for_lag_zero
 from emowatch.streams.kafka.audio_publisher import AudioPublisher, call_records
 from emowatch.streams.kafka.clients import group_name, topics_for
 from emowatch.streams.kafka.tail import TopicTail
+from emowatch.streams.local.demo import demo_model_dir, load_calls, query_summary, wait_for_lag_zero
+from emowatch.streams.local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 300
@@ -92,7 +91,8 @@ def run(broker, tmp_path_factory) -> Run:
 
         client = connect(None, data, "emowatch")
         rows = {
-            "scores": client.query("SELECT call_id, role, seq, n_frames, length(logits) FROM emowatch.scores").result_rows,
+            "scores": client.query(
+                "SELECT call_id, role, seq, n_frames, length(logits) FROM emowatch.scores").result_rows,
             "alerts": client.query("SELECT alert_id, status, rule_id, call_id FROM emowatch.alerts").result_rows,
         }
         client.close()

@@ -1,8 +1,13 @@
+"""The local broker (tansu): topic creation on the session broker, a private broker's clean stop."""
 import subprocess
 
-from emowatch.streams.local.broker import LocalBroker
+import pytest
+
 from emowatch.streams.kafka.admin import ensure_topics, topic_partitions
+from emowatch.streams.local.broker import LocalBroker
 from emowatch.topics.registry import Topics
+
+pytestmark = pytest.mark.integration
 
 
 def test_session_broker_creates_registry_topics_idempotently(broker, unique):
