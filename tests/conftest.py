@@ -68,7 +68,7 @@ def topics(kafka_settings):
 BROKER_FIXTURES = {"broker", "kafka_settings", "topics"}
 # Real parts a test module may use directly; referenced by name so that collection imports nothing.
 REAL_PARTS = {("emowatch.streams.local.broker", "LocalBroker"), ("emowatch.streams.local.stack", "LocalStack"),
-              ("emowatch.streams.sink.clickhouse", "connect"), ("emowatch.streams.sink.service", "SinkService")}
+              ("emowatch.streams.sink.clickhouse", "connect"), ("emowatch.streams.sink.service", "ClickHouseSink")}
 
 
 def _real_parts(module) -> set[str]:

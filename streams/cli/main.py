@@ -33,27 +33,27 @@ def worker_infer(
     http_port: int = typer.Option(0, help="Port of /health and /metrics (0 = settings / random)."),
 ) -> None:
     """Inference agent: audio topic -> emotion2vec (FunASR) -> scores topic."""
-    from emowatch.streams.infer.service import InferenceService
+    from emowatch.streams.infer.service import InferenceAgent
     from emowatch.streams.observability import setup_logging
 
     s = _settings()
     if http_port:
         s = s.with_overrides(infer={"http_port": http_port})
     setup_logging(s.log_level, "infer")
-    InferenceService(s).run()
+    InferenceAgent(s).run()
 
 
 @worker_app.command("sink")
 def worker_sink(http_port: int = typer.Option(0, help="Port of /health and /metrics.")) -> None:
     """ClickHouse sink: scores + alerts topics -> ClickHouse (server URL or embedded chDB)."""
     from emowatch.streams.observability import setup_logging
-    from emowatch.streams.sink.service import SinkService
+    from emowatch.streams.sink.service import ClickHouseSink
 
     s = _settings()
     if http_port:
         s = s.with_overrides(sink={"http_port": http_port})
     setup_logging(s.log_level, "sink")
-    SinkService(s).run()
+    ClickHouseSink(s).run()
 
 
 @worker_app.command("rules")

@@ -57,7 +57,7 @@ STALL_S = 60.0  # /health fails when the poll loop has not run for this long
 MAX_POLL = 500
 
 
-class InferenceService:
+class InferenceAgent:
     """The agent. ``run()`` blocks until ``stop`` is set (or SIGTERM/SIGINT), then drains."""
 
     def __init__(self, settings: Settings, model: Any = None, stop: threading.Event | None = None,

@@ -47,7 +47,7 @@ class _Batch:
     rows: list = field(default_factory=list)
 
 
-class SinkService:
+class ClickHouseSink:
     def __init__(self, settings: Settings, stop: threading.Event | None = None, max_insert_attempts: int = 8) -> None:
         self.s = settings
         self.stop_event = stop or threading.Event()

@@ -155,7 +155,7 @@ def make_service(monkeypatch):
         monkeypatch.setattr(infer_service, "make_producer", lambda *a, **k: producer)
         settings = Settings(kafka=KafkaSettings(bootstrap_servers="fake:9092"),
                             infer=InferSettings(**{"max_wait_ms": 0, "http_port": 0, **infer}))
-        svc = infer_service.InferenceService(settings, model=FakeModel(gate), threaded=threaded)
+        svc = infer_service.InferenceAgent(settings, model=FakeModel(gate), threaded=threaded)
         svc.consumer.subscribe([TOPIC], on_assign=svc._on_assign, on_revoke=svc._on_revoke)
         return svc, consumer, producer
     return make

@@ -226,7 +226,7 @@ class _StubModel:
 def test_service_start_up_logs_no_secret(certs, capfd):
     """Start the inference agent (stub model) with every secret set, DEBUG logs captured as the
     workers write them (JSON) plus librdkafka's own stderr output; no secret may appear."""
-    from emowatch.streams.infer.service import InferenceService
+    from emowatch.streams.infer.service import InferenceAgent
 
     k = secured(certs, schema_registry_url=f"mock://sec-{uuid.uuid4().hex[:6]}",
                 schema_registry_user_info=f"reg-user:{REG_PW}")
@@ -256,7 +256,7 @@ def test_service_start_up_logs_no_secret(certs, capfd):
             errors.append(exc)
 
     try:
-        service = InferenceService(settings, model=_StubModel(), stop=stop)
+        service = InferenceAgent(settings, model=_StubModel(), stop=stop)
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         assert started.wait(60), "the inference agent did not start"

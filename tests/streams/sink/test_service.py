@@ -28,10 +28,10 @@ def test_scrub_masks_urls_and_the_configured_password():
 def test_a_failing_insert_is_logged_and_raised_without_the_password(kafka_settings, topics, tmp_path, capfd):
     """The real sink (local broker, embedded ClickHouse) whose inserts fail with a driver error that
     echoes the server URL with its password: neither the log lines nor the error it stops with show it."""
-    from emowatch.streams.sink.service import SinkService
+    from emowatch.streams.sink.service import ClickHouseSink
 
     settings = Settings(kafka=kafka_settings, sink=SinkSettings(data_dir=tmp_path, batch_ms=50), log_level="DEBUG")
-    svc = SinkService(settings, max_insert_attempts=2)
+    svc = ClickHouseSink(settings, max_insert_attempts=2)
     calls = []
 
     def failing_insert(*args, **kwargs):  # a driver error as an HTTP client writes it, URL included
