@@ -89,13 +89,15 @@ def malformed_audio(serde: AvroSerde, topic: str) -> list[Bad]:
         Bad("other-record-type", key, frame_scores, "holds FrameScores", None, "SerdeError"),
         Bad("registry-framing-without-registry", key, b"\x00\x00\x00\x00\x07" + whole[10:], "registry URL", None,
             "SerdeError"),
-        Bad("truncated-pcm", key, avro(audio=pcm_s16(0.1)[:-1]), "truncated:", CALL, ""),
-        Bad("nan-samples", key, avro(encoding="PCM_F32LE", audio=nan.tobytes()), "non_finite:", CALL, ""),
-        Bad("empty-audio", key, avro(audio=b""), "empty: audio is empty", CALL, ""),
-        Bad("too-long", key, avro(sample_rate=8000, audio=pcm_s16(MAX_CHUNK_S + 1, rate=8000)), "too_long:", CALL, ""),
+        Bad("truncated-pcm", key, avro(audio=pcm_s16(0.1)[:-1]), "truncated:", CALL, "AudioError"),
+        Bad("nan-samples", key, avro(encoding="PCM_F32LE", audio=nan.tobytes()), "non_finite:", CALL, "AudioError"),
+        Bad("empty-audio", key, avro(audio=b""), "empty: audio is empty", CALL, "AudioError"),
+        Bad("too-long", key, avro(sample_rate=8000, audio=pcm_s16(MAX_CHUNK_S + 1, rate=8000)), "too_long:", CALL,
+            "AudioError"),
         Bad("unsupported-rate", key, avro(sample_rate=12345, audio=pcm_s16(0.1, rate=12345)), "unsupported_rate:",
-            CALL, ""),
-        Bad("three-channels", key, avro(channels=3, audio=pcm_s16(0.3)), "unsupported_channels:", CALL, ""),
+            CALL, "AudioError"),
+        Bad("three-channels", key, avro(channels=3, audio=pcm_s16(0.3)), "unsupported_channels:", CALL,
+            "AudioError"),
     ]
 
 
