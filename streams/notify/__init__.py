@@ -1,0 +1,1 @@
+"""emowatch.streams.notify: the notifier (alerts topic -> routing, grouping -> people)."""
