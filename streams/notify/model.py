@@ -10,7 +10,8 @@ from typing import Any
 
 from emowatch.topics.errors import EmowatchError
 
-__all__ = ["DeliveryError", "Notification", "PermanentDeliveryError", "Rendered", "TransientDeliveryError"]
+__all__ = ["DeliveryError", "Notification", "NotificationLogEntry", "PermanentDeliveryError", "Rendered",
+           "Suppressed", "TransientDeliveryError"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,54 @@ class Notification:
     idempotency_key: str
     console_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    route_id: str = ""
+    at_ms: int = 0  # when the dispatcher produced it (the clock passed to ``due``)
+
+    @property
+    def alert_states(self) -> tuple[tuple[str, str], ...]:
+        """Sorted ``(alert_id, status)`` pairs: the alert set the idempotency key covers."""
+        return tuple(sorted((str(a["alert_id"]), str(a["status"])) for a in self.alerts))
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """An alert that a receiver did not get, and why: ``silenced:<silence id>``, ``muted:<interval>``,
+    ``inactive:<interval,...>`` (outside the route's active intervals), ``acked:<by>`` or ``blackhole``
+    (a receiver without integrations). Reported once per alert, status, receiver and reason."""
+
+    alert_id: str
+    reason: str
+    receiver: str
+    status: str = "FIRING"
+    group_key: str = ""
+    at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class NotificationLogEntry:
+    """What was delivered: one line of the notification log, written after each successful delivery
+    (``Dispatcher.mark_sent``) and fed back with ``Dispatcher.seed`` after a restart, so a restarted
+    dispatcher does not send again what the log holds."""
+
+    receiver: str
+    group_key: str
+    status: str
+    alerts: tuple[tuple[str, str], ...]  # sorted (alert_id, status)
+    repeat: int
+    sent_at_ms: int
+    idempotency_key: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (``from_json`` reads it back)."""
+        return {"receiver": self.receiver, "group_key": self.group_key, "status": self.status,
+                "alerts": [list(pair) for pair in self.alerts], "repeat": self.repeat,
+                "sent_at_ms": self.sent_at_ms, "idempotency_key": self.idempotency_key}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NotificationLogEntry:
+        return cls(str(data["receiver"]), str(data["group_key"]), str(data["status"]),
+                   tuple(sorted((str(a), str(s)) for a, s in data["alerts"])), int(data["repeat"]),
+                   int(data["sent_at_ms"]), str(data.get("idempotency_key", "")))
 
 
 @dataclass(frozen=True)

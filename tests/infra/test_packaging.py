@@ -17,7 +17,7 @@ ROOT = Path(__file__).parents[2]
 FOLDERS = {"streams", "models", "topics", "rules", "infra", "bench"}
 # Runtime data: every tracked file in these folders must be in the wheel (a new one needs no test change,
 # but a pyproject package-data glob).
-DATA_FOLDERS = ["topics/schemas", "models/demo", "infra/clickhouse", "infra/samples", "infra/grafana"]
+DATA_FOLDERS = ["topics/schemas", "models/demo", "infra/clickhouse", "infra/samples", "infra/grafana", "infra/notify"]
 DATA_GLOBS = ["rules/*.yaml"]
 
 
