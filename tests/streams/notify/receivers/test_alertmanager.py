@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import shutil
 import socket
@@ -209,11 +210,13 @@ def test_resolved_end_is_clamped_to_now_and_to_the_start():
     assert "generatorURL" not in bare
 
 
-def test_transient_then_success_permanent_and_allow_list(http_sink):
+def test_transient_then_success_permanent_and_allow_list(http_sink, caplog):
+    caplog.set_level(logging.DEBUG)
     http_sink.replies = [(500, b"", {}), (502, b"", {})]
-    result = post(http_sink.url + "/prefix", make_notification())
+    result = post(f"http://am:am-pass-123@127.0.0.1:{http_sink.port}/prefix", make_notification())
     assert result.ok and result.attempts == 3
     assert [r.path for r in http_sink.requests] == ["/prefix/api/v2/alerts"] * 3
+    assert http_sink.requests[0].headers["Authorization"].startswith("Basic ")
     assert isinstance(json.loads(http_sink.requests[-1].body), list)
 
     http_sink.replies = [(400, b'{"message":"bad"}', {})]
@@ -231,3 +234,4 @@ def test_transient_then_success_permanent_and_allow_list(http_sink):
         asyncio.run(refused.send(make_notification(), RENDERED))
     assert str(info.value) == "alertmanager am: host '127.0.0.1' is not on the allow-list"
     assert len(http_sink.requests) == before and "am-pass-123" not in repr(refused)
+    assert "am-pass-123" not in caplog.text + str(down.error) + str(bad.error)
