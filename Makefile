@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.emowatch-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-full test-unit lint bench clean
+.PHONY: help setup deps-system demo test test-full test-unit lint bench clean
 
 help:
 	@echo "make demo   - set up .venv (if needed) and run 'emowatch demo' on the embedded local stack"
@@ -19,8 +19,23 @@ help:
 	@echo "make test-full - the suite at full size (EMOWATCH_FULL=1: larger crash/restart/fuzz tests)"
 	@echo "make bench  - run the three benchmarks at quick size and write docs/bench/*-quick.json"
 	@echo "make clean  - remove .venv and the local data directory"
+	@echo "make deps-system - install the system programs the tests use when missing (Alertmanager, via apt-get)"
 
-$(STAMP): pyproject.toml
+# System programs the suite runs for real: Alertmanager (the notifier's alertmanager receiver is
+# tested against it). Installed with apt-get (as root, else through sudo) when missing; without
+# apt-get the tests that need it skip and say why. Order-only prerequisite of the stamp below: it
+# runs on every `make setup/test` (one `command -v` when present) without forcing a reinstall.
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
+deps-system:
+	@if command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo ">> installing prometheus-alertmanager (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends prometheus-alertmanager >/dev/null \
+		|| { echo "!! could not install prometheus-alertmanager"; exit 1; }; \
+	else echo ">> no apt-get: install Alertmanager yourself; its tests will skip"; fi
+
+$(STAMP): pyproject.toml | deps-system
 	@echo ">> creating virtual environment in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing $(TORCH_SPEC)"
