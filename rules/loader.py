@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from emowatch.rules.crosscheck import cross_check
 from emowatch.rules.errors import RuleFileError
 from emowatch.rules.model import RuleSet, canonical_version, resolve_rule
-from emowatch.rules.yamlsource import SourceDoc, YamlSyntaxError, load_yaml_with_positions
+from emowatch.rules.yamlsource import SourceDoc, parse_document
 from emowatch.streams.resources import rule_files
 
 
@@ -44,14 +44,9 @@ def bundled_rule_files() -> list[Path]:
 
 
 def _parse(text: str, name: str) -> tuple[RuleSet | None, list[RuleFileError]]:
-    try:
-        doc = load_yaml_with_positions(text)
-    except YamlSyntaxError as exc:
-        return None, [RuleFileError(name, exc.line, exc.column, exc.reason)]
-    errors = [RuleFileError(name, line, col, reason) for line, col, reason in doc.problems]
-    if not isinstance(doc.data, dict):
-        errors.append(RuleFileError(name, 1, 1, "a rule file must be a YAML mapping with "
-                                    "'rule_set', 'business_line' and 'rules'"))
+    doc, errors = parse_document(text, name, RuleFileError,
+                                 "a rule file must be a YAML mapping with 'rule_set', 'business_line' and 'rules'")
+    if doc is None:
         return None, errors
     try:
         ruleset = RuleSet.model_validate(doc.data)

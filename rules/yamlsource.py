@@ -106,3 +106,46 @@ def _convert(loader: Any, node: yaml.Node, path: Path, doc: SourceDoc) -> Any:
             items.append(_convert(loader, item, path + (index,), doc))
         return items
     return loader.construct_object(node, deep=True)
+
+
+@dataclass(eq=True)
+class SourceFileError(EmowatchError):
+    """One problem in a YAML source file (a rule file, a notifier config), as data.
+
+    ``str(err)`` is ``file:line: reason`` (the compiler-style format editors jump to).
+    ``line`` and ``column`` are 1-based; ``line`` is 0 when the position is unknown. When
+    raised by a parser, ``errors`` lists every problem found in the file (this one first).
+    Subclasses name the kind of file; they add no fields.
+    """
+
+    file: str
+    line: int
+    column: int
+    reason: str
+    errors: list[SourceFileError] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.line, self.column, self.reason))
+
+
+def parse_document(text: str, name: str, error: type[SourceFileError],
+                   not_mapping: str) -> tuple[SourceDoc | None, list[SourceFileError]]:
+    """Load ``text`` with positions for a file whose top level must be a mapping (``not_mapping``
+    is the reason reported when it is not). Returns the document and the problems found so far
+    (syntax errors, duplicate keys) as ``error`` instances; the document is None when the file
+    cannot be read as a mapping."""
+    try:
+        doc = load_yaml_with_positions(text)
+    except YamlSyntaxError as exc:
+        return None, [error(name, exc.line, exc.column, exc.reason)]
+    errors = [error(name, line, col, reason) for line, col, reason in doc.problems]
+    if not isinstance(doc.data, dict):
+        errors.append(error(name, 1, 1, not_mapping))
+        return None, errors
+    return doc, errors

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from emowatch.rules.yamlsource import SourceDoc, YamlSyntaxError, load_yaml_with_positions
+from emowatch.rules.yamlsource import SourceDoc, parse_document
 from emowatch.streams.notify.config import NotifyConfig, Route, host_allowed
 from emowatch.streams.notify.errors import NotifyConfigError, SecretError
 from emowatch.streams.notify.routing import resolve_timings
@@ -70,14 +70,9 @@ def _read(path: str | Path) -> str:
 
 def _parse(text: str, name: str, store: SecretStore | None,
            variables: dict[str, str]) -> tuple[NotifyConfig | None, list[NotifyConfigError]]:
-    try:
-        doc = load_yaml_with_positions(text)
-    except YamlSyntaxError as exc:
-        return None, [NotifyConfigError(name, exc.line, exc.column, exc.reason)]
-    errors = [NotifyConfigError(name, line, col, reason) for line, col, reason in doc.problems]
-    if not isinstance(doc.data, dict):
-        errors.append(NotifyConfigError(name, 1, 1, "a notifier config must be a YAML mapping with 'route' and "
-                                                    "'receivers'"))
+    doc, errors = parse_document(text, name, NotifyConfigError,
+                                 "a notifier config must be a YAML mapping with 'route' and 'receivers'")
+    if doc is None:
         return None, errors
     errors += [_at(doc, name, loc, reason) for loc, reason in _interpolate(doc.data, (), variables)]
     if errors:

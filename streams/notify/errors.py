@@ -1,37 +1,16 @@
 """Errors of the notifier's pure core: configuration, secrets, matchers, templates, input records."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from emowatch.rules.yamlsource import SourceFileError
 from emowatch.topics.errors import EmowatchError
 
 __all__ = ["DispatcherStateError", "InvalidAlertError", "MatcherError", "NotifyConfigError", "SecretError",
            "TemplateRenderError"]
 
 
-@dataclass(eq=True)
-class NotifyConfigError(EmowatchError):
-    """One problem in a notifier configuration file (the same shape as ``RuleFileError``).
-
-    ``str(err)`` is ``file:line: reason``; ``line`` is 0 when the position is unknown. When raised
-    by :func:`~emowatch.streams.notify.config_loader.parse_config`, ``errors`` lists every problem
-    found in the file (this one first).
-    """
-
-    file: str
-    line: int
-    column: int
-    reason: str
-    errors: list[NotifyConfigError] = field(default_factory=list, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
-
-    def __hash__(self) -> int:
-        return hash((self.file, self.line, self.column, self.reason))
+class NotifyConfigError(SourceFileError):
+    """One problem in a notifier configuration file: ``file:line: reason`` (fields in
+    :class:`~emowatch.rules.yamlsource.SourceFileError`, shared with ``RuleFileError``)."""
 
 
 class SecretError(EmowatchError, KeyError):
