@@ -10,7 +10,7 @@ from avro_strategies import mutate, shipped_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emowatch.topics.catalog import schema_names
+from emowatch.topics.catalog import schema_names, versions
 from emowatch.topics.examples import example_record
 from emowatch.topics.serde import AvroSerde, SerdeError
 
@@ -22,8 +22,8 @@ FUZZ = settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[
 
 # One reader per schema and version, all sharing one mock registry; and the
 # valid messages they are fuzzed with, in both framings and both versions.
-READERS = {(n, v): AvroSerde(n, version=v, registry_url=REGISTRY) for n in schema_names() for v in (1, 2)}
-PLAIN_READERS = {(n, v): AvroSerde(n, version=v) for n in schema_names() for v in (1, 2)}
+READERS = {(n, v): AvroSerde(n, version=v, registry_url=REGISTRY) for n in schema_names() for v in versions(n)}
+PLAIN_READERS = {(n, v): AvroSerde(n, version=v) for n in schema_names() for v in versions(n)}
 VALID = [
     (name, serde.encode(example_record(name), topic=TOPIC))
     for (name, _v), serde in READERS.items()
