@@ -77,6 +77,6 @@ def test_any_valid_record_round_trips(item: tuple[tuple[str, int], dict[str, Any
     serde = READERS[(name, version)] if registry else PLAIN_READERS[(name, version)]
     data = serde.encode(record, topic=TOPIC)
     assert serde.decode(data, topic=TOPIC) == record
-    other = READERS[(name, 3 - version)]
+    other = READERS.get((name, 3 - version), READERS[(name, version)])  # v1-only schemas: the same version
     out = other.decode(data, topic=TOPIC)
     assert {k: out[k] for k in out if k != "trace_id"} == {k: record[k] for k in record if k != "trace_id"}
