@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "clickhouse_schema", "default_rules_file", "demo_model_dir", "grafana_dir", "rule_files", "rules_dir",
+    "clickhouse_schema", "default_rules_file", "demo_model_dir", "grafana_dir", "notify_config", "rule_files",
+    "rules_dir",
     "sample_manifest", "samples_dir", "schemas_dir",
 ]
 
@@ -75,6 +76,11 @@ def clickhouse_schema() -> Path:
 def grafana_dir() -> Path:
     """Grafana provisioning: datasource and dashboards (``infra/grafana``)."""
     return _package_path("emowatch.infra", "grafana")
+
+
+def notify_config() -> Path:
+    """The bundled example notifier configuration (``infra/notify/notify.yaml``, docs/notify.md)."""
+    return _package_path("emowatch.infra", "notify", "notify.yaml")
 
 
 def schemas_dir() -> Path:

@@ -134,12 +134,29 @@ class SinkSettings(_Section):
         return _http_url(v, "of a ClickHouse server (unset it for the embedded engine)")
 
 
+class NotifySettings(_Section):
+    # The notifier configuration (docs/notify.md); unset = the bundled example (resources.notify_config()).
+    config_file: Path | None = None
+    # YAML/JSON file of secret name: value lines the configuration's {secret: NAME} references resolve from.
+    secrets_file: Path | None = None
+    group_id: str = "emowatch-notify"
+    http_port: int = Field(0, ge=0, le=65535)
+    http_bind: str = "127.0.0.1"
+
+    def config_path(self) -> Path:
+        """``config_file``, or the bundled ``infra/notify/notify.yaml``."""
+        from emowatch.streams.resources import notify_config
+
+        return self.config_file or notify_config()
+
+
 class Settings(_Section):
     kafka: KafkaSettings = KafkaSettings()
     model: ModelSettings = ModelSettings()
     infer: InferSettings = InferSettings()
     rules: RulesSettings = RulesSettings()
     sink: SinkSettings = SinkSettings()
+    notify: NotifySettings = NotifySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def with_overrides(self, **sections: dict) -> Settings:

@@ -111,6 +111,33 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "service": "emowatch-rules-default",
         "failed_at": EXAMPLE_EVENT_TIME_MS,
     },
+    "Silence": {
+        "id": "6f1c1e9a-3b7d-4c52-9a2e-0d4b8f1e2a77",
+        "matchers": ['business_line="collections"', 'priority=~"HIGH|CRITICAL"'],
+        "starts_at": EXAMPLE_EVENT_TIME_MS,
+        "ends_at": EXAMPLE_EVENT_TIME_MS + 3_600_000,
+        "created_by": "li.wei",
+        "comment": "maintenance of the collections dialler",
+        "created_at": EXAMPLE_EVENT_TIME_MS,
+        "expired_at": None,
+        "expired_by": None,
+    },
+    "Ack": {
+        "alert_id": "3f9a2c1b7d4e5f60",
+        "by": "li.wei",
+        "comment": "calling the customer back",
+        "at": EXAMPLE_EVENT_TIME_MS + 5000,
+        "call_id": "call-0001",
+    },
+    "NotificationLog": {
+        "receiver": "collections-oncall",
+        "group_key": '{}/{business_line="collections"}/0:collections-oncall:{call_id="call-0001"}',
+        "status": "FIRING",
+        "alerts": [{"alert_id": "3f9a2c1b7d4e5f60", "status": "FIRING"}],
+        "repeat": 0,
+        "sent_at": EXAMPLE_EVENT_TIME_MS + 6000,
+        "idempotency_key": "9b4f0c6d2a1e8f7b3c5d9e0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e",
+    },
 }
 
 

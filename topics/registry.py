@@ -1,14 +1,17 @@
 """The topic registry: the only place a topic name is spelled.
 
-``Topics(prefix, partitions, replication)`` gives the full names of the five
-emowatch topics (``.audio .scores .alerts .rules .dlq``) and the specs needed
+``Topics(prefix, partitions, replication)`` gives the full names of the eight
+emowatch topics (``.audio .scores .alerts .rules .dlq .silences .acks .notifications``) and the specs needed
 to create them. Every topic keyed by ``call_id`` shares one partition count,
 so one call's audio, scores and alerts sit on the same partition index
 (co-partitioning: the inference agent and the rules app can keep per-call
 state local to a partition). The rules topic is keyed by rule-set id and has
 one partition: it is tiny, every worker reads all of it (it is not consumed
 through a consumer group), one partition gives one total order of rule-set
-publications and a single end offset to wait for at start-up.
+publications and a single end offset to wait for at start-up. The notifier's
+silences and acks topics are compacted control topics read the same way (one
+partition, every notifier reads all); its notification log is compacted, keyed by
+``receiver|group_key|status`` and uses the shared count without being co-partitioned.
 
 Pure data: creating topics and listing existing ones is done by the Kafka
 adapters in ``streams/kafka``; :func:`check_topics` checks what they found.
@@ -102,7 +105,7 @@ class TopicSpec:
     co_partitioned: bool
     """Keyed by call_id and bound to the shared partition count."""
     fixed_partitions: int | None = None
-    """Partition count that ignores the shared count (rules topic: 1)."""
+    """Partition count that ignores the shared count (rules, silences, acks topics: 1)."""
 
 
 SPECS: tuple[TopicSpec, ...] = (
@@ -113,6 +116,17 @@ SPECS: tuple[TopicSpec, ...] = (
     # The DLQ keeps the original key (usually call_id) and the shared count, but
     # nothing joins on it, so it is not part of the co-partitioning check.
     TopicSpec("dlq", "emowatch.dlq.v1", "DeadLetter", "call_id", "delete", 14 * _DAY_MS, False, False),
+    # The notifier's control topics (`emowatch silence ...`, `emowatch alert ack`): tiny, compacted, and read
+    # whole by every notifier instance without a consumer group, like the rules topic, hence one partition.
+    # Expired silences stay (re-published with expired_at): the topic is the store, and keeps the history.
+    TopicSpec("silences", "emowatch.silences.v1", "Silence", "silence_id", "compact", -1, False, False,
+              fixed_partitions=1),
+    TopicSpec("acks", "emowatch.acks.v1", "Ack", "alert_id", "compact", -1, False, False, fixed_partitions=1),
+    # The notification log: the latest delivery per receiver, group and status (what Dispatcher.seed needs).
+    # Keyed by receiver|group_key|status, not call_id, so not co-partitioned with the alerts; the shared
+    # count spreads a log whose size follows the number of calls with notifications.
+    TopicSpec("notifications", "emowatch.notifications.v1", "NotificationLog", "receiver|group_key|status",
+              "compact", -1, False, False),
 )
 """Every emowatch topic, in creation order."""
 
@@ -171,6 +185,21 @@ class Topics:
         """DeadLetter topic."""
         return self.name("dlq")
 
+    @property
+    def silences(self) -> str:
+        """Silence topic (compacted, keyed by silence id, one partition)."""
+        return self.name("silences")
+
+    @property
+    def acks(self) -> str:
+        """Ack topic (compacted, keyed by alert_id, one partition)."""
+        return self.name("acks")
+
+    @property
+    def notifications(self) -> str:
+        """NotificationLog topic (compacted, keyed by receiver|group_key|status)."""
+        return self.name("notifications")
+
     def name(self, logical: str) -> str:
         """Full name of a logical topic (``"scores"`` -> ``prefix + "emowatch.scores.v1"``)."""
         return self.prefix + self.spec(logical).base_name
@@ -206,8 +235,8 @@ def check_topics(expected: Topics, actual: Mapping[str, int]) -> list[str]:
 
     Reports missing topics, co-partitioned topics whose partition count
     differs from ``expected.partitions`` (which breaks co-partitioning by
-    call_id and the Faust tables built on it), and a rules topic with more
-    than one partition. Unrelated topics in ``actual`` are ignored. An empty
+    call_id and the Faust tables built on it), and a rules, silences or acks
+    topic with more than one partition. Unrelated topics in ``actual`` are ignored. An empty
     list means the cluster is fit to run.
     """
     problems: list[str] = []
@@ -223,6 +252,6 @@ def check_topics(expected: Topics, actual: Mapping[str, int]) -> list[str]:
         elif spec.fixed_partitions is not None and count != spec.fixed_partitions:
             problems.append(
                 f"topic {name} ({spec.logical}) has {count} partitions, expected {spec.fixed_partitions} "
-                "(rule sets are read as one ordered stream)"
+                "(read whole by every reader as one ordered stream)"
             )
     return problems

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import typer
 
+from emowatch.streams.cli.alert import alert_app
 from emowatch.streams.cli.bench import bench_app
 from emowatch.streams.cli.common import console
 from emowatch.streams.cli.common import settings_or_exit as _settings
 from emowatch.streams.cli.local import demo, up
 from emowatch.streams.cli.model import model_app
+from emowatch.streams.cli.notify import notify_app
 from emowatch.streams.cli.rules import rules_app
+from emowatch.streams.cli.silence import silence_app
 from emowatch.streams.cli.topics import topics_app
 
 # pretty_exceptions_show_locals=False: a crash traceback must not print local variables (settings, URLs with
@@ -24,6 +27,9 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(rules_app, name="rules")
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
+app.add_typer(notify_app, name="notify")
+app.add_typer(silence_app, name="silence")
+app.add_typer(alert_app, name="alert")
 app.command("up")(up)
 app.command("demo")(demo)
 

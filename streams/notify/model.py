@@ -83,6 +83,24 @@ class NotificationLogEntry:
                    tuple(sorted((str(a), str(s)) for a, s in data["alerts"])), int(data["repeat"]),
                    int(data["sent_at_ms"]), str(data.get("idempotency_key", "")))
 
+    def to_record(self) -> dict[str, Any]:
+        """The ``NotificationLog`` Avro record (``topics/schemas/NotificationLog.v1.avsc``)."""
+        return {"receiver": self.receiver, "group_key": self.group_key, "status": self.status,
+                "alerts": [{"alert_id": a, "status": s} for a, s in sorted(self.alerts)], "repeat": self.repeat,
+                "sent_at": self.sent_at_ms, "idempotency_key": self.idempotency_key}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> NotificationLogEntry:
+        """Read a ``NotificationLog`` record back (extra fields such as ``trace_id`` are ignored)."""
+        return cls(str(record["receiver"]), str(record["group_key"]), str(record["status"]),
+                   tuple(sorted((str(a["alert_id"]), str(a["status"])) for a in record["alerts"])),
+                   int(record["repeat"]), int(record["sent_at"]), str(record.get("idempotency_key", "")))
+
+    @property
+    def log_key(self) -> str:
+        """The Kafka key of its record: ``receiver|group_key|status`` (compaction keeps the latest)."""
+        return f"{self.receiver}|{self.group_key}|{self.status}"
+
 
 @dataclass(frozen=True)
 class Rendered:

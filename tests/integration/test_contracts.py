@@ -45,8 +45,13 @@ KEYS = {"AudioChunk": "call_id", "FrameScores": "call_id", "Alert": "call_id", "
 TIMESTAMP_FIELDS = ("event_time", "published_at", "failed_at")
 
 
+# The notifier's records have one version so far (no evolution to test yet); their round trips are in
+# tests/topics/test_notify_records.py and their topics in tests/integration/test_notify_control.py.
+V1_ONLY = {"Silence": "silences", "Ack": "acks", "NotificationLog": "notifications"}
+
+
 def test_every_schema_is_covered():
-    assert sorted(schema_names()) == sorted(LOGICAL)
+    assert sorted(schema_names()) == sorted({**LOGICAL, **V1_ONLY})
 
 
 def registry_url() -> str:

@@ -25,14 +25,19 @@ from emowatch.topics.catalog import (
 from emowatch.topics.examples import example_record
 
 SCHEMAS = ("Alert", "AudioChunk", "DeadLetter", "FrameScores", "RuleSet")
+V1_ONLY = ("Ack", "NotificationLog", "Silence")  # the notifier's records, born with trace_id
 
 
 def test_all_schemas_have_v1_and_v2() -> None:
-    assert schema_names() == SCHEMAS
+    assert schema_names() == tuple(sorted(SCHEMAS + V1_ONLY))
     for name in SCHEMAS:
         assert versions(name) == (1, 2)
         assert latest_version(name) == 2
         assert load_schema(name).version == 2
+    for name in V1_ONLY:
+        assert versions(name) == (1,)
+        last = load_schema(name).raw["fields"][-1]
+        assert last == {"name": "trace_id", "type": ["null", "string"], "default": None, "doc": last["doc"]}
 
 
 def _walk_named(schema: Any, path: str, out: list[str]) -> None:
@@ -88,8 +93,7 @@ def test_crc64_avro_matches_the_avro_spec_vector() -> None:
     assert crc64_avro(b'"int"').to_bytes(8, "little") == bytes.fromhex("8f5c393f1ad57572")
 
 
-@pytest.mark.parametrize("name", SCHEMAS)
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize(("name", "version"), [(n, v) for n in SCHEMAS for v in (1, 2)] + [(n, 1) for n in V1_ONLY])
 def test_fingerprint_matches_fastavro(name: str, version: int) -> None:
     info = load_schema(name, version)
     assert info.fingerprint.hex() == fastavro_fingerprint(info.canonical, "CRC-64-AVRO")
@@ -100,8 +104,9 @@ def test_fingerprint_matches_fastavro(name: str, version: int) -> None:
 
 def test_fingerprint_table_holds_every_version_once() -> None:
     table = fingerprint_table()
-    assert len(table) == 2 * len(SCHEMAS)
-    assert {(i.name, i.version) for i in table.values()} == {(n, v) for n in SCHEMAS for v in (1, 2)}
+    assert len(table) == 2 * len(SCHEMAS) + len(V1_ONLY)
+    assert {(i.name, i.version) for i in table.values()} == {(n, v) for n in SCHEMAS for v in (1, 2)} | {
+        (n, 1) for n in V1_ONLY}
     for fp, info in table.items():
         assert fp == info.fingerprint
 

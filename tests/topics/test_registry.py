@@ -23,9 +23,12 @@ def test_names_and_prefix() -> None:
     assert (t.audio, t.scores, t.alerts, t.rules, t.dlq) == (
         "emowatch.audio.v1", "emowatch.scores.v1", "emowatch.alerts.v1", "emowatch.rules.v1", "emowatch.dlq.v1",
     )
+    assert (t.silences, t.acks, t.notifications) == (
+        "emowatch.silences.v1", "emowatch.acks.v1", "emowatch.notifications.v1")
     p = Topics(prefix="t-1234.")
     assert p.scores == "t-1234.emowatch.scores.v1"
-    assert [name for name, _ in p.specs()] == [p.audio, p.scores, p.alerts, p.rules, p.dlq]
+    assert [name for name, _ in p.specs()] == [p.audio, p.scores, p.alerts, p.rules, p.dlq, p.silences, p.acks,
+                                               p.notifications]
     assert list(p) == [name for name, _ in p.specs()]
     assert p.spec_for_name(p.alerts).logical == "alerts"
     assert p.spec_for_name(t.alerts) is None  # other prefix
@@ -43,6 +46,11 @@ def test_specs_match_the_contract() -> None:
     assert [s.logical for s in SPECS if s.co_partitioned] == ["audio", "scores", "alerts"]
     assert not by["dlq"].has_dlq and by["scores"].has_dlq
     assert by["rules"].key == "rule_set" and by["audio"].key == "call_id"
+    for logical, schema in (("silences", "Silence"), ("acks", "Ack"), ("notifications", "NotificationLog")):
+        assert topic_config(by[logical]) == {"cleanup.policy": "compact", "retention.ms": "-1"}
+        assert by[logical].value_schema == schema and not by[logical].co_partitioned and not by[logical].has_dlq
+    assert (by["silences"].key, by["acks"].key) == ("silence_id", "alert_id")
+    assert by["notifications"].key == "receiver|group_key|status"
 
 
 def test_partition_counts() -> None:
@@ -50,7 +58,8 @@ def test_partition_counts() -> None:
     assert PRODUCER_PARTITIONER == "murmur2_random"  # aiokafka/Java-compatible key hashing
     t = Topics(partitions=12, replication=3)
     counts = {s.logical: t.partitions_for(s) for _, s in t.specs()}
-    assert counts == {"audio": 12, "scores": 12, "alerts": 12, "rules": 1, "dlq": 12}
+    assert counts == {"audio": 12, "scores": 12, "alerts": 12, "rules": 1, "dlq": 12, "silences": 1, "acks": 1,
+                      "notifications": 12}
     assert t.replication == 3
 
 
@@ -85,4 +94,8 @@ def test_check_topics() -> None:
     assert check_topics(t, {**good, t.dlq: 1}) == []
     # rules must be one ordered stream
     assert any(t.rules in p for p in check_topics(t, {**good, t.rules: 3}))
-    assert len(check_topics(t, {})) == 5
+    # so are the notifier's control topics; the notification log follows the shared count but joins nothing
+    control = check_topics(t, {**good, t.silences: 2, t.acks: 4})
+    assert len(control) == 2 and all("expected 1" in p for p in control)
+    assert check_topics(t, {**good, t.notifications: 1}) == []
+    assert len(check_topics(t, {})) == 8
