@@ -21,7 +21,8 @@ from emowatch.streams.cli.topics import topics_app
 # passwords); older typer versions that pyproject allows default to True.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="emowatch: real-time speech-emotion monitoring on Kafka.")
-worker_app = typer.Typer(no_args_is_help=True, help="Run a service (inference agent, rules worker, ClickHouse sink).")
+worker_app = typer.Typer(no_args_is_help=True,
+                         help="Run a service (inference agent, rules worker, ClickHouse sink, notifier).")
 app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(rules_app, name="rules")
@@ -60,6 +61,30 @@ def worker_sink(http_port: int = typer.Option(0, help="Port of /health and /metr
         s = s.with_overrides(sink={"http_port": http_port})
     setup_logging(s.log_level, "sink")
     ClickHouseSink(s).run()
+
+
+@worker_app.command("notify")
+def worker_notify(
+    config: Path = typer.Option(None, "--config", help="Notifier configuration (default: EMOWATCH_NOTIFY__CONFIG_FILE "
+                                                      "or the bundled example)."),
+    http_port: int = typer.Option(0, help="Port of /health and /metrics."),
+) -> None:
+    """Notifier: alerts topic -> grouping, silences, acks -> webhook / email / chat robots / log."""
+    from emowatch.streams.notify.errors import NotifyConfigError
+    from emowatch.streams.notify.receivers.base import ReceiverConfigError
+    from emowatch.streams.notify.service import Notifier
+    from emowatch.streams.observability import setup_logging
+
+    s = _settings()
+    if http_port:
+        s = s.with_overrides(notify={"http_port": http_port})
+    setup_logging(s.log_level, "notify")
+    try:
+        notifier = Notifier(s, config_path=config)
+    except (NotifyConfigError, ReceiverConfigError) as exc:
+        console.print(f"[red]cannot start the notifier:[/] {exc}")
+        raise typer.Exit(2) from None
+    notifier.run()
 
 
 @worker_app.command("rules")

@@ -64,6 +64,7 @@ class Dispatcher:
         self._silences: dict[str, Silence] = {}
         self._acks: dict[str, Ack] = {}
         self._suppressed: list[Suppressed] = []
+        self._flushed: list[str] = []
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -134,11 +135,16 @@ class Dispatcher:
         ready = sorted((g for g in self._groups.values() if g.next_flush_ms <= now_ms),
                        key=lambda g: (g.next_flush_ms, g.key))
         out = []
+        self._flushed = [g.key for g in ready]
         for group in ready:
             notification = self._flush(group, now_ms)
             if notification is not None:
                 out.append(notification)
         return out
+
+    def flushed_keys(self) -> list[str]:
+        """The keys of the groups the last :meth:`due` flushed (with or without a notification)."""
+        return list(self._flushed)
 
     def drain_suppressed(self) -> list[Suppressed]:
         """What was held back since the last call (silenced, muted, acked, black-holed), oldest first."""

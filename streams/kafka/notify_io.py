@@ -1,0 +1,127 @@
+"""The notifier service's Kafka reads besides its alerts consumer group: the notification log read
+whole at start (:func:`read_log`) and the silences + acks topics followed from the beginning by one
+group-less consumer kept open (:class:`ControlFollower`). Both read to the end reported by
+partition-EOF events (exact on tansu and Apache Kafka), like ``notify_control.read_current``.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from emowatch.streams.kafka.clients import base_config, serde_for, topics_for
+from emowatch.streams.kafka.notify_control import ControlReadError
+from emowatch.streams.notify.model import NotificationLogEntry
+from emowatch.streams.settings import KafkaSettings
+from emowatch.topics.serde import SerdeError, decode_key
+
+__all__ = ["ControlFollower", "read_log"]
+
+
+def _groupless(kafka: KafkaSettings) -> Consumer:
+    # A group id is required by librdkafka, but nothing is committed and no group is joined (assign()).
+    return Consumer({**base_config(kafka), "group.id": f"emowatch-notify-ro-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False, "enable.partition.eof": True,
+                     "fetch.wait.max.ms": kafka.fetch_wait_max_ms})
+
+
+def _partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
+    md = AdminClient(base_config(kafka)).list_topics(timeout=10)
+    out = []
+    for topic in topics:
+        if topic not in md.topics or md.topics[topic].error is not None:
+            raise ControlReadError(f"topic {topic} does not exist (create it: `emowatch topics create`)")
+        out += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions]
+    return out
+
+
+def read_log(kafka: KafkaSettings, *, timeout_s: float = 60.0) -> list[NotificationLogEntry]:
+    """Every current entry of the notification log (the latest per key); undecodable records skipped."""
+    topic = topics_for(kafka).notifications
+    serde = serde_for(kafka, "NotificationLog")
+    parts = _partitions(kafka, [topic])
+    consumer = _groupless(kafka)
+    latest: dict[bytes | None, Any] = {}
+    try:
+        consumer.assign(parts)
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(at_end) < len(parts):
+            if time.monotonic() > deadline:
+                raise ControlReadError(f"did not reach the end of {topic} within {timeout_s:g}s")
+            for msg in consumer.consume(num_messages=1000, timeout=0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition())
+                        continue
+                    raise ControlReadError(f"reading {topic} failed: {err}")
+                at_end.discard(msg.partition())
+                if msg.value() is None:
+                    latest.pop(msg.key(), None)
+                    continue
+                try:
+                    latest[msg.key()] = NotificationLogEntry.from_record(
+                        serde.decode(msg.value(), topic=topic, partition=msg.partition(), offset=msg.offset()))
+                except (SerdeError, KeyError, TypeError, ValueError):
+                    continue
+    finally:
+        consumer.close()
+    return list(latest.values())
+
+
+class ControlFollower:
+    """Follows the silences and acks topics from their beginning; :meth:`poll` returns
+    ``(logical, key, record or None)`` for each new record (None: a tombstone or undecodable)."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        t = topics_for(kafka)
+        self._logical = {t.silences: "silences", t.acks: "acks"}
+        self._serde = {t.silences: serde_for(kafka, "Silence"), t.acks: serde_for(kafka, "Ack")}
+        self._parts = _partitions(kafka, list(self._logical))
+        self._at_end: set[tuple[str, int]] = set()
+        self.consumer = _groupless(kafka)
+        self.consumer.assign(self._parts)
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether every partition reached its end once (the state at start is complete)."""
+        return len(self._at_end) >= len(self._parts)
+
+    def poll(self, timeout_s: float = 0.0) -> list[tuple[str, str, dict[str, Any] | None]]:
+        out: list[tuple[str, str, dict[str, Any] | None]] = []
+        for msg in self.consumer.consume(num_messages=500, timeout=timeout_s):
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self._at_end.add((msg.topic(), msg.partition()))
+                continue
+            topic = msg.topic()
+            try:
+                key = decode_key(msg.key(), topic=topic, partition=msg.partition(), offset=msg.offset())
+            except SerdeError:
+                continue
+            record = None
+            if msg.value() is not None:
+                try:
+                    record = self._serde[topic].decode(msg.value(), topic=topic, partition=msg.partition(),
+                                                       offset=msg.offset())
+                except SerdeError:
+                    continue  # a newer writer's record: skip it, never read it as a removal
+            out.append((self._logical[topic], key, record))
+        return out
+
+    def read_to_end(self, timeout_s: float = 30.0) -> list[tuple[str, str, dict[str, Any] | None]]:
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while not self.caught_up:
+            if time.monotonic() > deadline:
+                raise ControlReadError(f"did not reach the end of the silences/acks topics within {timeout_s:g}s")
+            out += self.poll(0.2)
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
