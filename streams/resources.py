@@ -83,6 +83,11 @@ def notify_config() -> Path:
     return _package_path("emowatch.infra", "notify", "notify.yaml")
 
 
+def notify_demo_config() -> Path:
+    """The local demo's notifier configuration (``infra/notify/demo.yaml``: log + local signed webhook)."""
+    return _package_path("emowatch.infra", "notify", "demo.yaml")
+
+
 def schemas_dir() -> Path:
     """The Avro schemas of the topics (``topics/schemas/<Name>.v<N>.avsc``)."""
     return _package_path("emowatch.topics", "schemas")

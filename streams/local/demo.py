@@ -1,7 +1,9 @@
 """`emowatch demo`: the whole path on the embedded local stack, start to finish.
 
 bundled sample calls -> audio topic -> inference agent -> scores topic -> rules worker
--> alerts topic -> ClickHouse sink -> summary queried from ClickHouse.
+-> alerts topic -> ClickHouse sink -> summary queried from ClickHouse, and alerts topic -> notifier
+(``infra/notify/demo.yaml``: a log receiver + the demo's own signed webhook receiver, one
+``delivered`` line per delivery).
 """
 from __future__ import annotations
 
@@ -17,8 +19,15 @@ from rich.table import Table
 from emowatch.streams.kafka.admin import group_lag
 from emowatch.streams.kafka.audio_publisher import AudioPublisher, CallSpec, call_records
 from emowatch.streams.kafka.tail import TopicTail
+from emowatch.streams.local.demo_webhook import DemoWebhook
 from emowatch.streams.local.stack import LocalStack
-from emowatch.streams.resources import default_rules_file, demo_model_dir, sample_manifest, samples_dir  # noqa: F401
+from emowatch.streams.resources import (  # noqa: F401
+    default_rules_file,
+    demo_model_dir,
+    notify_demo_config,
+    sample_manifest,
+    samples_dir,
+)
 
 
 def load_calls(manifest: Path | None = None) -> list[CallSpec]:
@@ -80,6 +89,24 @@ def query_summary(data_dir: Path, database: str = "emowatch") -> tuple[list[str]
         client.close()
 
 
+def start_notifier(stack: LocalStack, data_dir: Path, console: Console) -> DemoWebhook:
+    """The notifier worker with ``infra/notify/demo.yaml``, delivering to a local signed webhook receiver
+    started here; prints a ``delivered`` line per delivery it receives."""
+
+    def delivered(body: dict, signed: bool) -> None:
+        ids = ",".join(str(a.get("alert_id", ""))[:12] for a in body.get("alerts", []))
+        console.print(f"[cyan]delivered[/] {body.get('status', '?'):8} {body.get('group_key', '?')} "
+                      f"alerts={ids} repeat={body.get('repeat')} signature={'ok' if signed else 'BAD'}")
+
+    hook = DemoWebhook(delivered).start()
+    secret_file = data_dir / "notify-secrets.yaml"
+    secret_file.write_text(f"demo_hmac: {hook.secret}\n")
+    secret_file.chmod(0o600)
+    stack.start_worker("notify", ["notify", "--config", str(notify_demo_config())],
+                       env={"EMOWATCH_NOTIFY__SECRETS_FILE": str(secret_file), "NOTIFY_DEMO_PORT": str(hook.port)})
+    return hook
+
+
 def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path | None = None,
              manifest: Path | None = None, realtime: float = 0.0, timeout_s: float = 600.0,
              console: Console | None = None) -> DemoResult:
@@ -96,6 +123,7 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
         kafka = stack.kafka_settings()
         console.print(f"local broker on {stack.bootstrap} (tansu); data in {data_dir}")
         start_pipeline(stack, model_dir=model_dir, rules_file=rules_file)
+        hook = start_notifier(stack, data_dir, console)
         from emowatch.streams.kafka.clients import topics_for
 
         t = topics_for(kafka)
@@ -122,7 +150,10 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
         wait_for_lag_zero(stack, rules_group, [t.scores], timeout_s)
         tail.catch_up(got, timeout_s, on_record=show)  # the last alerts
         wait_for_lag_zero(stack, "emowatch-sink", [t.scores, t.alerts], timeout_s)
+        wait_for_lag_zero(stack, "emowatch-notify", [t.alerts], timeout_s)  # committed = delivered and logged
         tail.close()
+        stack.stop_worker("notify")
+        hook.stop()
         stack.stop_worker("sink")  # releases the embedded ClickHouse (one process per path)
         cols, rows = query_summary(data_dir)
     table = Table(title="Summary (queried from ClickHouse)")
@@ -133,5 +164,5 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
     console.print(table)
     alerts = [a for a in got[t.alerts] if a]
     console.print(f"{sent} chunks -> {len(got[t.scores])} score messages, {len(alerts)} alert events, "
-                  f"{len(got[t.dlq])} dead letters")
+                  f"{len(got[t.dlq])} dead letters, {hook.count} notifications delivered")
     return DemoResult(sent, got[t.scores], alerts, rows, cols, data_dir, got[t.dlq])

@@ -62,9 +62,11 @@ def test_make_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path):
                           env=env, capture_output=True, text=True, timeout=420)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    m = re.search(r"^(\d+) chunks -> (\d+) score messages, (\d+) alert events, (\d+) dead letters$", out, re.M)
+    m = re.search(r"^(\d+) chunks -> (\d+) score messages, (\d+) alert events, (\d+) dead letters, "
+                  r"(\d+) notifications delivered$", out, re.M)
     assert m, out[-4000:]
-    chunks, scores, alerts, dead = map(int, m.groups())
+    chunks, scores, alerts, dead, notified = map(int, m.groups())
+    assert notified >= 1 and re.search(r"^delivered\s+FIRING .* signature=ok", out, re.M), out[-4000:]
     assert chunks > 0 and scores == chunks and dead == 0
     assert alerts >= 1 and re.search(r"^FIRING\s+\S+\s+\S+", out, re.M), "the bundled rules fired no alert"
     assert "Summary (queried from ClickHouse)" in out
