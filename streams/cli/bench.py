@@ -36,3 +36,11 @@ def bench_rules(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
     from emowatch.bench.rules import main
 
     main(quick=quick, json_path=json_path)
+
+
+@bench_app.command("notify")
+def bench_notify(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+    """Alerts through the notifier to a local webhook receiver: deliveries/s and p99 added latency."""
+    from emowatch.bench.notify import main
+
+    main(quick=quick, json_path=json_path)
