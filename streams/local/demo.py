@@ -7,8 +7,10 @@ bundled sample calls -> audio topic -> inference agent -> scores topic -> rules 
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,9 +104,27 @@ def start_notifier(stack: LocalStack, data_dir: Path, console: Console) -> DemoW
     secret_file = data_dir / "notify-secrets.yaml"
     secret_file.write_text(f"demo_hmac: {hook.secret}\n")
     secret_file.chmod(0o600)
-    stack.start_worker("notify", ["notify", "--config", str(notify_demo_config())],
-                       env={"EMOWATCH_NOTIFY__SECRETS_FILE": str(secret_file), "NOTIFY_DEMO_PORT": str(hook.port)})
+    worker = stack.start_worker("notify", ["notify", "--config", str(notify_demo_config())],
+                                env={"EMOWATCH_NOTIFY__SECRETS_FILE": str(secret_file),
+                                     "NOTIFY_DEMO_PORT": str(hook.port)})
+    # Wait until the notifier owns the alerts partitions: the demo streams faster than real time, and a
+    # notifier that joins late reads an episode's FIRING and RESOLVED together and, like Alertmanager,
+    # sends nothing for an alert that resolved before its group's first notification.
+    deadline = time.monotonic() + 120
+    while _health(worker.http_port).get("assigned_partitions", 0) == 0:
+        stack.check_workers()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the notifier did not join its consumer group within 120 s")
+        time.sleep(0.2)
     return hook
+
+
+def _health(port: int) -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path | None = None,

@@ -106,7 +106,9 @@ def needs_notify(last: Sent | None, firing: frozenset[str], resolved: frozenset[
                  now_ms: int, repeat_interval_ms: int) -> bool:
     """Whether a flush with these (unsilenced, unacked) firing and resolved alerts sends a notification.
 
-    * never notified: only if something fires (alerts that fired and resolved unseen stay unseen);
+    * never notified: if anything fired, even if it has resolved since: an episode that met its
+      rule (``for:`` already filtered flaps upstream) is news to the receiver, unlike Alertmanager,
+      which drops alerts that resolved before the group's first notification;
     * an alert fires that the last notification did not list as firing: yes;
     * nothing fires any more: a RESOLVED notification if the receiver wants resolved alerts and the
       last notification listed firing ones;
@@ -114,7 +116,7 @@ def needs_notify(last: Sent | None, firing: frozenset[str], resolved: frozenset[
     * else a reminder once ``repeat_interval`` has passed since the last notification.
     """
     if last is None:
-        return bool(firing)
+        return bool(firing) or bool(resolved)
     if not firing <= last.firing:
         return True
     if not firing:

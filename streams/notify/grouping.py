@@ -213,7 +213,8 @@ class Dispatcher:
         resolved_ids = frozenset(a["alert_id"] for a in resolved)
         notification = None
         if needs_notify(history.last, firing_ids, resolved_ids, send_resolved, now_ms, route.repeat_interval):
-            alerts = sort_alerts(firing + (resolved if send_resolved else []))
+            # the first notification of a group also lists episodes that are already over: they are news
+            alerts = sort_alerts(firing + (resolved if send_resolved or history.last is None else []))
             status = FIRING if firing else RESOLVED
             states = tuple(sorted((str(a["alert_id"]), str(a["status"])) for a in alerts))
             content = content_key(status, states)

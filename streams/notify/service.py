@@ -105,6 +105,7 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.fatal: str | None = None
         self.ready = False
+        self.assigned: set[tuple[str, int]] = set()  # alerts partitions this instance owns
         self.delivered = 0
         self.acks_applied = 0
         self._bad: list[tuple[Message, DeadLetterError]] = []  # dead letters to send before the next commit
@@ -118,7 +119,8 @@ class Notifier:
                 "receivers": {name: [i.label for i in ints] for name, ints in self.receivers.items()},
                 "groups": self.dispatcher.group_count, "silences": len(self.dispatcher.silences()),
                 "acks": self.acks_applied,
-                "in_flight_notifications": len(self._tasks), "pending_alerts": self.ledger.in_flight()}
+                "in_flight_notifications": len(self._tasks), "pending_alerts": self.ledger.in_flight(),
+                "assigned_partitions": len(self.assigned)}
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -152,7 +154,8 @@ class Notifier:
             for item in await self._k(self.control.read_to_end):
                 self._apply_control(*item)
             await self._k(self.consumer.subscribe, [self.topics.alerts], on_revoke=self._on_revoke,
-                          on_lost=self._on_lost)
+                          on_lost=self._on_lost, on_assign=lambda _c, ps: self.assigned.update(
+                              (p.topic, p.partition) for p in ps))
             self.ready = True
             log.info("notifier ready", extra={"log_entries": len(entries), "silences": len(self.dispatcher.silences()),
                                               "topic": self.topics.alerts})
@@ -375,6 +378,7 @@ class Notifier:
                 if pos is not None:
                     offsets.append(TopicPartition(p.topic, p.partition, pos))
                 self.ledger.forget(p.topic, p.partition)
+                self.assigned.discard((p.topic, p.partition))
         if offsets:
             try:
                 consumer.commit(offsets=offsets, asynchronous=False)
@@ -385,6 +389,7 @@ class Notifier:
         with self._lock:
             for p in partitions:
                 self.ledger.forget(p.topic, p.partition)
+                self.assigned.discard((p.topic, p.partition))
 
 
 def _labelled(metrics: StageMetrics, name: str, doc: str, labels: list[str]):

@@ -130,8 +130,10 @@ def test_latest_status_wins_and_duplicates_are_no_ops(dispatcher, make_alert, t0
     assert dispatcher.add(make_alert("a1", "RESOLVED"), t0 + 2 * S)
     assert dispatcher.add(make_alert("a1", "RESOLVED"), t0 + 3 * S) == []
     assert dispatcher.add(make_alert("a1"), t0 + 4 * S) == []  # a late FIRING does not reopen it
-    # fired and resolved before anyone was told: nothing to say (Alertmanager)
-    assert dispatcher.due(t0 + 5 * S) == [] and dispatcher.group_count == 0
+    # fired and resolved before anyone was told: the episode is still news (unlike Alertmanager)
+    (n,) = dispatcher.due(t0 + 5 * S)
+    assert n.status == "RESOLVED" and ids(n) == [("a1", "RESOLVED")] and dispatcher.group_count == 0
+    assert dispatcher.due(t0 + 6 * S) == []  # told once
     assert dispatcher.add(make_alert("a1"), t0 + 10 * S) == []  # still remembered as resolved
 
 
