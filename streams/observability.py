@@ -57,8 +57,8 @@ class StageMetrics:
     def gauge(self, name: str, doc: str) -> Gauge:
         return Gauge(f"emowatch_{name}", doc, registry=self.registry)
 
-    def counter(self, name: str, doc: str) -> Counter:
-        return Counter(f"emowatch_{name}", doc, registry=self.registry)
+    def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(f"emowatch_{name}", doc, list(labels), registry=self.registry)
 
 
 class HealthServer:

@@ -142,6 +142,8 @@ class NotifySettings(_Section):
     group_id: str = "emowatch-notify"
     http_port: int = Field(0, ge=0, le=65535)
     http_bind: str = "127.0.0.1"
+    # Seconds between checks of the config and secrets files for a change (hot reload; SIGHUP reloads at once).
+    reload_check_s: float = Field(2.0, gt=0, le=3600)
 
     def config_path(self) -> Path:
         """``config_file``, or the bundled ``infra/notify/notify.yaml``."""

@@ -5,11 +5,12 @@ partition-EOF events (exact on tansu and Apache Kafka), like ``notify_control.re
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from emowatch.streams.kafka.clients import base_config, serde_for, topics_for
@@ -18,7 +19,9 @@ from emowatch.streams.notify.model import NotificationLogEntry
 from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.serde import SerdeError, decode_key
 
-__all__ = ["ControlFollower", "read_log"]
+__all__ = ["ControlFollower", "read_log", "rewind_to_committed"]
+
+log = logging.getLogger("emowatch.notify")
 
 
 def _groupless(kafka: KafkaSettings) -> Consumer:
@@ -125,3 +128,21 @@ class ControlFollower:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def rewind_to_committed(consumer: Consumer, timeout_s: float = 10.0) -> int:
+    """Seek each partition assigned to ``consumer`` to its committed offset (the beginning when none
+    is committed: ``auto.offset.reset=earliest``, as at a restart), so records read but not committed
+    are read again (the notifier's config reload). Returns how many partitions were rewound."""
+    assigned = consumer.assignment()
+    if not assigned:
+        return 0
+    n = 0
+    for tp in consumer.committed(assigned, timeout=timeout_s):
+        offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        try:
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            n += 1
+        except KafkaException as exc:  # not fetching yet: it starts from the committed offset anyway
+            log.debug("seek skipped", extra={"topic": tp.topic, "partition": tp.partition, "error": str(exc)})
+    return n

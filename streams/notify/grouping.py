@@ -117,6 +117,9 @@ class Dispatcher:
     def silences(self) -> list[Silence]:
         return sorted(self._silences.values(), key=lambda s: s.id)
 
+    def acks(self) -> list[Ack]:
+        return list(self._acks.values())
+
     def ack(self, ack: Ack) -> bool:
         """Acknowledge an alert (no more FIRING notifications about it); True if the alert is in a group
         now (an ack of an alert not seen yet is kept for ``retention_ms``)."""

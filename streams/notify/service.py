@@ -18,7 +18,7 @@ notification that includes it was delivered and logged, or dead-lettered (or it 
 or was suppressed). At start the notification log is read whole and seeded, and the silences and
 acks topics are read to their end, before any alert is consumed; then they are followed. So a
 crash re-delivers at most the notifications in flight (same ``Idempotency-Key``). SIGTERM: stop
-consuming, finish in-flight deliveries, flush, commit, exit 0.
+consuming, finish in-flight deliveries, flush, commit, exit 0. Config hot reload: ``reload.py``.
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from emowatch.streams.notify.model import Notification, NotificationLogEntry
 from emowatch.streams.notify.receivers.base import DeliveryResult, deliver_to
 from emowatch.streams.notify.receivers.factory import Integration, build_receivers, close_all
 from emowatch.streams.notify.records import ack_from_record, silence_from_record
+from emowatch.streams.notify.reload import ConfigReloader, reload_config
 from emowatch.streams.notify.secret_store import SecretStore
 from emowatch.streams.notify.templates import render_for
 from emowatch.streams.observability import HealthServer, StageMetrics
@@ -90,12 +91,14 @@ class Notifier:
         self.control: ControlFollower | None = None
         m = self.metrics = StageMetrics("notify")
         self.dlq = DeadLetters(settings.kafka, self.topics.dlq, ns.group_id, metrics=m, producer=self.producer)
-        self.m_suppressed = _labelled(m, "notify_suppressed_total", "Alerts held back", ["reason"])
-        self.m_deliveries = _labelled(m, "notify_deliveries_total", "Deliveries per integration",
-                                      ["receiver", "integration", "outcome"])
+        self.m_suppressed = m.counter("notify_suppressed", "Alerts held back", ("reason",))
+        self.m_deliveries = m.counter("notify_deliveries", "Deliveries per integration",
+                                      ("receiver", "integration", "outcome"))
         self.m_latency = m.histogram("notify_delivery_latency_seconds",
                                      "Alert event on the topic -> receiver acknowledged (first sends)",
                                      (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.reloader = ConfigReloader(self.config_path, ns.secrets_file, ns.reload_check_s, m.registry,
+                                       config_variables)
         self.m_replays = m.counter("notify_replays_skipped", "Replay alerts skipped (replays never notify)")
         self._origins: dict[str, tuple[Source, int]] = {}  # alert_id -> (latest event as read, its topic time ms)
         self._tasks: set[asyncio.Task] = set()
@@ -118,7 +121,7 @@ class Notifier:
         return {"status": status, "error": self.fatal, "config_file": str(self.config_path),
                 "receivers": {name: [i.label for i in ints] for name, ints in self.receivers.items()},
                 "groups": self.dispatcher.group_count, "silences": len(self.dispatcher.silences()),
-                "acks": self.acks_applied,
+                "acks": self.acks_applied, "config_reload": self.reloader.status(),
                 "in_flight_notifications": len(self._tasks), "pending_alerts": self.ledger.in_flight(),
                 "assigned_partitions": len(self.assigned)}
 
@@ -128,6 +131,7 @@ class Notifier:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+            signal.signal(signal.SIGHUP, lambda *_: self.reloader.request())  # reload the configuration
         ns = self.s.notify
         self.http = HealthServer(ns.http_port, self.metrics.registry, self.health, host=ns.http_bind).start()
         log.info("notifier starting", extra={"config": str(self.config_path), "http_port": self.http.port,
@@ -170,6 +174,8 @@ class Notifier:
                 self._dispatch()
                 self._report_suppressed()
                 await self._commit()
+                if self.reloader.pending():
+                    await reload_config(self)
             await self._drain()
         finally:
             await self._k(self._close)
@@ -390,9 +396,3 @@ class Notifier:
             for p in partitions:
                 self.ledger.forget(p.topic, p.partition)
                 self.assigned.discard((p.topic, p.partition))
-
-
-def _labelled(metrics: StageMetrics, name: str, doc: str, labels: list[str]):
-    from prometheus_client import Counter
-
-    return Counter(f"emowatch_{name.removesuffix('_total')}", doc, labels, registry=metrics.registry)

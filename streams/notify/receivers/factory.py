@@ -3,8 +3,8 @@
 :func:`build_receivers` returns, per receiver name, a list of :class:`Integration` (``kind``,
 ``index``, the receiver object, its :class:`RetryPolicy` and whether it wants RESOLVED alerts).
 Secrets must have been resolved at load (``load_config(..., secrets=SecretStore)``). Email's
-smarthost is the only host its receiver may contact. ``apprise`` integrations are not built yet
-(:class:`ReceiverConfigError`).
+smarthost is the only host its receiver may contact. ``apprise`` integrations are
+``robots.AppriseReceiver`` (their URLs are secrets, not checked against the allow-list).
 """
 from __future__ import annotations
 
@@ -76,6 +76,9 @@ def _build(name: str, kind: str, cfg: Any, allowed: list[str]) -> Any:
         url = _secret(cfg.url) or ""
         token = url.split("/services/", 1)[-1]
         return robot_receiver(name, "slack", token=token, allowed_hosts=allowed, **common)
+    if kind == "apprise":
+        from emowatch.streams.notify.receivers.robots import AppriseReceiver
+        return AppriseReceiver(name, [_secret(u) or "" for u in cfg.urls], **common)
     raise ReceiverConfigError(f"receiver {name}: integration kind {kind!r} is not supported by the notifier service")
 
 

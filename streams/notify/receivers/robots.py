@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
 
@@ -50,7 +50,8 @@ from emowatch.streams.notify.receivers.base import ReceiverConfigError
 from emowatch.streams.notify.receivers.errcode_robots import DingTalkReceiver, WeComReceiver
 from emowatch.streams.notify.receivers.safety import HostAllowList, mask_in_library_logs
 
-__all__ = ["APPRISE_KINDS", "ROBOT_KINDS", "RobotKind", "RobotReceiver", "apprise_url", "robot_receiver"]
+__all__ = ["APPRISE_KINDS", "ROBOT_KINDS", "AppriseReceiver", "RobotKind", "RobotReceiver", "apprise_url",
+           "robot_receiver", "url_secrets"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +138,56 @@ class RobotReceiver:
 
     def __repr__(self) -> str:
         return f"RobotReceiver(name={self.name!r}, kind={self.kind!r})"
+
+
+def url_secrets(url: str) -> list[str]:
+    """What of an Apprise URL to mask in logs: the URL (with and without its scheme), its user and
+    password, every path segment and query value (Apprise logs the URL it posts to rewritten, e.g.
+    ``json://`` as ``http://``, so the parts are masked too). The host is not a secret."""
+    url = url.strip()
+    parts = urlsplit(url)
+    out = [url, url.split("://", 1)[-1], parts.username, parts.password]
+    out += [unquote(seg) for seg in parts.path.split("/")]
+    out += [v for _k, v in parse_qsl(parts.query)]
+    return [s for s in out if s]
+
+
+class AppriseReceiver:
+    """The generic ``apprise`` integration: any Apprise URLs (secrets), one notify to all of them per
+    send. Same handling as :class:`RobotReceiver`: a fresh Apprise object per send, markdown body,
+    any failure (of any URL) is transient, URLs masked in library logs and never in errors. Apprise
+    URLs are not checked against the allow-list (the operator's secrets name the hosts)."""
+
+    kind = "apprise"
+
+    def __init__(self, name: str, urls: Iterable[str], *, send_resolved: bool = False) -> None:
+        self.name = name
+        self.send_resolved = send_resolved
+        self._urls = [u.strip() for u in urls if u and u.strip()]
+        if not self._urls:
+            raise ReceiverConfigError(f"apprise receiver {name}: no URL")
+        mask_in_library_logs([s for u in self._urls for s in url_secrets(u)])  # before Apprise sees them
+        self._apprise()  # refuses a malformed URL now rather than at the first alert
+
+    def _apprise(self) -> apprise.Apprise:
+        ap = apprise.Apprise()
+        for i, url in enumerate(self._urls):
+            if not ap.add(url):
+                raise ReceiverConfigError(f"apprise receiver {self.name}: Apprise refused URL #{i + 1} "
+                                          "(unknown scheme or wrong format?)")
+        return ap
+
+    async def send(self, notification: Notification, rendered: Rendered) -> None:
+        """One Apprise notify to every URL; returns on success, raises TransientDeliveryError otherwise."""
+        notify_type = apprise.NotifyType.SUCCESS if notification.status == "RESOLVED" else apprise.NotifyType.FAILURE
+        ok = await self._apprise().async_notify(body=rendered.body, title=rendered.title,
+                                              body_format=apprise.NotifyFormat.MARKDOWN, notify_type=notify_type)
+        if not ok:
+            raise TransientDeliveryError(f"apprise receiver {self.name} ({len(self._urls)} URLs): not accepted "
+                                         "(Apprise reports failure only)")
+
+    async def close(self) -> None:
+        """Nothing to release (Apprise opens a connection per request)."""
+
+    def __repr__(self) -> str:
+        return f"AppriseReceiver(name={self.name!r}, urls={len(self._urls)})"
