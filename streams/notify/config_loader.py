@@ -217,3 +217,9 @@ def _dotted(path: Loc) -> str:
 
 def _sorted(errors: list[NotifyConfigError]) -> list[NotifyConfigError]:
     return sorted(dict.fromkeys(errors), key=lambda e: (e.line, e.column))
+
+
+def environment_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """``${NAME}`` values a running notifier offers its configuration: the ``NOTIFY_*`` entries of
+    ``environ`` (the process environment) only, so a config cannot read other secrets."""
+    return {k: v for k, v in environ.items() if k.startswith("NOTIFY_")}

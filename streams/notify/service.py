@@ -40,7 +40,7 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters, source_of
 from emowatch.streams.kafka.notify_io import ControlFollower, read_log
-from emowatch.streams.notify.config_loader import load_config
+from emowatch.streams.notify.config_loader import environment_variables, load_config
 from emowatch.streams.notify.errors import InvalidAlertError, MatcherError
 from emowatch.streams.notify.grouping import Dispatcher
 from emowatch.streams.notify.ledger import DeliveryLedger
@@ -59,15 +59,11 @@ from emowatch.topics.serde import SerdeError, encode_key
 
 log = logging.getLogger("emowatch.notify")
 MAX_ORIGINS = 200_000
+COMMIT_EVERY_S = 0.1
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def config_variables() -> dict[str, str]:
-    """``${NAME}`` values for the configuration: the environment's ``NOTIFY_*`` variables only."""
-    return {k: v for k, v in os.environ.items() if k.startswith("NOTIFY_")}
 
 
 class Notifier:
@@ -79,7 +75,7 @@ class Notifier:
         self.config_path = Path(config_path or settings.notify.config_path())
         ns = settings.notify
         secrets = SecretStore.from_file(ns.secrets_file) if ns.secrets_file else None
-        self.config = load_config(self.config_path, secrets=secrets, variables=config_variables())
+        self.config = load_config(self.config_path, secrets=secrets, variables=environment_variables(os.environ))
         self.receivers = build_receivers(self.config)
         self.dispatcher = Dispatcher(self.config)
         self.ledger = DeliveryLedger()
@@ -98,7 +94,7 @@ class Notifier:
                                      "Alert event on the topic -> receiver acknowledged (first sends)",
                                      (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
         self.reloader = ConfigReloader(self.config_path, ns.secrets_file, ns.reload_check_s, m.registry,
-                                       config_variables)
+                                       lambda: environment_variables(os.environ))
         self.m_replays = m.counter("notify_replays_skipped", "Replay alerts skipped (replays never notify)")
         self._origins: dict[str, tuple[Source, int]] = {}  # alert_id -> (latest event as read, its topic time ms)
         self._tasks: set[asyncio.Task] = set()
@@ -108,6 +104,7 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.fatal: str | None = None
         self.ready = False
+        self._last_commit = 0.0
         self.assigned: set[tuple[str, int]] = set()  # alerts partitions this instance owns
         self.delivered = 0
         self.acks_applied = 0
@@ -173,7 +170,7 @@ class Notifier:
                     self._apply_control(*item)
                 self._dispatch()
                 self._report_suppressed()
-                await self._commit()
+                await self._commit(final=False)
                 if self.reloader.pending():
                     await reload_config(self)
             await self._drain()
@@ -355,14 +352,19 @@ class Notifier:
 
     # -- offsets ----------------------------------------------------------------------------------
 
-    async def _commit(self) -> None:
-        bad, self._bad = self._bad, []
+    async def _commit(self, final: bool = True) -> None:
+        """Commit the done prefix: in the loop asynchronously and at most every COMMIT_EVERY_S (a
+        synchronous commit per loop held up polling: p99 158 -> see docs/benchmarks.md); ``final``
+        (drain, reload) synchronously."""
+        if not (final or self._bad) and time.monotonic() - self._last_commit < COMMIT_EVERY_S:
+            return
+        bad, self._bad, self._last_commit = self._bad, [], time.monotonic()
         with self._lock:
             positions = self.ledger.committable()
         if positions or bad:
-            await self._k(self._commit_sync, positions, bad)
+            await self._k(self._commit_sync, positions, bad, not final)
 
-    def _commit_sync(self, positions: dict[tuple[str, int], int], bad: list) -> None:
+    def _commit_sync(self, positions: dict[tuple[str, int], int], bad: list, asynchronous: bool = False) -> None:
         for msg, error in bad:
             call_id = msg.key().decode("utf-8", "replace") if msg.key() else None
             self.dlq.send(msg, error, call_id=call_id)
@@ -372,7 +374,7 @@ class Notifier:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except Exception as exc:  # noqa: BLE001 - a lost generation: the next owner re-reads them
             log.warning("commit failed", extra={"error": str(exc)})
 
