@@ -13,11 +13,9 @@ Targets (reported, never asserted): >= 1,000 deliveries/s, p99 <= 100 ms.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
 import textwrap
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -30,16 +28,15 @@ RATE = 200
 
 
 class Receiver:
-    """aiohttp on 127.0.0.1 in a thread; records (alert_id, arrival time) per request."""
+    """A local webhook receiver (``BackgroundApp``); records (alert_id, arrival time) per request."""
 
     def __init__(self) -> None:
         from aiohttp import web
 
+        from emowatch.streams.local.http_thread import BackgroundApp
+
         self.arrivals: dict[str, float] = {}
         self.requests = 0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
 
         async def handle(request: web.Request) -> web.Response:
             body = await request.read()
@@ -49,29 +46,12 @@ class Receiver:
                 self.arrivals.setdefault(a["alert_id"], now)
             return web.Response(status=200)
 
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_post("/hook", handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
+        self._server = BackgroundApp(lambda app: app.router.add_post("/hook", handle), name="bench-receiver",
+                                     backlog=1024).start()
+        self.port = self._server.port
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
 
 
 def _config(data: Path, port: int) -> tuple[Path, Path]:

@@ -3,10 +3,8 @@ HTTP server (aiohttp in a thread, so synchronous tests, Apprise's worker threads
 reach it), a no-sleep stand-in for :func:`deliver`'s sleep, and a self-signed TLS certificate."""
 from __future__ import annotations
 
-import asyncio
 import ssl
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from emowatch.streams.local.http_thread import BackgroundApp
 from emowatch.streams.notify.model import Notification, Rendered
 
 NOW_MS = int(time.time() * 1000)
@@ -78,33 +77,15 @@ class HttpSink:
     port: int = 0
 
     def start(self) -> HttpSink:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
         async def handle(request: web.Request) -> web.Response:
             self.requests.append(Request(request.method, request.path, dict(request.query), dict(request.headers),
                                          await request.read(), request.raw_path))
             status, body, headers = self.replies.pop(0) if self.replies else self.default
             return web.Response(status=status, body=body, headers=headers)
 
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="http-sink", daemon=True)
-        self._thread.start()
-        assert ready.wait(10), "HTTP sink did not start"
+        self._server = BackgroundApp(lambda app: app.router.add_route("*", "/{tail:.*}", handle),
+                                     name="http-sink").start()
+        self.port = self._server.port
         return self
 
     @property
@@ -122,10 +103,7 @@ class HttpSink:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; got {len(self.requests)} request(s)")
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        self._server.stop()
 
 
 @pytest.fixture

@@ -91,31 +91,47 @@ def read_acks(kafka: KafkaSettings, *, timeout_s: float = 15.0) -> dict[str, dic
 
 
 def read_current(kafka: KafkaSettings, logical: str, *, timeout_s: float = 15.0) -> dict[str, dict[str, Any]]:
-    """Read ``silences`` or ``acks`` from the beginning to its end; key -> latest decoded record.
-
-    Records that do not decode are skipped (a newer writer's garbage must not hide the rest);
-    a tombstone (null value) removes its key. Raises :class:`ControlReadError` when the topic
-    does not exist or its end is not reached within ``timeout_s``."""
+    """Read ``silences`` or ``acks`` from the beginning to its end; key -> latest decoded record."""
     schema, _key_field = _SCHEMAS[logical]
-    topic = topics_for(kafka).name(logical)
-    serde = serde_for(kafka, schema)
+    return read_compacted(kafka, topics_for(kafka).name(logical), schema, timeout_s=timeout_s)
+
+
+def groupless_consumer(kafka: KafkaSettings) -> Consumer:
+    """A consumer for ``assign()``: librdkafka wants a group id, but no group is joined, nothing committed."""
+    return Consumer({**base_config(kafka), "group.id": f"emowatch-ro-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False, "enable.partition.eof": True,
+                     "fetch.wait.max.ms": kafka.fetch_wait_max_ms})
+
+
+def partitions_from_start(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` at its beginning; :class:`ControlReadError` for a missing topic."""
     md = AdminClient(base_config(kafka)).list_topics(timeout=10)
-    if topic not in md.topics or md.topics[topic].error is not None:
-        raise ControlReadError(f"topic {topic} does not exist (create it: `emowatch topics create`)")
-    parts = list(md.topics[topic].partitions)
-    # A group id is required by librdkafka, but nothing is committed and no group is joined (assign()).
-    consumer = Consumer({**base_config(kafka), "group.id": f"emowatch-ctl-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "fetch.wait.max.ms": kafka.fetch_wait_max_ms})
+    out = []
+    for topic in topics:
+        if topic not in md.topics or md.topics[topic].error is not None:
+            raise ControlReadError(f"topic {topic} does not exist (create it: `emowatch topics create`)")
+        out += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions]
+    return out
+
+
+def read_compacted(kafka: KafkaSettings, topic: str, schema: str, *,
+                   timeout_s: float = 15.0) -> dict[str, dict[str, Any]]:
+    """Read a compacted topic from the beginning to its end (partition-EOF events: exact on tansu and
+    Apache Kafka); key -> latest decoded record. Records that do not decode are skipped (a newer
+    writer's garbage must not hide the rest); a tombstone (null value) removes its key. Raises
+    :class:`ControlReadError` when the topic does not exist or its end is not reached in ``timeout_s``."""
+    serde = serde_for(kafka, schema)
+    parts = partitions_from_start(kafka, [topic])
+    consumer = groupless_consumer(kafka)
     out: dict[str, dict[str, Any]] = {}
     try:
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        consumer.assign(parts)
         at_end: set[int] = set()
         deadline = time.monotonic() + timeout_s
         while len(at_end) < len(parts):
             if time.monotonic() > deadline:
                 raise ControlReadError(f"did not reach the end of {topic} within {timeout_s:g}s")
-            for msg in consumer.consume(num_messages=500, timeout=0.2):
+            for msg in consumer.consume(num_messages=1000, timeout=0.2):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:

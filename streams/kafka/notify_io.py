@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
-from emowatch.streams.kafka.clients import base_config, serde_for, topics_for
-from emowatch.streams.kafka.notify_control import ControlReadError
+from emowatch.streams.kafka.clients import serde_for, topics_for
+from emowatch.streams.kafka.notify_control import (
+    ControlReadError,
+    groupless_consumer,
+    partitions_from_start,
+    read_compacted,
+)
 from emowatch.streams.notify.model import NotificationLogEntry
 from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.serde import SerdeError, decode_key
@@ -24,56 +27,16 @@ __all__ = ["ControlFollower", "read_log", "rewind_to_committed"]
 log = logging.getLogger("emowatch.notify")
 
 
-def _groupless(kafka: KafkaSettings) -> Consumer:
-    # A group id is required by librdkafka, but nothing is committed and no group is joined (assign()).
-    return Consumer({**base_config(kafka), "group.id": f"emowatch-notify-ro-{uuid.uuid4().hex[:8]}",
-                     "enable.auto.commit": False, "enable.partition.eof": True,
-                     "fetch.wait.max.ms": kafka.fetch_wait_max_ms})
-
-
-def _partitions(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:
-    md = AdminClient(base_config(kafka)).list_topics(timeout=10)
-    out = []
-    for topic in topics:
-        if topic not in md.topics or md.topics[topic].error is not None:
-            raise ControlReadError(f"topic {topic} does not exist (create it: `emowatch topics create`)")
-        out += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions]
-    return out
-
-
 def read_log(kafka: KafkaSettings, *, timeout_s: float = 60.0) -> list[NotificationLogEntry]:
     """Every current entry of the notification log (the latest per key); undecodable records skipped."""
-    topic = topics_for(kafka).notifications
-    serde = serde_for(kafka, "NotificationLog")
-    parts = _partitions(kafka, [topic])
-    consumer = _groupless(kafka)
-    latest: dict[bytes | None, Any] = {}
-    try:
-        consumer.assign(parts)
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_end) < len(parts):
-            if time.monotonic() > deadline:
-                raise ControlReadError(f"did not reach the end of {topic} within {timeout_s:g}s")
-            for msg in consumer.consume(num_messages=1000, timeout=0.2):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(msg.partition())
-                        continue
-                    raise ControlReadError(f"reading {topic} failed: {err}")
-                at_end.discard(msg.partition())
-                if msg.value() is None:
-                    latest.pop(msg.key(), None)
-                    continue
-                try:
-                    latest[msg.key()] = NotificationLogEntry.from_record(
-                        serde.decode(msg.value(), topic=topic, partition=msg.partition(), offset=msg.offset()))
-                except (SerdeError, KeyError, TypeError, ValueError):
-                    continue
-    finally:
-        consumer.close()
-    return list(latest.values())
+    out = []
+    for record in read_compacted(kafka, topics_for(kafka).notifications, "NotificationLog",
+                                 timeout_s=timeout_s).values():
+        try:
+            out.append(NotificationLogEntry.from_record(record))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 class ControlFollower:
@@ -84,9 +47,9 @@ class ControlFollower:
         t = topics_for(kafka)
         self._logical = {t.silences: "silences", t.acks: "acks"}
         self._serde = {t.silences: serde_for(kafka, "Silence"), t.acks: serde_for(kafka, "Ack")}
-        self._parts = _partitions(kafka, list(self._logical))
+        self._parts = partitions_from_start(kafka, list(self._logical))
         self._at_end: set[tuple[str, int]] = set()
-        self.consumer = _groupless(kafka)
+        self.consumer = groupless_consumer(kafka)
         self.consumer.assign(self._parts)
 
     @property

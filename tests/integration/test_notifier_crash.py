@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections import defaultdict
 
 import pytest
@@ -13,6 +12,7 @@ from notify_helpers import alert, publish, verified, wait_until, write_config
 
 from emowatch.streams.kafka.admin import group_lag
 from emowatch.streams.kafka.clients import group_name, topics_for
+from emowatch.streams.local.http_thread import BackgroundApp
 from emowatch.streams.local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -24,45 +24,24 @@ class SlowReceiver:
 
     def __init__(self) -> None:
         self.requests: list = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        lock = asyncio.Lock()
 
         class Req:
             def __init__(self, headers, body):
                 self.headers, self.body = headers, body
 
         async def handle(request: web.Request) -> web.Response:
-            async with self._lock:
+            async with lock:
                 body = await request.read()
                 await asyncio.sleep(0.02)
                 self.requests.append(Req(dict(request.headers), body))
             return web.Response(status=200)
 
-        async def serve() -> None:
-            self._lock = asyncio.Lock()
-            app = web.Application()
-            app.router.add_post("/hook", handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
+        self._server = BackgroundApp(lambda app: app.router.add_post("/hook", handle), name="slow-receiver").start()
+        self.port = self._server.port
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
 
 
 def test_kill_9_and_restart_delivers_everything_once_or_as_keyed_repeats(broker, tmp_path, unique, size):
