@@ -6,14 +6,18 @@ Every problem becomes a :class:`RuleFileError` with the line of the offending ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from emowatch.rules.crosscheck import cross_check
 from emowatch.rules.errors import RuleFileError
 from emowatch.rules.model import RuleSet, canonical_version, resolve_rule
-from emowatch.rules.yamlsource import SourceDoc, parse_document
+from emowatch.rules.yamlsource import (
+    dotted,
+    parse_document,
+    sorted_errors,
+    validation_errors,
+)
 from emowatch.streams.resources import rule_files
 
 
@@ -51,13 +55,13 @@ def _parse(text: str, name: str) -> tuple[RuleSet | None, list[RuleFileError]]:
     try:
         ruleset = RuleSet.model_validate(doc.data)
     except ValidationError as exc:
-        errors.extend(_from_validation(exc, doc, name))
-        return None, _sorted(errors)
+        errors.extend(validation_errors(exc, doc, name, RuleFileError))
+        return None, sorted_errors(errors)
     for path, reason in cross_check(ruleset, doc.data):
         line, col = doc.position(path)
-        errors.append(RuleFileError(name, line, col, f"{_dotted(path)}: {reason}"))
+        errors.append(RuleFileError(name, line, col, f"{dotted(path)}: {reason}"))
     if errors:
-        return None, _sorted(errors)
+        return None, sorted_errors(errors)
     resolved = [resolve_rule(rule, ruleset.defaults) for rule in ruleset.rules]
     object.__setattr__(ruleset, "rules", resolved)  # frozen model: set once, before anyone sees it
     ruleset._version = canonical_version(doc.data)
@@ -67,39 +71,8 @@ def _parse(text: str, name: str) -> tuple[RuleSet | None, list[RuleFileError]]:
     return ruleset, []
 
 
-def _from_validation(exc: ValidationError, doc: SourceDoc, name: str) -> list[RuleFileError]:
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        line, col = doc.position(loc)
-        path = _data_path(loc, doc)
-        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            reason = f"unknown key {loc[-1]!r} in {_dotted(path[:-1]) or 'the top level'}"
-        elif kind == "missing":
-            reason = f"missing required key {loc[-1]!r} in {_dotted(path) or 'the top level'}"
-        else:
-            reason = f"{_dotted(path)}: {msg}" if path else msg
-        out.append(RuleFileError(name, line, col, reason))
-    return out
 
 
-def _data_path(loc: tuple[Any, ...], doc: SourceDoc) -> tuple[Any, ...]:
-    path: tuple[Any, ...] = ()
-    for part in loc:
-        if path + (part,) in doc.positions:
-            path += (part,)
-    return path
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
-
-def _sorted(errors: list[RuleFileError]) -> list[RuleFileError]:
-    unique = list(dict.fromkeys(errors))
-    return sorted(unique, key=lambda e: (e.line, e.column))

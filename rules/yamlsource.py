@@ -149,3 +149,43 @@ def parse_document(text: str, name: str, error: type[SourceFileError],
         errors.append(error(name, 1, 1, not_mapping))
         return None, errors
     return doc, errors
+
+
+def data_path(loc: tuple[Any, ...], doc: SourceDoc) -> tuple[Any, ...]:
+    """The part of a pydantic error location that names keys present in the document."""
+    path: tuple[Any, ...] = ()
+    for part in loc:
+        if path + (part,) in doc.positions:
+            path += (part,)
+    return path
+
+
+def dotted(path: tuple[Any, ...]) -> str:
+    """``("rules", 0, "when")`` -> ``rules[0].when``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validation_errors(exc: Any, doc: SourceDoc, name: str, error: type[SourceFileError]) -> list[SourceFileError]:
+    """A pydantic ``ValidationError`` as ``error`` instances at the lines of the offending keys."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        line, col = doc.position(loc)
+        path = data_path(loc, doc)
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err["type"] == "extra_forbidden":
+            reason = f"unknown key {loc[-1]!r} in {dotted(path[:-1]) or 'the top level'}"
+        elif err["type"] == "missing":
+            reason = f"missing required key {loc[-1]!r} in {dotted(path) or 'the top level'}"
+        else:
+            reason = f"{dotted(path)}: {msg}" if path else msg
+        out.append(error(name, line, col, reason))
+    return out
+
+
+def sorted_errors(errors: list[SourceFileError]) -> list[SourceFileError]:
+    """Distinct errors in file order."""
+    return sorted(dict.fromkeys(errors), key=lambda e: (e.line, e.column))

@@ -60,3 +60,23 @@ def serde_for(kafka: KafkaSettings, schema_name: str, *, float_arrays: str = "li
     ``float_arrays="numpy"`` decodes float arrays (FrameScores logits) straight into numpy."""
     return AvroSerde(schema_name, registry_url=kafka.schema_registry_url, registry_config=registry_config(kafka),
                      float_arrays=float_arrays)
+
+
+def produce_acked(kafka: KafkaSettings, topic: str, key: bytes, value: bytes, *, what: str, timeout_s: float,
+                  error: type[Exception]) -> tuple[int, int]:
+    """Produce one record and wait for the broker's acknowledgement (operator commands: rules publish,
+    silences, acks); ``(partition, offset)``, or ``error`` naming ``what`` when it is not acknowledged."""
+    producer = make_producer(kafka, **{"linger.ms": 0})
+    result: dict[str, Any] = {}
+
+    def delivered(err: Any, msg: Any) -> None:
+        result["err"], result["msg"] = err, msg
+
+    producer.produce(topic, key=key, value=value, on_delivery=delivered)
+    left = producer.flush(timeout_s)
+    if left or "msg" not in result:
+        raise error(f"{what} not acknowledged by {kafka.bootstrap_servers} within {timeout_s:g}s "
+                    f"(is the broker up and does topic {topic} exist?)")
+    if result["err"] is not None:
+        raise error(f"publishing {what} to {topic} failed: {result['err']}")
+    return result["msg"].partition(), result["msg"].offset()

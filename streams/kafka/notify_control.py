@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from emowatch.streams.kafka.clients import base_config, make_producer, serde_for, topics_for
+from emowatch.streams.kafka.clients import base_config, produce_acked, serde_for, topics_for
 from emowatch.streams.settings import KafkaSettings
 from emowatch.topics.errors import EmowatchError
 from emowatch.topics.serde import SerdeError, decode_key, encode_key
@@ -63,21 +63,9 @@ def _publish(kafka: KafkaSettings, logical: str, record: Mapping[str, Any], time
     topic = topics_for(kafka).name(logical)
     key = str(record[key_field])
     value = serde_for(kafka, schema).encode(dict(record), topic=topic)
-    producer = make_producer(kafka, **{"linger.ms": 0})
-    result: dict = {}
-
-    def delivered(err, msg) -> None:
-        result["err"], result["msg"] = err, msg
-
-    producer.produce(topic, key=encode_key(key), value=value, on_delivery=delivered)
-    left = producer.flush(timeout_s)
-    if left or "msg" not in result:
-        raise ControlPublishError(f"{schema} {key!r} not acknowledged by {kafka.bootstrap_servers} within "
-                                  f"{timeout_s:g}s (is the broker up and does topic {topic} exist?)")
-    if result["err"] is not None:
-        raise ControlPublishError(f"publishing {schema} {key!r} to {topic} failed: {result['err']}")
-    msg = result["msg"]
-    return Published(topic, msg.partition(), msg.offset(), key)
+    partition, offset = produce_acked(kafka, topic, encode_key(key), value, what=f"{schema} {key!r}",
+                                      timeout_s=timeout_s, error=ControlPublishError)
+    return Published(topic, partition, offset, key)
 
 
 def read_silences(kafka: KafkaSettings, *, timeout_s: float = 15.0) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from emowatch.rules.yamlsource import SourceDoc, parse_document
+from emowatch.rules.yamlsource import (
+    SourceDoc,
+    data_path,
+    dotted,
+    parse_document,
+    sorted_errors,
+    validation_errors,
+)
 from emowatch.streams.notify.config import NotifyConfig, Route, host_allowed
 from emowatch.streams.notify.errors import NotifyConfigError, SecretError
 from emowatch.streams.notify.routing import resolve_timings
@@ -76,15 +83,15 @@ def _parse(text: str, name: str, store: SecretStore | None,
         return None, errors
     errors += [_at(doc, name, loc, reason) for loc, reason in _interpolate(doc.data, (), variables)]
     if errors:
-        return None, _sorted(errors)
+        return None, sorted_errors(errors)
     try:
         config = NotifyConfig.model_validate(doc.data)
     except ValidationError as exc:
-        errors += _from_validation(exc, doc, name)
-        return None, _sorted(errors)
+        errors += validation_errors(exc, doc, name, NotifyConfigError)
+        return None, sorted_errors(errors)
     errors += [_at(doc, name, loc, reason) for loc, reason in _cross_check(config, doc.data, store)]
     if errors:
-        return None, _sorted(errors)
+        return None, sorted_errors(errors)
     return config, []
 
 
@@ -179,44 +186,16 @@ def _check_receiver(config: NotifyConfig, i: int, receiver: Any, data: dict[str,
 def _at(doc: SourceDoc, name: str, loc: Loc, reason: str) -> NotifyConfigError:
     """An error at ``loc``, its reason prefixed with the dotted path of the nearest key in the file."""
     line, col = doc.position(loc)
-    path = _dotted(_data_path(loc, doc))
+    path = dotted(data_path(loc, doc))
     return NotifyConfigError(name, line, col, f"{path}: {reason}" if path else reason)
 
 
-def _from_validation(exc: ValidationError, doc: SourceDoc, name: str) -> list[NotifyConfigError]:
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        line, col = doc.position(loc)
-        path = _data_path(loc, doc)
-        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if err["type"] == "extra_forbidden":
-            reason = f"unknown key {loc[-1]!r} in {_dotted(path[:-1]) or 'the top level'}"
-        elif err["type"] == "missing":
-            reason = f"missing required key {loc[-1]!r} in {_dotted(path) or 'the top level'}"
-        else:
-            reason = f"{_dotted(path)}: {msg}" if path else msg
-        out.append(NotifyConfigError(name, line, col, reason))
-    return out
 
 
-def _data_path(loc: Loc, doc: SourceDoc) -> Loc:
-    path: Loc = ()
-    for part in loc:
-        if path + (part,) in doc.positions:
-            path += (part,)
-    return path
 
 
-def _dotted(path: Loc) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
-def _sorted(errors: list[NotifyConfigError]) -> list[NotifyConfigError]:
-    return sorted(dict.fromkeys(errors), key=lambda e: (e.line, e.column))
 
 
 def environment_variables(environ: Mapping[str, str]) -> dict[str, str]:
