@@ -127,6 +127,9 @@ class SinkSettings(_Section):
     batch_rows: int = Field(5_000, ge=1)
     batch_ms: int = Field(1_000, ge=1)
     http_port: int = Field(0, ge=0, le=65535)
+    # Interface of the sink's web server: /health, /metrics and the history read API (/v1/history/...)
+    # that the gateway's console reads (the process that holds the embedded ClickHouse serves its reads).
+    http_bind: str = "127.0.0.1"
 
     @field_validator("clickhouse_url")
     @classmethod
@@ -152,6 +155,32 @@ class NotifySettings(_Section):
         return self.config_file or notify_config()
 
 
+class GatewaySettings(_Section):
+    http_port: int = Field(8080, ge=0, le=65535)  # the seed's listener port; 0 = a free port
+    http_bind: str = "127.0.0.1"
+    # Bearer token required on /v1/* when set (the console asks for it once and keeps it in the browser).
+    auth_token: SecretStr | None = None
+    # Limits of one upload: body size and call duration; larger requests get 413 and publish nothing.
+    max_upload_mb: int = Field(1024, ge=1, le=1_000_000)
+    max_call_s: float = Field(4 * 3600.0, gt=0, le=7 * 24 * 3600.0)
+    chunk_ms: int = Field(1000, ge=100, le=10_000)  # AudioChunk length (the inference agent expects 1 s)
+    stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
+    # The history read API (the sink's web server, /v1/history/...); unset: the console has no history pages.
+    history_url: str | None = None
+    # URL the console is reached at, for the links the gateway returns (default: http://<bind>:<port>).
+    public_url: str | None = None
+    # Score whole uploads with the model in the gateway (the upload page's utterance result is then
+    # FunASR's own answer for the file); off: the page shows the streamed result only.
+    analyze: bool = True
+    # A live call without score messages for this long leaves the live board (ended calls leave at once).
+    live_idle_s: float = Field(120.0, gt=0, le=86_400)
+
+    @field_validator("history_url", "public_url")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        return _http_url(v, "(e.g. http://sink:8081)")
+
+
 class Settings(_Section):
     kafka: KafkaSettings = KafkaSettings()
     model: ModelSettings = ModelSettings()
@@ -159,6 +188,7 @@ class Settings(_Section):
     rules: RulesSettings = RulesSettings()
     sink: SinkSettings = SinkSettings()
     notify: NotifySettings = NotifySettings()
+    gateway: GatewaySettings = GatewaySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def with_overrides(self, **sections: dict) -> Settings:

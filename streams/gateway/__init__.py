@@ -1,0 +1,1 @@
+"""Gateway and console: HTTP/WebSocket ingress of calls, the web console, live feeds (docs/gateway.md)."""
