@@ -180,6 +180,11 @@ class GatewaySettings(_Section):
     def _urls(cls, v: str | None) -> str | None:
         return _http_url(v, "(e.g. http://sink:8081)")
 
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, v):
+        return None if v == "" else v  # an empty variable (compose's ${VAR:-}) means no token, not an empty one
+
 
 class Settings(_Section):
     kafka: KafkaSettings = KafkaSettings()

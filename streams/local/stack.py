@@ -7,17 +7,30 @@ Everything is stopped on exit, on Ctrl-C and on errors: no stray processes.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emowatch.streams.local.broker import LocalBroker, free_port
 
 log = logging.getLogger(__name__)
+
+
+def _get_json(url: str) -> dict | None:
+    """The JSON of a 200 answer, else None (not up yet, or unhealthy)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
 
 
 @dataclass
@@ -103,9 +116,11 @@ class LocalStack:
                 raise RuntimeError("topic check failed: " + "; ".join(report.problems))
         return self
 
-    def start_worker(self, name: str, args: list[str], env: dict[str, str] | None = None) -> WorkerProc:
-        """Start ``emowatch worker <args>`` as a child process logging to data_dir/logs/<name>.log."""
-        port = free_port()
+    def start_worker(self, name: str, args: list[str], env: dict[str, str] | None = None,
+                     port: int | None = None) -> WorkerProc:
+        """Start ``emowatch worker <args>`` as a child process logging to data_dir/logs/<name>.log;
+        its web server listens on ``port`` (default: a free one)."""
+        port = port or free_port()
         log_path = self.data_dir / "logs" / f"{name}.log"
         out = open(log_path, "ab")
         cmd = [sys.executable, "-m", "emowatch.streams.cli", "worker", *args, "--http-port", str(port)]
@@ -132,6 +147,19 @@ class LocalStack:
                 os.killpg(w.proc.pid, signal.SIGKILL)
                 w.proc.wait(timeout=10)
         return w.proc.returncode
+
+    def wait_healthy(self, name: str, timeout_s: float = 120.0, ready=lambda health: True) -> dict:
+        """Poll the worker's ``/health`` until it answers 200 and ``ready(health)``; its JSON."""
+        w = self.workers[name]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_workers()
+            health = _get_json(f"http://127.0.0.1:{w.http_port}/health")
+            if health is not None and ready(health):
+                return health
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker {name} not healthy within {timeout_s} s:\n{w.tail()}")
+            time.sleep(0.2)  # polling interval of a deadline loop
 
     def check_workers(self) -> None:
         """Raise if a worker died unexpectedly, with the end of its log."""
