@@ -19,11 +19,12 @@ help:
 	@echo "make test-full - the suite at full size (EMOWATCH_FULL=1: larger crash/restart/fuzz tests)"
 	@echo "make bench  - run the four benchmarks at quick size and write docs/bench/*-quick.json"
 	@echo "make clean  - remove .venv and the local data directory"
-	@echo "make deps-system - install the system programs the tests use when missing (Alertmanager, via apt-get)"
+	@echo "make deps-system - install the system programs the tests use when missing (Alertmanager, Chromium, via apt-get)"
 
 # System programs the suite runs for real: Alertmanager (the notifier's alertmanager receiver is
-# tested against it). Installed with apt-get (as root, else through sudo) when missing; without
-# apt-get the tests that need it skip and say why. Order-only prerequisite of the stamp below: it
+# tested against it) and Chromium with its WebDriver (the console's browser test; the colour-emoji font
+# so its screenshots show the seed's emoji). Installed with apt-get (as root, else through sudo) when
+# missing; without apt-get the tests that need them skip and say why. Order-only prerequisite of the stamp below: it
 # runs on every `make setup/test` (one `command -v` when present) without forcing a reinstall.
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
 deps-system:
@@ -34,6 +35,13 @@ deps-system:
 			--no-install-recommends prometheus-alertmanager >/dev/null \
 		|| { echo "!! could not install prometheus-alertmanager"; exit 1; }; \
 	else echo ">> no apt-get: install Alertmanager yourself; its tests will skip"; fi
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo ">> installing chromium, chromium-driver and fonts-noto-color-emoji (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver fonts-noto-color-emoji >/dev/null \
+		|| { echo "!! could not install chromium and chromium-driver"; exit 1; }; \
+	else echo ">> no apt-get: install chromium and chromedriver yourself; the console browser test will skip"; fi
 
 $(STAMP): pyproject.toml | deps-system
 	@echo ">> creating virtual environment in $(VENV)"
