@@ -72,7 +72,8 @@ export function header(active) {
   const box = el("form", {id: "token-box", class: "token-box", hidden: true},
     el("p", {id: "token-message", class: "muted"}),
     el("label", {for: "token-input"}, "Bearer token"),
-    el("input", {id: "token-input", type: "password", autocomplete: "off", placeholder: "EMOWATCH_GATEWAY__AUTH_TOKEN"}),
+    el("input", {id: "token-input", type: "password", autocomplete: "off", size: 34,
+      placeholder: "EMOWATCH_GATEWAY__AUTH_TOKEN"}),
     el("button", {type: "submit", id: "token-save"}, "Save"),
     el("button", {type: "button", class: "ghost", onclick: () => { setToken(""); location.reload(); }}, "Forget"),
     el("button", {type: "button", class: "ghost", onclick: () => { box.hidden = true; }}, "Close"));
