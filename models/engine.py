@@ -19,7 +19,9 @@ Exactness (see docs/model.md):
 
 Framing: the left context is trimmed to a multiple of 320 samples and 80 zero samples
 are appended, so a window of ``n`` samples gives ``n // 320`` frames and a 1 s chunk gives
-exactly 50 frames; chunk frame ``i`` covers chunk audio ``[20 i, 20 i + 25)`` ms.
+exactly 50 frames; chunk frame ``i`` covers chunk audio ``[20 i, 20 i + 25)`` ms. A
+``Window(whole=True)`` skips that framing and is FunASR's answer for the waveform itself
+(whole files: :mod:`emowatch.models.utterance`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class Window:
     key: Any  #: opaque, returned as is
     audio: np.ndarray  #: left context followed by the chunk
     emit_samples: int  #: trailing samples that are the chunk's own; their frames are returned
+    #: score ``audio`` exactly as FunASR's ``generate`` does (no trim, no right pad, every frame
+    #: returned; ``emit_samples`` ignored): whole files, see :mod:`emowatch.models.utterance`
+    whole: bool = False
 
 
 @dataclass
@@ -77,7 +82,8 @@ class Result:
     key: Any
     logits: np.ndarray  #: (emit_samples // 320, n_labels) float32, proj(features) per frame
     probs: np.ndarray  #: (n_labels,) float32 softmax(mean(logits)), unuse-masked
-    embedding: np.ndarray | None = None  #: (embed_dim,) mean feature of the emitted frames
+    #: (embed_dim,) mean feature of the emitted frames; (frames, embed_dim) with ``embeddings="frames"``
+    embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -223,11 +229,11 @@ class Engine:
             return ItemError(w.key, "bad_shape", f"audio must be mono 1-D, got shape {a.shape}")
         if not np.issubdtype(a.dtype, np.floating):
             return ItemError(w.key, "bad_dtype", f"audio must be float (got {a.dtype})")
+        n = len(a)
         try:
-            emit = int(w.emit_samples)
+            emit = n if w.whole else int(w.emit_samples)
         except (TypeError, ValueError):
             return ItemError(w.key, "bad_shape", f"emit_samples {w.emit_samples!r} is not an int")
-        n = len(a)
         if emit > n or emit < 0:
             return ItemError(w.key, "bad_shape", f"emit_samples={emit} outside 0..{n}")
         if n < MIN_SAMPLES or emit < HOP_SAMPLES:
@@ -242,9 +248,12 @@ class Engine:
                 f"{n / self.model.sample_rate:.1f} s exceeds max_seconds="
                 f"{self.max_samples / self.model.sample_rate:.1f}",
             )
-        wave = model_input(a, emit)  # float32: float64 values beyond 3.4e38 become inf
+        with np.errstate(over="ignore"):  # float32: float64 values beyond 3.4e38 become inf
+            wave = np.asarray(a, dtype=np.float32) if w.whole else model_input(a, emit)
         if not np.isfinite(wave).all():
             return ItemError(w.key, "non_finite", "audio contains NaN or inf samples")
+        if w.whole:
+            return _Item(index, w.key, wave, 0, n_frames(n))
         count = emit // HOP_SAMPLES
         first = (len(wave) - RIGHT_PAD - emit) // HOP_SAMPLES  # trimmed context frames
         return _Item(index, w.key, wave, first, count)
@@ -276,7 +285,7 @@ class Engine:
         return groups
 
     # ------------------------------------------------------------------ forward
-    def _forward(self, group: list[_Item], embeddings: bool) -> list[Result | ItemError]:
+    def _forward(self, group: list[_Item], embeddings: bool | str) -> list[Result | ItemError]:
         dev = self.device
         lengths = [len(it.wave) for it in group]
         Lmax = max(lengths)
@@ -317,7 +326,9 @@ class Engine:
         for r, it in enumerate(group):
             lg = logits[r, it.first : it.first + it.count]
             probs = torch.softmax(lg.mean(dim=0) + mask_vec, dim=-1)
-            emb = feats[r, it.first : it.first + it.count].float().mean(dim=0) if embeddings else None
+            emb = feats[r, it.first : it.first + it.count].float() if embeddings else None
+            if emb is not None and embeddings != "frames":
+                emb = emb.mean(dim=0)
             lg_np = lg.cpu().numpy().astype(np.float32, copy=False)
             pr_np = probs.cpu().numpy().astype(np.float32, copy=False)
             if not (np.isfinite(lg_np).all() and np.isfinite(pr_np).all()):
@@ -329,7 +340,7 @@ class Engine:
             ))
         return out
 
-    def _run(self, group: list[_Item], embeddings: bool) -> list[Result | ItemError]:
+    def _run(self, group: list[_Item], embeddings: bool | str) -> list[Result | ItemError]:
         try:
             return self._forward(group, embeddings)
         except torch.cuda.OutOfMemoryError as e:
@@ -344,9 +355,11 @@ class Engine:
             return [ItemError(it.key, "internal", f"{type(e).__name__}: {e}") for it in group]
 
     def infer_batch(
-        self, windows: Sequence[Window], *, embeddings: bool | None = None
+        self, windows: Sequence[Window], *, embeddings: bool | str | None = None
     ) -> list[Result | ItemError]:
-        """Score ``windows``; the output has the same length and order as the input."""
+        """Score ``windows``; the output has the same length and order as the input.
+
+        ``embeddings``: True for the mean feature, ``"frames"`` for every emitted frame's feature."""
         emb = self.embeddings if embeddings is None else embeddings
         out: list[Result | ItemError | None] = [None] * len(windows)
         items: list[_Item] = []

@@ -6,8 +6,9 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -62,11 +63,29 @@ class StageMetrics:
 
 
 class HealthServer:
-    """Serves ``/health`` (JSON from ``health()``; 503 when status != ok) and ``/metrics``."""
+    """Serves ``/health`` (JSON from ``health()``; 503 when status != ok) and ``/metrics``.
 
-    def __init__(self, port: int, registry: CollectorRegistry, health: Callable[[], dict], host: str = "127.0.0.1"):
+    ``routes`` adds GET handlers by path prefix: ``handler(path, query) -> (status, JSON dict)`` for
+    ``prefix`` and everything under ``prefix/`` (``query`` as ``urllib.parse.parse_qs`` gives it); an
+    exception in a handler answers 500 ``{"error": {"code": "internal"}}``. Each request runs in its
+    own thread."""
+
+    def __init__(self, port: int, registry: CollectorRegistry, health: Callable[[], dict], host: str = "127.0.0.1",
+                 routes: Mapping[str, Callable[[str, dict[str, list[str]]], tuple[int, dict]]] | None = None):
         self.started = time.time()
         outer = self
+        extra = dict(routes or {})
+
+        def route(raw: str) -> tuple[int, dict] | None:
+            url = urlsplit(raw)
+            for prefix, handler in extra.items():
+                if url.path == prefix or url.path.startswith(prefix + "/"):
+                    try:
+                        return handler(url.path, parse_qs(url.query, keep_blank_values=True))
+                    except Exception:  # noqa: BLE001 - one failing request must not take the server down
+                        logging.getLogger("emowatch.http").exception("request failed", extra={"path": url.path})
+                        return 500, {"error": {"code": "internal", "message": "the request failed; see the log"}}
+            return None
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
@@ -76,6 +95,9 @@ class HealthServer:
                     info = {"uptime_s": round(time.time() - outer.started, 1), **health()}
                     code = 200 if info.get("status") == "ok" else 503
                     body, ctype = json.dumps(info).encode(), "application/json"
+                elif (found := route(self.path)) is not None:
+                    code, ctype = found[0], "application/json"
+                    body = json.dumps(found[1]).encode()
                 else:
                     body, ctype, code = b'{"error": "not found"}', "application/json", 404
                 self.send_response(code)

@@ -12,6 +12,7 @@ import pytest
 from emowatch.models.checkpoint import build_checkpoint
 from emowatch.models.engine import model_input
 from emowatch.models.loader import EmotionModel, load_model
+from emowatch.streams.resources import demo_model_dir
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +24,12 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_model(demo_dir: Path) -> EmotionModel:
     return load_model(str(demo_dir), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def bundled_model() -> EmotionModel:
+    """The committed (trained) pipeline-demo checkpoint, fp32 on CPU."""
+    return load_model(str(demo_model_dir()), device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
 from emowatch.streams.sink.clickhouse import apply_schema, connect
+from emowatch.streams.sink.history import HistoryReader
+from emowatch.streams.sink.read_api import history_routes
 from emowatch.streams.sink.rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
 from emowatch.topics.errors import DeadLetterError
 from emowatch.topics.security import MASK, redact_url
@@ -69,6 +71,7 @@ class ClickHouseSink:
         self.m_rows = self.metrics.counter("sink_rows_written", "Rows inserted into ClickHouse")
         self.m_insert = self.metrics.histogram("sink_insert_seconds", "Insert latency", (.005, .01, .05, .1, .5, 1, 5))
         self.http: HealthServer | None = None
+        self.history: HistoryReader | None = None
 
     def health(self) -> dict:
         return {"status": "ok" if not self.fatal else "failing", "error": self.fatal,
@@ -78,8 +81,12 @@ class ClickHouseSink:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
-        self.http = HealthServer(self.s.sink.http_port, self.metrics.registry, self.health).start()
-        url = self.s.sink.clickhouse_url
+        ss = self.s.sink
+        # History reads get a client of their own (docs/gateway.md "Reading history while the sink writes").
+        self.history = HistoryReader(connect(ss.clickhouse_url, ss.data_dir, ss.database), ss.database)
+        self.http = HealthServer(ss.http_port, self.metrics.registry, self.health, host=ss.http_bind,
+                                 routes=history_routes(self.history)).start()
+        url = ss.clickhouse_url
         log.info("sink started", extra={"topics": list(self.targets), "clickhouse": redact_url(url) if url else "chdb",
                                         "http_port": self.http.port})
         self.consumer.subscribe(list(self.targets), on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -95,9 +102,11 @@ class ClickHouseSink:
                     self._flush_all()
             finally:
                 self.consumer.close()
-                self.client.close()
                 if self.http:
                     self.http.stop()
+                if self.history:
+                    self.history.client.close()
+                self.client.close()
         if self.fatal:
             raise RuntimeError(self.fatal)
 

@@ -1,0 +1,173 @@
+"""History reads for the console: the calls, one call's timeline and alerts, alerts with filters.
+
+Runs where the data is: in the sink process next to the embedded ClickHouse (chDB allows one process
+per data directory), or anywhere against a ClickHouse server; the same queries either way. Every query
+is parameterised (clickhouse-connect ``parameters=``); user input is never formatted into SQL.
+
+Tables are ReplacingMergeTree: reads use ``FINAL`` and keep one row per natural key
+(``LIMIT 1 BY ... ORDER BY inserted_at DESC``), so a chunk re-scored after a crash counts once. A
+call's timeline per role is the frame logits of its chunks concatenated in ``start_ms`` order, drawn
+with :mod:`emowatch.models.timeline` like the upload page (a missing chunk's frames are absent: the
+steps after it move up by its length; its successor carries ``gap_before``).
+JSON shapes: docs/gateway.md "History".
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from emowatch.models.timeline import DEFAULT_STEP_MS, EMOJI, segments, softmax, step_probs, summary, top_of
+
+__all__ = ["ALERT_FIELDS", "HistoryReader"]
+
+_DIGITS = 6
+#: the Alert record's fields as the history returns them (``event_time`` in epoch ms, like the live feed)
+ALERT_FIELDS = ("alert_id", "status", "rule_id", "rule_version", "rule_set", "priority", "action", "business_line",
+                "call_id", "role", "emotions", "value", "threshold", "started_ms", "fired_ms", "event_time",
+                "channels", "labels")
+_ALERT_SELECT = ", ".join("toUnixTimestamp64Milli(ts) AS event_time" if f == "event_time" else f
+                          for f in ALERT_FIELDS)
+# Per chunk: the sum over its frames of each label's logit (logits are row-major n_frames x labels).
+_LOGIT_SUMS = ("arrayMap(k -> arraySum(arrayMap(f -> logits[f * length(labels) + k], range(n_frames))), "
+               "range(1, length(labels) + 1))")
+
+
+def _r(x: Any) -> list:
+    return np.round(np.asarray(x, dtype=np.float64), _DIGITS).tolist()
+
+
+def _utterance(mean_logits: np.ndarray, labels: list[str]) -> dict:
+    z = np.asarray(mean_logits, dtype=np.float64).copy()
+    z[[i for i, lb in enumerate(labels) if lb.startswith("unuse")]] = -np.inf  # as the model masks them
+    probs = softmax(z)
+    top, confidence = top_of(probs, tuple(labels))
+    return {"probs": _r(probs), "top": top, "emoji": EMOJI.get(top, ""), "confidence": round(confidence, _DIGITS)}
+
+
+class HistoryReader:
+    """Read queries over the sink's tables.
+
+    Args:
+        client: a clickhouse-connect client of its own (not the sink's inserting one): a server client
+            allows one query at a time per session, so the reader serialises its queries with a lock.
+        database: the sink's database (``EMOWATCH_SINK__DATABASE``).
+    """
+
+    def __init__(self, client: Any, database: str) -> None:
+        self.client = client
+        self.db = database
+        self._lock = threading.Lock()
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            res = self.client.query(sql.replace("{db}", self.db), parameters=params)
+        return [dict(zip(res.column_names, row)) for row in res.result_rows]
+
+    # ------------------------------------------------------------------ calls
+    def calls(self, since: int, until: int, business_line: str | None = None, limit: int = 100) -> list[dict]:
+        """Calls with scores in ``[since, until)`` (epoch ms), newest first, at most ``limit``."""
+        bl = "AND business_line = {bl:String}" if business_line is not None else ""
+        window = {"since": int(since), "until": int(until), "bl": business_line or "", "limit": int(limit)}
+        heads = self._rows(f"""
+            SELECT business_line, call_id, toUnixTimestamp64Milli(min(ts)) AS first_ms
+            FROM {{db}}.scores FINAL
+            WHERE ts >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')
+              AND ts < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC') {bl}
+            GROUP BY business_line, call_id ORDER BY first_ms DESC, call_id LIMIT {{limit:UInt32}}""", window)
+        if not heads:
+            return []
+        ids = {"ids": [h["call_id"] for h in heads]}
+        per_role = self._rows(f"""
+            SELECT call_id, role, count() AS chunks, sum(n_frames) AS frames, any(labels) AS label_names,
+                   sumForEach({_LOGIT_SUMS}) AS logit_sums,
+                   toUnixTimestamp64Milli(min(ts)) AS first_ms, toUnixTimestamp64Milli(max(ts)) AS last_ms,
+                   min(start_ms) AS first_start_ms, max(start_ms + n_frames * frame_ms) AS end_ms,
+                   max(end_of_call) AS ended
+            FROM (SELECT * FROM {{db}}.scores FINAL WHERE call_id IN {{ids:Array(String)}}
+                  ORDER BY inserted_at DESC LIMIT 1 BY call_id, role, seq)
+            GROUP BY call_id, role ORDER BY call_id, role""", ids)
+        alerts = {r["call_id"]: r["n"] for r in self._rows("""
+            SELECT call_id, uniqExact(alert_id) AS n FROM {db}.alerts FINAL
+            WHERE call_id IN {ids:Array(String)} AND replay_id = '' AND status = 'FIRING'
+            GROUP BY call_id""", ids)}
+        out = []
+        for h in heads:
+            rows = [r for r in per_role if r["call_id"] == h["call_id"]]
+            if not rows:
+                continue
+            roles = {}
+            for r in rows:
+                mean = np.asarray(r["logit_sums"], dtype=np.float64) / max(1, r["frames"])
+                u = _utterance(mean, list(r["label_names"]))
+                roles[r["role"]] = {"top": u["top"], "emoji": u["emoji"], "confidence": u["confidence"],
+                                    "chunks": r["chunks"]}
+            out.append({
+                "call_id": h["call_id"], "business_line": h["business_line"], "roles": roles,
+                "first_event_time": min(r["first_ms"] for r in rows),
+                "last_event_time": max(r["last_ms"] for r in rows),
+                "duration_ms": max(r["end_ms"] for r in rows) - min(r["first_start_ms"] for r in rows),
+                "chunks": sum(r["chunks"] for r in rows), "ended": any(bool(r["ended"]) for r in rows),
+                "alerts": alerts.get(h["call_id"], 0),
+            })
+        return out
+
+    def call(self, call_id: str) -> dict | None:
+        """One call: per role its timeline (200 ms steps), segments, summary and utterance; its alerts.
+        None for a call without scores."""
+        chunks = self._rows("""
+            SELECT business_line, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before
+            FROM {db}.scores FINAL WHERE call_id = {call_id:String}
+            ORDER BY inserted_at DESC LIMIT 1 BY role, seq""", {"call_id": call_id})
+        if not chunks:
+            return None
+        chunks.sort(key=lambda c: (c["role"], c["start_ms"], c["seq"]))
+        labels = list(chunks[0]["labels"])
+        roles: dict[str, dict] = {}
+        for role in dict.fromkeys(c["role"] for c in chunks):
+            mine = [c for c in chunks if c["role"] == role]
+            frame_ms = int(mine[0]["frame_ms"])
+            logits = np.concatenate([np.asarray(c["logits"], dtype=np.float32).reshape(c["n_frames"], len(labels))
+                                     for c in mine])
+            start_ms = int(mine[0]["start_ms"])
+            steps = step_probs(logits, frame_ms=frame_ms, step_ms=DEFAULT_STEP_MS)
+            segs = segments(steps, step_ms=DEFAULT_STEP_MS, labels=tuple(labels), start_ms=start_ms)
+            roles[role] = {
+                "timeline": {"step_ms": DEFAULT_STEP_MS, "start_ms": start_ms, "probs": _r(steps)},
+                "segments": [s.as_dict() for s in segs], "summary": summary(segs),
+                "utterance": _utterance(logits.astype(np.float64).mean(axis=0), labels),
+                "chunks": len(mine), "gaps": sum(bool(c["gap_before"]) for c in mine),
+            }
+        ends = [c["start_ms"] + c["n_frames"] * c["frame_ms"] for c in chunks]
+        return {"call_id": call_id, "business_line": chunks[0]["business_line"],
+                "duration_ms": max(ends) - min(c["start_ms"] for c in chunks), "labels": labels, "roles": roles,
+                "alerts": self.alerts(call_id=call_id, limit=10_000, newest_first=False)}
+
+    # ------------------------------------------------------------------ alerts
+    def alerts(self, business_line: str | None = None, priority: list[str] | None = None,
+               status: list[str] | None = None, rule_id: str | None = None, since: int | None = None,
+               until: int | None = None, limit: int = 100, *, call_id: str | None = None,
+               newest_first: bool = True) -> list[dict]:
+        """Alert events (FIRING and RESOLVED; replays excluded), newest first unless ``newest_first=False``."""
+        where, params = ["replay_id = ''"], {"limit": int(limit)}
+        for name, value, cond in (
+            ("bl", business_line, "business_line = {bl:String}"),
+            ("prio", priority, "priority IN {prio:Array(String)}"),
+            ("status", status, "status IN {status:Array(String)}"),
+            ("rule", rule_id, "rule_id = {rule:String}"),
+            ("call", call_id, "call_id = {call:String}"),
+            ("since", since, "ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')"),
+            ("until", until, "ts < fromUnixTimestamp64Milli({until:Int64}, 'UTC')"),
+        ):
+            if value is not None:
+                where.append(cond)
+                params[name] = value
+        order = "DESC" if newest_first else "ASC"
+        rows = self._rows(f"""
+            SELECT {_ALERT_SELECT} FROM {{db}}.alerts FINAL WHERE {' AND '.join(where)}
+            ORDER BY ts {order}, alert_id, status LIMIT {{limit:UInt32}}""", params)
+        for r in rows:
+            r["labels"] = dict(r["labels"])
+            r["emotions"], r["channels"] = list(r["emotions"]), list(r["channels"])
+        return rows
