@@ -49,7 +49,6 @@ function render(call) {
   const labels = call.labels || [];
   $("#call-meta").textContent = [`line ${call.business_line || "–"}`, `duration ${secs(call.duration_ms)}`,
     `${roles.length} role${roles.length === 1 ? "" : "s"}`].join(" · ");
-  $("#call-roles").replaceChildren(...roles.map(([role, r]) => roleCard(role, r)));
   $("#call-timelines").replaceChildren(...roles.map(([role, r], i) => timelineCard(role, r, labels, i)));
   $("#call").hidden = false;
   roles.forEach(([role, r], i) => {
@@ -63,13 +62,13 @@ function render(call) {
   for (const a of call.alerts || []) addAlert(a);
 }
 
-function roleCard(role, r) {
+/** The role's whole-call result (softmax of its mean frame logits): emoji, class, confidence. */
+function utterance(r) {
   const u = r.utterance || {};
-  return el("div", {class: "card role-card", dataset: {role}},
-    el("div", {class: "muted small"}, role.toLowerCase()),
-    el("div", {class: "top-emotion small-top"}, el("span", {class: "big-emoji emoji"}, u.emoji || emojiOf(u.top)),
-      el("span", {}, el("span", {class: "emotion-name"}, u.top || "–"),
-        el("span", {class: "confidence"}, `Confidence: ${pct(u.confidence)}`))));
+  return el("div", {class: "top-emotion small-top", dataset: {emotion: u.top || ""}},
+    el("span", {class: "big-emoji emoji"}, u.emoji || emojiOf(u.top)),
+    el("span", {}, el("span", {class: "emotion-name"}, u.top || "–"),
+      el("span", {class: "confidence"}, `Confidence: ${pct(u.confidence)}`)));
 }
 
 function timelineCard(role, r, labels, i) {
@@ -77,7 +76,7 @@ function timelineCard(role, r, labels, i) {
   legend(legendBox, labels);
   const segs = r.segments || [];
   return el("div", {class: "card timeline", id: i === 0 ? "timeline" : null, dataset: {index: String(i), role}},
-    el("h2", {}, `Emotion timeline · ${role.toLowerCase()}`),
+    el("div", {class: "card-head"}, el("h2", {}, `Emotion timeline · ${role.toLowerCase()}`), utterance(r)),
     el("div", {class: "chart"}, el("canvas", {class: "timeline-canvas", "aria-label": `${role} emotion timeline`})),
     legendBox,
     el("p", {class: "summary"}, r.summary || "–"),
