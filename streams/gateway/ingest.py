@@ -8,10 +8,10 @@ mono audio gets ``role``. The source rate and encoding are kept (the inference a
 
 ``seq`` and ``start_ms`` continue from ``start`` (the :class:`Cursors` of a call whose earlier request
 ended with ``ends=false``); ``event_time`` = ``capture_start_ms`` (the request's arrival, wall clock)
-+ the offset within this request. With ``lookahead`` (uploads) a complete chunk is held until more
-bytes arrive, so that the call's last chunk can carry ``end_of_call`` at :meth:`finish`; without it
-(live WebSocket) a chunk leaves as soon as it is complete, and a call ending exactly on a chunk boundary
-puts ``end_of_call`` on nothing (docs/gateway.md).
++ the offset within this request. With ``lookahead`` a chunk that ends exactly where the bytes received
+so far end is held (:attr:`holding`) until more bytes arrive, :meth:`finish` (so that the call's last
+chunk can carry ``end_of_call``) or :meth:`release` (the live WebSocket releases it after a short grace);
+without it a chunk leaves as soon as it is complete.
 """
 from __future__ import annotations
 
@@ -100,8 +100,9 @@ class StreamChunker:
         elif fmt.data_bytes is not None and fmt.data_bytes % self._frame_bytes:
             raise IngestError("truncated", f"the header's data size {fmt.data_bytes} is not a whole number of "
                                            f"{self._frame_bytes}-byte frames")
-        if self._data_left is not None and self.max_call_s is not None:
-            seconds = self._base_ms() / 1000 + self._data_left / self._frame_bytes / fmt.sample_rate
+        if self.max_call_s is not None:  # the header's duration or the body's, whichever is known and longer
+            announced = max(n for n in (fmt.data_bytes, self._data_left, 0) if n is not None)
+            seconds = self._base_ms() / 1000 + announced / self._frame_bytes / fmt.sample_rate
             if seconds > self.max_call_s:
                 raise IngestError("too_large", f"the call would last {seconds:.0f} s, over the limit of "
                                                f"{self.max_call_s:g} s")
@@ -160,6 +161,19 @@ class StreamChunker:
             out += self._emit(bytes(self._buf[:chunk_bytes]), end=False)
             del self._buf[:chunk_bytes]
         return out
+
+    @property
+    def holding(self) -> bool:
+        """A complete chunk is held back (lookahead) waiting for more bytes or the end."""
+        return self.format is not None and len(self._buf) == self._chunk_frames * self._frame_bytes
+
+    def release(self) -> list[tuple[dict, float]]:
+        """The held chunk, if any, without ``end_of_call`` (no more bytes came in time)."""
+        if not self.holding:
+            return []
+        data = bytes(self._buf)
+        self._buf.clear()
+        return self._emit(data, end=False)
 
     def _within_limit(self, data: bytes) -> bytes:
         if self.max_call_s is None or self.format is None:

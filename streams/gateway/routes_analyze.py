@@ -82,7 +82,7 @@ async def analyze(
     def keep(rec: dict) -> None:
         parts.setdefault(rec["role"], []).append(rec["audio"])
 
-    with rt.claim(call_id):
+    async with rt.claim(call_id):
         session = IngestSession(rt, new_chunker(rt, call_id, opts, lookahead=True, expected_bytes=length),
                                 publish=do_publish, on_record=keep)
         chunker = session.chunker

@@ -72,7 +72,7 @@ async def upload_audio(
         raise IngestError("too_large", f"the body is {length} bytes, over the limit of {rt.gw.max_upload_mb} MiB")
     if length == 0:
         raise IngestError("empty_body", "the body is empty")
-    with rt.claim(call_id):
+    async with rt.claim(call_id):
         session = IngestSession(rt, new_chunker(rt, call_id, opts, lookahead=True, expected_bytes=length))
         chunker = session.chunker
         over = False

@@ -1,11 +1,12 @@
 """``WS /v1/calls/{call_id}/stream``: live audio in, ``published`` / ``scores`` / ``alert`` messages out.
 
-Binary frames of any size are cut into chunks that leave as soon as they are complete (no lookahead:
-live latency first). Text ``{"type": "end"}`` ends the call (the rest is published with
-``end_of_call``); the socket then stays open for the call's last scores and alerts until the client
-closes it. Closing without ``end`` publishes the rest and leaves the call open (a new connection
-continues its seq). Errors: ``{"type": "error", "code", "message"}`` then close 1008 (policy: auth,
-parameters, limits), 1003 (audio the gateway cannot take) or 1011 (broker).
+Binary frames of any size are cut into chunks that leave as soon as they are complete, except a chunk
+that ends exactly with a frame: it waits up to ``END_GRACE_S`` for the next message, so that an
+``end`` sent right after the last frame still puts ``end_of_call`` on it. Text ``{"type": "end"}`` ends
+the call (the rest is published with ``end_of_call``); the socket then stays open for the call's last
+scores and alerts until the client closes it. Closing without ``end`` publishes the rest and leaves the
+call open (a new connection continues its seq). Errors: ``{"type": "error", "code", "message"}`` then
+close 1008 (policy: auth, parameters, limits), 1003 (audio the gateway cannot take) or 1011 (broker).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from emowatch.streams.gateway.session import IngestSession, PublishError, new_ch
 log = logging.getLogger("emowatch.gateway")
 router = APIRouter(tags=["audio"])
 
+END_GRACE_S = 0.01  # how long a chunk that ends with a frame waits for an `end` (counted in the publish delay)
 _UNSUPPORTED_DATA = {"bad_wav_header", "unsupported_encoding", "unsupported_rate", "unsupported_channels",
                      "empty_body", "truncated"}
 
@@ -40,6 +42,28 @@ async def _sender(ws: WebSocket, q: asyncio.Queue) -> None:
     while True:
         msg = await q.get()
         await ws.send_text(json.dumps(msg, ensure_ascii=False))
+
+
+async def _reader(ws: WebSocket, inbox: asyncio.Queue) -> None:
+    """Client messages into ``inbox`` (bounded: a slow publisher slows the socket); ends with the disconnect."""
+    while True:
+        try:
+            msg = await ws.receive()
+        except (RuntimeError, WebSocketDisconnect):
+            msg = {"type": "websocket.disconnect"}
+        await inbox.put(msg)
+        if msg["type"] == "websocket.disconnect":
+            return
+
+
+async def _next(inbox: asyncio.Queue, session: IngestSession) -> dict:
+    """The next client message; a held chunk is released when none comes within the grace."""
+    while session.chunker.holding:
+        try:
+            return await asyncio.wait_for(inbox.get(), END_GRACE_S)
+        except TimeoutError:
+            await session.release()
+    return await inbox.get()
 
 
 async def send_error(ws: WebSocket, err: ApiError) -> None:
@@ -58,7 +82,7 @@ async def stream_audio(ws: WebSocket, call_id: str) -> None:
         check_call_id(call_id)
         opts = ingest_options(ws.query_params.multi_items(), ws.headers)
         claim = rt.claim(call_id)
-        claim.__enter__()
+        await claim.__aenter__()
     except ApiError as err:
         rt.metrics.rejected.labels(err.code).inc()
         await send_error(ws, err)
@@ -66,6 +90,8 @@ async def stream_audio(ws: WebSocket, call_id: str) -> None:
     q = rt.hub.subscribe(call_id)
     session: IngestSession | None = None
     sender = asyncio.create_task(_sender(ws, q))
+    inbox: asyncio.Queue = asyncio.Queue(64)
+    reader = asyncio.create_task(_reader(ws, inbox))
     rt.metrics.ws_connections.inc()
     released = False
 
@@ -76,10 +102,10 @@ async def stream_audio(ws: WebSocket, call_id: str) -> None:
         q.put_nowait(msg)
 
     try:
-        session = IngestSession(rt, new_chunker(rt, call_id, opts, lookahead=False), on_published=published)
+        session = IngestSession(rt, new_chunker(rt, call_id, opts, lookahead=True), on_published=published)
         ended = False
         while True:
-            msg = await ws.receive()
+            msg = await _next(inbox, session)
             if msg["type"] == "websocket.disconnect":
                 break
             if msg.get("bytes") is not None:
@@ -99,7 +125,7 @@ async def stream_audio(ws: WebSocket, call_id: str) -> None:
                     raise ApiError("bad_parameter", 'text frames are {"type": "end"} only')
                 await session.finish(True)
                 ended = True
-                claim.__exit__(None, None, None)
+                await claim.__aexit__(None, None, None)
                 released = True
                 log.info("live call ended", extra={"call_id": call_id, "chunks": session.published})
         if not ended:
@@ -114,13 +140,14 @@ async def stream_audio(ws: WebSocket, call_id: str) -> None:
         await _flush(q, sender)
         await send_error(ws, err)
     finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        for task in (sender, reader):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         rt.hub.unsubscribe(call_id, q)
         rt.metrics.ws_connections.dec()
         if not released:
-            claim.__exit__(None, None, None)
+            await claim.__aexit__(None, None, None)
 
 
 async def _flush(q: asyncio.Queue, sender: asyncio.Task, timeout_s: float = 1.0) -> None:

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 from emowatch.streams.gateway.errors import ApiError
@@ -106,7 +106,7 @@ class Runtime:
         self.hub = Hub()
         self.cursors = Cursors()
         self.metrics = GatewayMetrics()
-        self.busy: set[str] = set()
+        self.busy: dict[str, asyncio.Event] = {}  # calls being written -> set when done
         self.embeddings: OrderedDict[str, bytes] = OrderedDict()  # call_id -> .npy bytes, most recent last
         self.max_embeddings = 64
         self.analyzer: Any = None
@@ -114,16 +114,23 @@ class Runtime:
         self.port = self.gw.http_port
 
     # ---- calls -----------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def claim(self, call_id: str) -> Iterator[None]:
-        """One request or connection at a time writes a call (seq continuity); 409 call_busy otherwise."""
-        if call_id in self.busy:
-            raise ApiError("call_busy", f"call {call_id} is being written by another request or connection")
-        self.busy.add(call_id)
+    @contextlib.asynccontextmanager
+    async def claim(self, call_id: str, wait_s: float = 5.0) -> AsyncIterator[None]:
+        """One request or connection at a time writes a call (seq continuity). A second one waits up to
+        ``wait_s`` for the first to finish (a client reconnecting), then gets 409 ``call_busy``."""
+        deadline = self.clock() + wait_s
+        while call_id in self.busy:
+            left = deadline - self.clock()
+            if left <= 0:
+                raise ApiError("call_busy", f"call {call_id} is being written by another request or connection")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.busy[call_id].wait(), left)
+        done = self.busy[call_id] = asyncio.Event()
         try:
             yield
         finally:
-            self.busy.discard(call_id)
+            del self.busy[call_id]
+            done.set()
 
     def console_url(self, call_id: str) -> str:
         return f"/console/call.html?id={call_id}"

@@ -103,6 +103,7 @@ class KafkaPublisher:
         self._stop.set()
         self._thread.join(5)
         left = self.producer.flush(timeout_s)
+        self.producer = None  # librdkafka's threads end when the client is freed
         if left:
             log.warning("gateway stopped with unacknowledged chunks", extra={"left": left})
 

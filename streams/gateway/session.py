@@ -63,6 +63,10 @@ class IngestSession:
     async def feed(self, data: bytes) -> None:
         await self._submit(self.chunker.feed_timed(data, time.perf_counter()))
 
+    async def release(self) -> None:
+        """Publish a chunk the chunker holds back for a possible end (live: the grace passed)."""
+        await self._submit(self.chunker.release())
+
     async def finish(self, end_of_call: bool) -> None:
         """Cut the rest, wait for every ack and remember (or forget, at the end) where the call continues."""
         if self._finished:

@@ -50,3 +50,22 @@ def read_audio(kafka_settings, topics):
     yield read
     for t in tails:
         t.close()
+
+
+@pytest.fixture
+def produce(kafka_settings, topics):
+    """``produce("scores" | "alerts", *records)``: write records as the pipeline's workers would (acked)."""
+    from emowatch.streams.kafka.clients import make_producer, serde_for
+    from emowatch.topics.serde import encode_key
+
+    producer = make_producer(kafka_settings, **{"linger.ms": 0})
+    schemas = {"scores": "FrameScores", "alerts": "Alert"}
+
+    def send(logical: str, *records: dict) -> None:
+        topic = topics.name(logical)
+        serde = serde_for(kafka_settings, schemas[logical])
+        for rec in records:
+            producer.produce(topic, key=encode_key(rec["call_id"]), value=serde.encode(rec, topic=topic))
+        assert producer.flush(15) == 0
+
+    return send

@@ -238,3 +238,11 @@ def test_invalid_call_ids(call_id):
 def test_valid_call_id():
     assert check_call_id("Call-7_a.b:c") == "Call-7_a.b:c"
     assert np.isfinite(len(check_call_id("x" * 128)))
+
+
+def test_a_held_chunk_is_released_on_demand_without_end_of_call():
+    ch = chunker(encoding="pcm_s16le", sample_rate=16000, channels=1)
+    assert ch.feed(pcm_bytes(tone(1.0))) == [] and ch.holding
+    assert [(r["seq"], r["end_of_call"]) for r, _t in ch.release()] == [(0, False)]
+    assert not ch.holding and ch.release() == []
+    assert [(r["seq"], r["end_of_call"]) for r in ch.feed(pcm_bytes(tone(0.5))) + ch.finish(True)] == [(1, True)]
