@@ -3,8 +3,9 @@
 Binary frames of any size are cut into chunks that leave as soon as they are complete, except a chunk
 that ends exactly with a frame: it waits up to ``END_GRACE_S`` for the next message, so that an
 ``end`` sent right after the last frame still puts ``end_of_call`` on it. Text ``{"type": "end"}`` ends
-the call (the rest is published with ``end_of_call``); the socket then stays open for the call's last
-scores and alerts until the client closes it. Closing without ``end`` publishes the rest and leaves the
+the call (the rest is published with ``end_of_call``) and, once every chunk is acknowledged, answered
+``{"type": "ended", "published": <records>}``; the socket then stays open for the call's last scores and
+alerts until the client closes it. Closing without ``end`` publishes the rest and leaves the
 call open (a new connection continues its seq). Errors: ``{"type": "error", "code", "message"}`` then
 close 1008 (policy: auth, parameters, limits), 1003 (audio the gateway cannot take) or 1011 (broker).
 """
@@ -95,11 +96,13 @@ async def stream_audio(ws: WebSocket, call_id: str) -> None:
     rt.metrics.ws_connections.inc()
     released = False
 
-    def published(rec: dict) -> None:
-        msg = {"type": "published", "seq": rec["seq"], "role": rec["role"], "start_ms": rec["start_ms"]}
-        if q.full():
+    def push(msg: dict) -> None:
+        if q.full():  # a client that does not read loses its oldest messages
             q.get_nowait()
         q.put_nowait(msg)
+
+    def published(rec: dict) -> None:
+        push({"type": "published", "seq": rec["seq"], "role": rec["role"], "start_ms": rec["start_ms"]})
 
     try:
         session = IngestSession(rt, new_chunker(rt, call_id, opts, lookahead=True), on_published=published)
@@ -125,6 +128,7 @@ async def stream_audio(ws: WebSocket, call_id: str) -> None:
                     raise ApiError("bad_parameter", 'text frames are {"type": "end"} only')
                 await session.finish(True)
                 ended = True
+                push({"type": "ended", "published": session.published})
                 await claim.__aexit__(None, None, None)
                 released = True
                 log.info("live call ended", extra={"call_id": call_id, "chunks": session.published})
