@@ -9,14 +9,17 @@ from emowatch.streams.kafka.tail import TopicTail
 
 @pytest.fixture
 def start_gateway(kafka_settings, topics):
-    """``start_gateway(**gateway_settings)`` -> a started :class:`Gateway` (stopped after the test)."""
+    """``start_gateway(model=None, **gateway_settings)`` -> a started :class:`Gateway` (stopped after the
+    test); ``model`` is a dict of ModelSettings fields."""
     from emowatch.streams.gateway.service import Gateway
     from emowatch.streams.settings import GatewaySettings, Settings
 
     started = []
 
-    def start(**gw):
+    def start(model=None, **gw):
         settings = Settings(kafka=kafka_settings, gateway=GatewaySettings(http_port=0, **gw))
+        if model is not None:
+            settings = settings.with_overrides(model=model)
         g = Gateway(settings).start_in_thread()
         started.append(g)
         return g
