@@ -43,6 +43,9 @@ class GatewayMetrics:
         self.publish_delay = self.stage.histogram(
             "gateway_publish_delay_seconds", "Time from receipt of the bytes completing a chunk to the broker's ack",
             DELAY_BUCKETS)
+        self.broker_ack = self.stage.histogram(
+            "gateway_broker_ack_seconds", "Time from handing a chunk to the producer to the broker's ack",
+            DELAY_BUCKETS)
         self.rejected = self.stage.counter("gateway_rejected", "Requests refused, by error code", ("code",))
         self.ws_connections = self.stage.gauge("gateway_ws_connections", "Open audio WebSocket connections")
         self.live_clients = self.stage.gauge("gateway_live_clients", "Open live-board and live-call streams")
