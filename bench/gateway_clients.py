@@ -13,10 +13,11 @@ import json
 import time
 from typing import Any
 
+from emowatch.topics.model_io import SAMPLE_RATE
+
 FRAME_S = 0.1
-RATE = 16_000
 FRAMES_PER_CHUNK = 10  # 1 s chunks (the gateway's default chunk_ms)
-QUERY = "encoding=pcm_s16le&sample_rate=16000&channels=1&business_line=bench"
+QUERY = f"encoding=pcm_s16le&sample_rate={SAMPLE_RATE}&channels=1&business_line=bench"
 
 
 async def _call(url: str, call_id: str, t0: float, frames: int, frame: bytes) -> dict[str, Any]:
@@ -63,7 +64,7 @@ async def _call(url: str, call_id: str, t0: float, frames: int, frame: bytes) ->
 async def _calls(url: str, call_ids: list[str], start_at: float, seconds: int, stagger: list[float]) -> dict:
     loop = asyncio.get_running_loop()
     t0 = loop.time() + (start_at - time.time())
-    frame = bytes(int(RATE * FRAME_S) * 2)
+    frame = bytes(int(SAMPLE_RATE * FRAME_S) * 2)
     frames = seconds * FRAMES_PER_CHUNK
     results = await asyncio.gather(*(_call(url, cid, t0 + off, frames, frame) for cid, off in zip(call_ids, stagger)),
                                    return_exceptions=True)
