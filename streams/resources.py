@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "clickhouse_schema", "default_rules_file", "demo_model_dir", "grafana_dir", "notify_config", "rule_files",
+    "clickhouse_schema", "default_rules_file", "demo_model_dir", "gateway_static_dir", "grafana_dir", "notify_config",
+    "rule_files",
     "rules_dir",
     "sample_manifest", "samples_dir", "schemas_dir",
 ]
@@ -91,3 +92,8 @@ def notify_demo_config() -> Path:
 def schemas_dir() -> Path:
     """The Avro schemas of the topics (``topics/schemas/<Name>.v<N>.avsc``)."""
     return _package_path("emowatch.topics", "schemas")
+
+
+def gateway_static_dir() -> Path:
+    """The web console's static files, served by the gateway at ``/console/`` (``streams/gateway/static``)."""
+    return _package_path("emowatch.streams.gateway", "static")

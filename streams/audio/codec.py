@@ -35,13 +35,9 @@ class Decoded:
     duration_ms: int
 
 
-def decode_pcm(audio: bytes, *, encoding: str, sample_rate: int, channels: int, max_seconds: float) -> Decoded:
-    """Decode interleaved little-endian PCM into float32 channels resampled to 16 kHz.
-
-    Raises :class:`AudioError` for an unknown encoding or rate, empty audio, a
-    byte count that is not a whole number of frames, NaN/inf samples, or audio
-    longer than ``max_seconds``.
-    """
+def check_format(encoding: str, sample_rate: int, channels: int) -> np.dtype:
+    """The sample dtype of ``encoding`` (``PCM_S16LE``/``PCM_F32LE``); :class:`AudioError` ``unknown_encoding``,
+    ``unsupported_rate`` or ``unsupported_channels`` otherwise (the gateway checks uploads with it too)."""
     dtype = _DTYPES.get(encoding)
     if dtype is None:
         raise AudioError("unknown_encoding", f"encoding {encoding!r} is not one of {sorted(_DTYPES)}")
@@ -49,6 +45,17 @@ def decode_pcm(audio: bytes, *, encoding: str, sample_rate: int, channels: int, 
         raise AudioError("unsupported_rate", f"sample_rate {sample_rate} is not one of {SUPPORTED_RATES}")
     if channels not in (1, 2):
         raise AudioError("unsupported_channels", f"channels={channels}; only mono or stereo is supported")
+    return dtype
+
+
+def decode_pcm(audio: bytes, *, encoding: str, sample_rate: int, channels: int, max_seconds: float) -> Decoded:
+    """Decode interleaved little-endian PCM into float32 channels resampled to 16 kHz.
+
+    Raises :class:`AudioError` for an unknown encoding or rate, empty audio, a
+    byte count that is not a whole number of frames, NaN/inf samples, or audio
+    longer than ``max_seconds``.
+    """
+    dtype = check_format(encoding, sample_rate, channels)
     if not audio:
         raise AudioError("empty", "audio is empty")
     frame_bytes = dtype.itemsize * channels

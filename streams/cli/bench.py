@@ -44,3 +44,11 @@ def bench_notify(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
     from emowatch.bench.notify import main
 
     main(quick=quick, json_path=json_path)
+
+
+@bench_app.command("gateway")
+def bench_gateway(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+    """Live WebSocket calls through one gateway: the most calls with p99 chunk publish delay <= 100 ms."""
+    from emowatch.bench.gateway import main
+
+    main(quick=quick, json_path=json_path)

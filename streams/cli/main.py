@@ -14,6 +14,7 @@ from emowatch.streams.cli.local import demo, up
 from emowatch.streams.cli.model import model_app
 from emowatch.streams.cli.notify import notify_app
 from emowatch.streams.cli.rules import rules_app
+from emowatch.streams.cli.send import send
 from emowatch.streams.cli.silence import silence_app
 from emowatch.streams.cli.topics import topics_app
 
@@ -22,7 +23,7 @@ from emowatch.streams.cli.topics import topics_app
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="emowatch: real-time speech-emotion monitoring on Kafka.")
 worker_app = typer.Typer(no_args_is_help=True,
-                         help="Run a service (inference agent, rules worker, ClickHouse sink, notifier).")
+                         help="Run a service (inference agent, rules worker, ClickHouse sink, notifier, gateway).")
 app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(rules_app, name="rules")
@@ -33,6 +34,7 @@ app.add_typer(silence_app, name="silence")
 app.add_typer(alert_app, name="alert")
 app.command("up")(up)
 app.command("demo")(demo)
+app.command("send")(send)
 
 
 @worker_app.command("infer")
@@ -85,6 +87,19 @@ def worker_notify(
         console.print(f"[red]cannot start the notifier:[/] {exc}")
         raise typer.Exit(2) from None
     notifier.run()
+
+
+@worker_app.command("gateway")
+def worker_gateway(http_port: int = typer.Option(0, help="Port of the gateway's HTTP server (0 = settings).")) -> None:
+    """Gateway: HTTP/WebSocket ingress of call audio -> audio topic; live board, console, OpenAPI (/docs)."""
+    from emowatch.streams.gateway.service import Gateway
+    from emowatch.streams.observability import setup_logging
+
+    s = _settings()
+    if http_port:
+        s = s.with_overrides(gateway={"http_port": http_port})
+    setup_logging(s.log_level, "gateway")
+    Gateway(s).run()
 
 
 @worker_app.command("rules")

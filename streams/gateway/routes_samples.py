@@ -10,12 +10,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse
 
+from emowatch.streams.gateway.auth import require_token
+from emowatch.streams.gateway.errors import ApiError
 from emowatch.streams.resources import sample_manifest
 
-router = APIRouter(tags=["console"])
+router = APIRouter(tags=["console"], dependencies=[Depends(require_token)])
 
 #: manifest fields the console shows (the rest - seeds, per-segment moods - stay in the manifest)
 FIELDS = ("file", "call_id", "business_line", "role", "expected_mood", "duration_s", "sample_rate", "description")
@@ -38,6 +40,5 @@ def list_samples() -> dict[str, list[dict[str, Any]]]:
 def sample_wav(name: str):
     entry = bundled_samples().get(name)
     if entry is None:
-        return JSONResponse({"error": {"code": "unknown_sample", "message": f"no bundled sample named {name!r}"}},
-                            status_code=404)
+        raise ApiError("unknown_sample", f"no bundled sample named {name!r}", 404)
     return FileResponse(entry["path"], media_type="audio/wav", filename=Path(entry["path"]).name)

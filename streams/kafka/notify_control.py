@@ -84,11 +84,11 @@ def read_current(kafka: KafkaSettings, logical: str, *, timeout_s: float = 15.0)
     return read_compacted(kafka, topics_for(kafka).name(logical), schema, timeout_s=timeout_s)
 
 
-def groupless_consumer(kafka: KafkaSettings) -> Consumer:
+def groupless_consumer(kafka: KafkaSettings, **overrides: Any) -> Consumer:
     """A consumer for ``assign()``: librdkafka wants a group id, but no group is joined, nothing committed."""
     return Consumer({**base_config(kafka), "group.id": f"emowatch-ro-{uuid.uuid4().hex[:8]}",
                      "enable.auto.commit": False, "enable.partition.eof": True,
-                     "fetch.wait.max.ms": kafka.fetch_wait_max_ms})
+                     "fetch.wait.max.ms": kafka.fetch_wait_max_ms, **overrides})
 
 
 def partitions_from_start(kafka: KafkaSettings, topics: list[str]) -> list[TopicPartition]:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from emowatch.models.timeline import EMOJI
+from emowatch.streams.resources import gateway_static_dir
 
 ROOT = Path(__file__).resolve().parents[3]
-STATIC = ROOT / "streams" / "gateway" / "static"
+STATIC = gateway_static_dir()
 PAGES = ("index.html", "live.html", "call.html", "alerts.html")
 FILES = sorted(p for p in STATIC.iterdir() if p.suffix in (".html", ".js", ".css"))
 JS = [p for p in FILES if p.suffix == ".js"]

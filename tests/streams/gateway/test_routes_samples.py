@@ -1,22 +1,32 @@
 """The bundled samples for the console's upload page: listed with their manifest fields and served as WAV;
-a name outside the manifest is a 404 in the gateway's error shape."""
+a name outside the manifest is a 404 in the gateway's error shape; the token guards them like every /v1 route.
+The gateway's app, without a broker (these routes publish nothing)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from emowatch.streams.gateway.routes_samples import router
+from emowatch.streams.gateway.app import create_app
+from emowatch.streams.gateway.runtime import Runtime
 from emowatch.streams.resources import sample_manifest
+from emowatch.streams.settings import GatewaySettings, Settings
+
+TOKEN = "s3cret"
 
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    app = FastAPI()
-    app.include_router(router)
-    return TestClient(app)
+    app = create_app(Runtime(Settings(gateway=GatewaySettings(auth_token=TOKEN)), publisher=None))
+    return TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+@pytest.mark.parametrize("path", ["/v1/samples", "/v1/samples/agitated_01.wav"])
+def test_the_samples_need_the_token(client, path):
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}):
+        got = client.get(path, headers=headers)
+        assert got.status_code == 401 and got.json()["error"]["code"] == "unauthorized"
 
 
 def test_lists_every_bundled_sample_with_its_manifest_fields_and_url(client):
