@@ -3,7 +3,8 @@ embedded local stack: broker, inference agent (demo model), rules worker (bundle
 (history read API) and `emowatch worker gateway`.
 
 (a) upload page: the bundled agitated sample -> main emotion, timeline drawn, an alert arrives live;
-(b) live board: a call streamed in real time over the WebSocket is on the board, and leaves it at its end;
+(b) live board: a call streamed in real time over the WebSocket is on the board, with its alert once it
+    fires, and leaves the board at its end;
 (c) call page: the uploaded call from history, its timeline and alerts; Ack and silence work;
 (d) alerts page: lists the alert, linked to the call.
 The gateway requires a bearer token: the console asks for it on the first 401 and sends it from then on.
@@ -31,7 +32,7 @@ from emowatch.streams.resources import sample_manifest
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT = 240
-UPLOAD_SAMPLE, LIVE_SAMPLE = "agitated_01.wav", "calm_01.wav"
+UPLOAD_SAMPLE, LIVE_SAMPLE = "agitated_01.wav", "escalating_01.wav"  # calm for 7 s, then angry
 TOKEN = uuid.uuid4().hex
 RULE_IDS = {"angry-sustained", "service-break-point", "vip-tier-fearful", "agent-angry", "uncertain-review"}
 
@@ -203,7 +204,7 @@ async def _stream_wav(url: str, wav: bytes, end: threading.Event, out: dict) -> 
             reading.cancel()
 
 
-def test_live_board_shows_a_streaming_call_and_drops_it_at_its_end(browser, stack, base_url):
+def test_live_board_shows_a_streaming_call_with_its_alert_and_drops_it_at_its_end(browser, stack, base_url):
     d = browser
     sample = _sample(LIVE_SAMPLE)
     call_id = f"console-live-{uuid.uuid4().hex[:6]}"
@@ -221,6 +222,9 @@ def test_live_board_shows_a_streaming_call_and_drops_it_at_its_end(browser, stac
         wait(d, lambda d: css(d, row), what=f"{call_id} never showed on the live board")
         assert css(d, f"{row} a.call-link")[0].get_attribute("href").endswith(f"call.html?id={call_id}")
         assert sample["business_line"] in css(d, row)[0].text
+        wait(d, lambda d: int(css(d, row)[0].get_attribute("data-alerts") or 0) >= 1,
+             what=f"{call_id} got angry but the board shows no active alert")
+        assert "firing" in css(d, row)[0].text.lower() and float(css(d, row)[0].get_attribute("data-risk")) > 0
         screenshot(d, "live")
     finally:
         end.set()
