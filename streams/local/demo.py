@@ -7,10 +7,9 @@ bundled sample calls -> audio topic -> inference agent -> scores topic -> rules 
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
-import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,12 +59,21 @@ ORDER BY c.call_id
 
 
 def start_pipeline(stack: LocalStack, *, model_dir: Path, rules_file: Path, business_line: str = "*",
-                   rules: bool = True) -> None:
+                   rules: bool = True, gateway: bool = True, gateway_port: int | None = None) -> str | None:
+    """Start infer, sink, rules (and the gateway, whose console reads history from the sink's read API);
+    returns the console URL when the gateway runs."""
     stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(model_dir)})
-    stack.start_worker("sink", ["sink"])
+    sink = stack.start_worker("sink", ["sink"])
     if rules:
         name = "rules-all" if business_line == "*" else f"rules-{business_line}"
         stack.start_worker(name, ["rules", "--business-line", business_line, "--rules-file", str(rules_file)])
+    if not gateway:
+        return None
+    gw = stack.start_worker("gateway", ["gateway"], port=gateway_port,
+                            env={"EMOWATCH_MODEL__MODEL": str(model_dir),
+                                 "EMOWATCH_GATEWAY__HISTORY_URL": f"http://127.0.0.1:{sink.http_port}"})
+    stack.wait_healthy("gateway", 120)
+    return f"http://127.0.0.1:{gw.http_port}/console/"
 
 
 def wait_for_lag_zero(stack: LocalStack, group: str, topics: list[str], timeout_s: float) -> None:
@@ -104,27 +112,31 @@ def start_notifier(stack: LocalStack, data_dir: Path, console: Console) -> DemoW
     secret_file = data_dir / "notify-secrets.yaml"
     secret_file.write_text(f"demo_hmac: {hook.secret}\n")
     secret_file.chmod(0o600)
-    worker = stack.start_worker("notify", ["notify", "--config", str(notify_demo_config())],
-                                env={"EMOWATCH_NOTIFY__SECRETS_FILE": str(secret_file),
-                                     "NOTIFY_DEMO_PORT": str(hook.port)})
+    stack.start_worker("notify", ["notify", "--config", str(notify_demo_config())],
+                       env={"EMOWATCH_NOTIFY__SECRETS_FILE": str(secret_file), "NOTIFY_DEMO_PORT": str(hook.port)})
     # Wait until the notifier owns the alerts partitions: the demo streams faster than real time, and a
     # notifier that joins late reads an episode's FIRING and RESOLVED together and, like Alertmanager,
     # sends nothing for an alert that resolved before its group's first notification.
-    deadline = time.monotonic() + 120
-    while _health(worker.http_port).get("assigned_partitions", 0) == 0:
-        stack.check_workers()
-        if time.monotonic() > deadline:
-            raise TimeoutError("the notifier did not join its consumer group within 120 s")
-        time.sleep(0.2)
+    stack.wait_healthy("notify", 120, ready=lambda h: h.get("assigned_partitions", 0) > 0)
     return hook
 
 
-def _health(port: int) -> dict:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError):
-        return {}
+def upload_calls(base_url: str, calls: list[CallSpec]) -> int:
+    """POST each call's WAV to the gateway (``/v1/calls/{id}/audio``), all at once; chunks published."""
+    import httpx
+
+    def one(c: CallSpec) -> int:
+        params = {"business_line": c.business_line, "role": c.role,
+                  **{f"attr.{k}": v for k, v in (c.attributes or {}).items()}}
+        with open(c.path, "rb") as body:
+            r = httpx.post(f"{base_url}/v1/calls/{c.call_id}/audio", params=params, content=body, timeout=120,
+                           headers={"Content-Type": "audio/wav"})
+        if r.status_code != 200:
+            raise RuntimeError(f"gateway refused {c.call_id}: {r.status_code} {r.text[:300]}")
+        return int(r.json()["chunks_published"])
+
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        return sum(pool.map(one, calls))
 
 
 def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path | None = None,
@@ -142,13 +154,17 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
     with LocalStack(data_dir=data_dir) as stack:
         kafka = stack.kafka_settings()
         console.print(f"local broker on {stack.bootstrap} (tansu); data in {data_dir}")
-        start_pipeline(stack, model_dir=model_dir, rules_file=rules_file)
+        console_url = start_pipeline(stack, model_dir=model_dir, rules_file=rules_file)
+        console.print(f"gateway and console on [cyan]{console_url}[/] (while the demo runs)")
         hook = start_notifier(stack, data_dir, console)
         from emowatch.streams.kafka.clients import topics_for
 
         t = topics_for(kafka)
         tail = TopicTail(kafka, {t.scores: "FrameScores", t.alerts: "Alert", t.dlq: "DeadLetter"})
-        sent = AudioPublisher(kafka).publish_calls(calls, realtime=realtime)
+        if realtime > 0:  # paced: straight to the audio topic, as a recorder publishing live would
+            sent = AudioPublisher(kafka).publish_calls(calls, realtime=realtime)
+        else:  # as fast as possible, through the gateway: the way a recording comes in
+            sent = upload_calls(console_url.removesuffix("/console/"), calls)
 
         def show(topic: str, rec: dict | None) -> None:
             if topic == t.scores:
