@@ -2,9 +2,10 @@
 
 ``offsets_for_times`` (ListOffsets by timestamp) answers from the broker's time index; each answer is
 checked against the records around it (the record at the offset is at or after the time, the one
-before it is earlier). The local tansu broker answers wrongly (offset 0 whatever the time, measured),
-so when a check fails the partitions are scanned from the earliest offset instead, comparing record
-timestamps - exact on any broker, slower on a large topic. The answer says which method was used.
+before it is earlier). The local tansu broker answers some requests wrongly (measured: offset 0 for a
+time after every record of a partition, where the answer is its end), so when a check fails the
+partitions are scanned from the earliest offset instead, comparing record timestamps - exact on any
+broker, slower on a large topic. The answer says which method was used.
 """
 from __future__ import annotations
 

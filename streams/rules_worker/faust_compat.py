@@ -16,11 +16,6 @@ module and ``tests/streams/rules_worker/test_faust_compat.py`` are what to check
   watchdog (``commit_stall.py``, upstream robinhood/faust#681, faust-streaming#318). It returns
   None when another Faust version lacks them, and the watchdog then does nothing.
 * :func:`source_of_event` reads an event's message position and headers (``event.message``).
-* :func:`leave_group_at_generation_zero` makes aiokafka (Faust's driver, pinned ``aiokafka`` 0.x) leave the
-  consumer group on a clean stop when its generation is 0 (``GroupCoordinator._maybe_leave_group``,
-  private). aiokafka leaves only when ``generation > 0`` - Apache Kafka numbers the first generation 1,
-  the local tansu broker 0, and tansu never expires a member that did not leave: the group of a stopped
-  worker stayed STABLE (measured), so ``emowatch rules reset`` refused it. A no-op on Apache Kafka.
 """
 from __future__ import annotations
 
@@ -28,8 +23,7 @@ from typing import Any
 
 from emowatch.topics.dlq import Source
 
-__all__ = ["commit_bookkeeping", "flush_send_buffer", "leave_group_at_generation_zero", "source_of_event",
-           "table_delete", "table_put"]
+__all__ = ["commit_bookkeeping", "flush_send_buffer", "source_of_event", "table_delete", "table_put"]
 
 
 def table_put(table: Any, partition: int, key: bytes, value: Any) -> None:
@@ -66,24 +60,3 @@ def source_of_event(event: Any) -> Source:
     msg = event.message
     return Source(topic=msg.topic, partition=msg.partition, offset=msg.offset, key=event.key, value=event.value,
                   headers=list(msg.headers or []))
-
-
-def leave_group_at_generation_zero() -> bool:
-    """Patch aiokafka's group coordinator (once per process) so a member of generation 0 leaves the group on
-    stop like any other; True when the patch is in place (False: this aiokafka lacks the method)."""
-    from aiokafka.consumer.group_coordinator import GroupCoordinator
-
-    original = getattr(GroupCoordinator, "_maybe_leave_group", None)
-    if original is None:
-        return False
-    if getattr(original, "_emowatch_gen0", False):
-        return True
-
-    async def maybe_leave_group(self: Any) -> Any:
-        if self.generation == 0 and getattr(self, "_group_instance_id", None) is None:
-            self.generation = 1  # joined (tansu's first generation): let aiokafka's own check pass
-        return await original(self)
-
-    maybe_leave_group._emowatch_gen0 = True  # type: ignore[attr-defined]
-    GroupCoordinator._maybe_leave_group = maybe_leave_group
-    return True

@@ -28,6 +28,7 @@ from prometheus_client import generate_latest
 from emowatch.rules.engine import call_finished
 from emowatch.streams.kafka.clients import serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
+from emowatch.streams.kafka.group_leave import leave_group_at_generation_zero
 from emowatch.streams.kafka.rules_feed import RulesFeed
 from emowatch.streams.rules_worker import faust_compat
 from emowatch.streams.rules_worker.active_rules import (
@@ -97,7 +98,7 @@ class RulesWorker:
         k = settings.kafka
         self.business_line = business_line
         self.exit = exit
-        faust_compat.leave_group_at_generation_zero()  # a stopped worker leaves its group on tansu too
+        leave_group_at_generation_zero()  # a stopped worker leaves its group on the local broker too
         self.topics = topics = topics_for(k)
         self.rules = ActiveRules(initial_selector(business_line, rules_file), rules_wait_s)
         self.app = app = faust.App(app_id(settings, business_line),

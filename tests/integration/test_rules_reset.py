@@ -95,7 +95,7 @@ def test_reset_reprocesses_the_window_once_more_and_refuses_while_workers_run(br
         ends = {p: e for (_t, p), e in end_offsets(kafka.bootstrap_servers, [t.scores]).items()}
         assert committed_offsets(kafka, group, t.scores, list(ends)) == ends
 
-        stack.stop_worker("rules")  # SIGTERM: the worker leaves its group (faust_compat.leave_group_at_generation_zero)
+        stack.stop_worker("rules")  # SIGTERM: the worker leaves its group (streams/kafka/group_leave.py)
         assert group_state(kafka, group) == ("EMPTY", 0)
         keys_before, records_before = live_keys(kafka, changelog)
         assert sum(map(len, keys_before.values())) == 12  # one state per call

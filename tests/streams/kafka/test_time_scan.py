@@ -23,4 +23,4 @@ def test_offsets_at_or_after_a_time_per_partition(kafka_settings, topics):
         assert {p: found[p] for p in (0, 1)} == want, at
         assert found[2] == ends[2] == 0 and (ends[0], ends[1]) == (10, 10)
         if at > BASE:
-            assert how == "scan"  # tansu answers offset 0 whatever the time (the check catches it)
+            assert how == "scan"  # tansu answered offset 0 for these (the check catches it)

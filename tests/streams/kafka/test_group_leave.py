@@ -1,4 +1,4 @@
-"""The generation-0 leave patch (``faust_compat.leave_group_at_generation_zero``) and its aiokafka canary."""
+"""The generation-0 leave patch (``leave_group_at_generation_zero``) and its aiokafka canary."""
 from __future__ import annotations
 
 import asyncio
@@ -6,19 +6,19 @@ import inspect
 
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 
-from emowatch.streams.rules_worker import faust_compat
+from emowatch.streams.kafka.group_leave import leave_group_at_generation_zero
 
 
 def test_aiokafka_still_skips_the_leave_at_generation_zero_which_the_patch_works_around():
-    faust_compat.leave_group_at_generation_zero()
+    leave_group_at_generation_zero()
     original = inspect.getsource(inspect.unwrap(GroupCoordinator._maybe_leave_group).__closure__[0].cell_contents)
     assert "self.generation > 0" in original and "LeaveGroupRequest" in original
 
 
 def test_the_patch_is_installed_once_and_lets_a_generation_zero_member_leave():
-    assert faust_compat.leave_group_at_generation_zero() and faust_compat.leave_group_at_generation_zero()
+    assert leave_group_at_generation_zero() and leave_group_at_generation_zero()
     patched = GroupCoordinator._maybe_leave_group
-    assert patched._emowatch_gen0 and faust_compat.leave_group_at_generation_zero()
+    assert patched._emowatch_gen0 and leave_group_at_generation_zero()
     assert GroupCoordinator._maybe_leave_group is patched  # not wrapped twice
 
     sent = []
