@@ -79,8 +79,11 @@ def rescore(
                 progress.update(task, completed=done, total=total, chunks=chunks, calls=n_calls)
 
             summary = Rescore(s, selection, model=loaded, target=scores_topic, store=chstore, progress=report).run()
-    except RescoreError as exc:
-        console.print(f"[red]rescore failed:[/] {escape(str(exc))}")
+    except Exception as exc:  # noqa: BLE001 - RescoreError, a Kafka client or ClickHouse error: exit 4, no traceback
+        from emowatch.topics.security import redact_url
+
+        what = str(exc) if isinstance(exc, RescoreError) else f"{type(exc).__name__}: {exc}"
+        console.print(f"[red]rescore failed:[/] {escape(redact_url(what)[:500])}")
         raise typer.Exit(4) from None
     finally:
         if chstore is not None:

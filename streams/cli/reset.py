@@ -50,10 +50,10 @@ def rules_reset(
     except ResetError as exc:
         console.print(f"[red]refused:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
-    except (RuntimeError, TimeoutError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a Kafka client error (KafkaException, timeouts): exit 3, no traceback
         from emowatch.topics.security import redact_url
 
-        console.print(f"[red]broker error:[/] {escape(redact_url(str(exc)))}")
+        console.print(f"[red]broker error:[/] {escape(redact_url(f'{type(exc).__name__}: {exc}'))}")
         raise typer.Exit(3) from None
     console.print(f"[green]reset[/] {escape(plan.group)}: {len(plan.moves)} partition offset(s) moved, "
                   f"{cleared} call state(s) cleared; start the workers to reprocess")
