@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "DEFAULT_PARTITIONS_LOCAL",
@@ -31,6 +31,7 @@ __all__ = [
     "TopicSpec",
     "Topics",
     "check_topics",
+    "extra_topic_spec",
     "partition_of",
     "topic_config",
 ]
@@ -255,3 +256,18 @@ def check_topics(expected: Topics, actual: Mapping[str, int]) -> list[str]:
                 "(read whole by every reader as one ordered stream)"
             )
     return problems
+
+
+def extra_topic_spec(topics: Topics, name: str, like: str = "scores") -> TopicSpec:
+    """The spec of an extra topic shaped like the deployment's ``like`` topic (same value schema, key,
+    retention and shared partition count) under the full name ``name``: the separate scores topic of
+    ``emowatch rescore``. Raises ValueError when ``name`` is not a legal topic name or is one of the
+    deployment's own topics (a rescore never writes into production's scores or any other topic)."""
+    if not name or not _LEGAL.match(name) or len(name) > _MAX_TOPIC_LEN or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a legal topic name (letters, digits, '.', '_', '-'; "
+                         f"at most {_MAX_TOPIC_LEN} characters)")
+    own = topics.spec_for_name(name)
+    if own is not None:
+        raise ValueError(f"{name!r} is this deployment's {own.logical} topic; give a separate topic "
+                         f"(e.g. {topics.prefix}emowatch.{like}.rescored.v1)")
+    return replace(topics.spec(like), logical=f"{like}-extra", base_name=name)

@@ -7,8 +7,9 @@ import typer
 
 from emowatch.streams.cli.common import console  # noqa: F401
 from emowatch.streams.cli.common import settings_or_exit as _settings
+from emowatch.streams.cli.reset import rules_reset
 
-rules_app = typer.Typer(no_args_is_help=True, help="Validate and publish rule files.")
+rules_app = typer.Typer(no_args_is_help=True, help="Validate and publish rule files; reset a business line's workers.")
 
 
 @rules_app.command("check")
@@ -62,3 +63,6 @@ def rules_publish(
         console.print(f"[red]error:[/] {escape(redact_url(str(exc)))}")
         raise typer.Exit(2) from None
     console.print(f"[green]published[/] {escape(what)} to {escape(f'{done.topic}[{done.partition}]@{done.offset}')}")
+
+
+rules_app.command("reset")(rules_reset)

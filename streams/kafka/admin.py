@@ -1,4 +1,4 @@
-"""Kafka admin adapter: readiness, idempotent topic creation, topic checks, consumer lag."""
+"""Kafka admin adapter: readiness, idempotent topic creation (registry and extra topics), topic checks, lag."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from emowatch.topics.registry import Topics, check_topics, topic_config
+from emowatch.topics.registry import Topics, TopicSpec, check_topics, topic_config
 
 
 def _admin(bootstrap: str, extra: dict | None = None) -> AdminClient:
@@ -149,3 +149,29 @@ def assigned_lag(consumer: Consumer, assigned: Iterable[tuple[str, int]],
         total += max(0, high - pos)
         known = True
     return total if known else None
+
+
+def ensure_topic(bootstrap: str, spec: TopicSpec, partitions: int, replication: int, *, extra: dict | None = None,
+                 timeout_s: float = 30.0) -> tuple[bool, int]:
+    """Create one topic from ``spec`` (name = ``spec.base_name``: an extra topic such as a rescore's scores
+    topic, see ``topics.registry.extra_topic_spec``) unless it exists; ``(created, partition count)``."""
+    name = spec.base_name
+    present = topic_partitions(bootstrap, extra)
+    if name in present:
+        return False, present[name]
+    created = True
+    admin = _admin(bootstrap, extra)  # kept alive until the future resolves
+    fut = admin.create_topics([NewTopic(name, partitions, replication, config=topic_config(spec))],
+                              request_timeout=timeout_s)[name]
+    try:
+        fut.result(timeout=timeout_s)
+    except KafkaException as exc:
+        if not (exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS):
+            raise
+        created = False
+    deadline = time.monotonic() + timeout_s
+    while name not in (present := topic_partitions(bootstrap, extra)):  # metadata propagates asynchronously
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {name} not visible within {timeout_s}s after creating it")
+        time.sleep(0.1)
+    return created, present[name]

@@ -12,11 +12,19 @@ from urllib.parse import urlsplit
 from emowatch.streams.kafka.security import faust_credentials
 from emowatch.streams.settings import KafkaSettings, Settings
 
+CALLS_TABLE = "calls"
+"""Name of the rules worker's per-call state table (Faust ``Table``)."""
+
 
 def app_id(settings: Settings, business_line: str) -> str:
     """The Faust app id (= consumer group) of a business line's workers."""
     line = "all" if business_line == "*" else business_line
     return f"{settings.kafka.topic_prefix}{settings.rules.app_prefix}-{line}"
+
+
+def changelog_topic(settings: Settings, business_line: str) -> str:
+    """The changelog topic of a business line's call table (Faust: ``<app id>-<table name>-changelog``)."""
+    return f"{app_id(settings, business_line)}-{CALLS_TABLE}-changelog"
 
 
 def advertised_url(bind: str, port: int, configured: str | None = None) -> str:

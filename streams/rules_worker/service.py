@@ -28,6 +28,7 @@ from prometheus_client import generate_latest
 from emowatch.rules.engine import call_finished
 from emowatch.streams.kafka.clients import serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
+from emowatch.streams.kafka.group_leave import leave_group_at_generation_zero
 from emowatch.streams.kafka.rules_feed import RulesFeed
 from emowatch.streams.rules_worker import faust_compat
 from emowatch.streams.rules_worker.active_rules import (
@@ -39,7 +40,7 @@ from emowatch.streams.rules_worker.active_rules import (
 from emowatch.streams.rules_worker.batch import BatchEvaluator
 from emowatch.streams.rules_worker.call_view import describe_call
 from emowatch.streams.rules_worker.commit_stall import StallDetector
-from emowatch.streams.rules_worker.config import app_id, faust_config
+from emowatch.streams.rules_worker.config import CALLS_TABLE, app_id, faust_config
 from emowatch.streams.rules_worker.finished_calls import FinishedCalls
 from emowatch.streams.rules_worker.metrics import RulesMetrics
 from emowatch.streams.settings import Settings
@@ -97,6 +98,7 @@ class RulesWorker:
         k = settings.kafka
         self.business_line = business_line
         self.exit = exit
+        leave_group_at_generation_zero()  # a stopped worker leaves its group on the local broker too
         self.topics = topics = topics_for(k)
         self.rules = ActiveRules(initial_selector(business_line, rules_file), rules_wait_s)
         self.app = app = faust.App(app_id(settings, business_line),
@@ -112,7 +114,7 @@ class RulesWorker:
         # Keys are the call id's UTF-8 bytes (key_type=bytes: raw serializer), exactly the scores
         # topic's key, so Faust's router (/calls forwarding) hashes a key to the partition - and the
         # worker - that holds the call; str keys are JSON-serialised ('"id"') and hash elsewhere.
-        self.calls = app.Table("calls", default=None, partitions=k.partitions, key_type=bytes)
+        self.calls = app.Table(CALLS_TABLE, default=None, partitions=k.partitions, key_type=bytes)
         self.metrics = RulesMetrics()
         self.dead_letters = DeadLetters(k, topics.dlq, app.conf.id, metrics=self.metrics.stage)
         self.feed = RulesFeed(k, topics.rules, RulesTopicHandler(self.rules, serde_for(k, "RuleSet"), self.metrics,

@@ -1,0 +1,22 @@
+import pytest
+
+from emowatch.streams.cli.time_args import format_ms, parse_time_ms
+
+NOW = 1_738_317_600_000  # 2025-01-31T10:00:00Z
+
+
+def test_accepted_forms():
+    assert parse_time_ms("2025-01-31T10:00:00Z", now_ms=0) == NOW
+    assert parse_time_ms("2025-01-31T18:00:00+08:00", now_ms=0) == NOW
+    assert parse_time_ms("2025-01-31T10:00:00", now_ms=0) == NOW  # no zone: UTC, like Kafka's --to-datetime
+    assert parse_time_ms("2025-01-31 10:00:00.250", now_ms=0) == NOW + 250
+    assert parse_time_ms(str(NOW), now_ms=0) == NOW
+    assert parse_time_ms("now", now_ms=NOW) == NOW
+    assert parse_time_ms("-1h30m", now_ms=NOW) == NOW - 5_400_000
+    assert format_ms(NOW + 5) == "2025-01-31 10:00:00.005Z"
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "-", "-2x", "2025-13-01", ""])
+def test_other_text_is_refused_with_the_accepted_forms(bad):
+    with pytest.raises(ValueError, match="ISO-8601"):
+        parse_time_ms(bad, now_ms=NOW)
