@@ -13,6 +13,7 @@ from emowatch.streams.cli.common import settings_or_exit as _settings
 from emowatch.streams.cli.local import demo, up
 from emowatch.streams.cli.model import model_app
 from emowatch.streams.cli.notify import notify_app
+from emowatch.streams.cli.replay import replay
 from emowatch.streams.cli.rules import rules_app
 from emowatch.streams.cli.send import send
 from emowatch.streams.cli.silence import silence_app
@@ -35,6 +36,7 @@ app.add_typer(alert_app, name="alert")
 app.command("up")(up)
 app.command("demo")(demo)
 app.command("send")(send)
+app.command("replay")(replay)
 
 
 @worker_app.command("infer")
