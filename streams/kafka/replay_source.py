@@ -36,7 +36,7 @@ __all__ = ["KafkaWindowReader", "ReplaySourceError"]
 
 log = logging.getLogger("emowatch.replay")
 
-BATCH = 5_000
+BATCH = 2_000
 LATE_MS = 300_000
 """A partition is done at the first message produced this long after ``--to``."""
 SKEW_MS = 60_000
@@ -81,6 +81,8 @@ class KafkaWindowReader:
         """Lists of decoded records until every partition is done; the consumer is closed at the end."""
         c, topic, keys = self.consumer, self.topic, self.keys
         pending = {p for p in self.ends if self.starts[p] < self.ends[p]}
+        left = {p: self.ends[p] - self.starts[p] for p in pending}  # asking for no more than is left: consume()
+        # returns as soon as that many arrived instead of waiting out its timeout for a full batch
         early = self.from_ms - SKEW_MS
         late = None if self.to_ms is None else self.to_ms + self.late_ms
         decode = self.serde.decode
@@ -89,7 +91,8 @@ class KafkaWindowReader:
                 c.assign([TopicPartition(topic, p, self.starts[p]) for p in sorted(pending)])
             while pending:
                 out: list[dict[str, Any]] = []
-                for msg in c.consume(num_messages=self.batch, timeout=0.5):
+                want = max(1, min(self.batch, sum(left[p] for p in pending)))
+                for msg in c.consume(num_messages=want, timeout=0.5):
                     p = msg.partition()
                     if p not in pending:
                         continue
@@ -101,6 +104,7 @@ class KafkaWindowReader:
                             continue
                         raise ReplaySourceError(f"reading {topic}[{p}] failed: {err}")
                     offset = msg.offset()
+                    left[p] = self.ends[p] - offset - 1
                     if offset >= self.ends[p]:
                         self._done(p, pending)
                         continue

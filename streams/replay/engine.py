@@ -6,6 +6,9 @@ source orders a call's rows by their Kafka offset). The scope is the rules worke
 (``BatchEvaluator.in_scope`` and ``step``'s own rule-set check): the replay's business line, or every
 line for ``*``. Malformed messages are counted and skipped, as production dead-letters them.
 
+Records are evaluated a chunk at a time, in waves holding one message per call (``rules.batched.step_many``:
+the windows of a whole wave are scored at once; results equal ``step`` message by message).
+
 One engine can run several *lanes* over the same pass: one compiled rule set and one dict of call
 states each (the sweep's fallback runs one lane per value). Events are collected per call and handed
 back in a canonical order - calls sorted by id, each call's events in evaluation order - so that two
@@ -18,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from emowatch.rules.batched import step_many
 from emowatch.rules.compiler import CompiledRuleSet, compile_ruleset
-from emowatch.rules.engine import step
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.model import RuleSet
 from emowatch.streams.replay.params import Scope, Window
@@ -29,6 +32,8 @@ __all__ = ["Lane", "ReplayEngine", "ReplayTotals", "count_firing"]
 Progress = Callable[[int, int], None]
 """``progress(messages offered, calls seen)``."""
 PROGRESS_EVERY = 2000
+CHUNK = 2000
+"""Records evaluated together (in waves of one message per call)."""
 
 
 @dataclass
@@ -59,7 +64,7 @@ class ReplayEngine:
     """Feeds records through ``step`` for every lane; tags events with ``replay_id``."""
 
     def __init__(self, rulesets: list[RuleSet | CompiledRuleSet], *, replay_id: str, window: Window, scope: Scope,
-                 progress: Progress | None = None, progress_every: int = PROGRESS_EVERY) -> None:
+                 progress: Progress | None = None, progress_every: int = PROGRESS_EVERY, chunk: int = CHUNK) -> None:
         if not rulesets:
             raise ValueError("a replay needs at least one rule set")
         self.lanes = [Lane(compile_ruleset(rs)) for rs in rulesets]
@@ -69,17 +74,16 @@ class ReplayEngine:
         self.totals = ReplayTotals()
         self.progress = progress
         self.progress_every = max(1, progress_every)
+        self.chunk = max(1, chunk)
 
     def feed(self, records: Iterable[dict[str, Any]]) -> None:
         """Evaluate records (in per-call order) in every lane."""
         t = self.totals
         holds, line_ok, call_ok = self.window.holds, self.scope.line_ok, self.scope.call_ok
         skipped, calls, versions = t.skipped, t.calls, t.model_versions
-        lanes, replay_id = self.lanes, self.replay_id
+        chunk: list[dict[str, Any]] = []
         for rec in records:
             t.offered += 1
-            if self.progress is not None and t.offered % self.progress_every == 0:
-                self.progress(t.offered, len(calls))
             try:
                 call_id, line = rec["call_id"], rec.get("business_line") or ""
                 if not holds(int(rec["event_time"]), int(rec["start_ms"])):
@@ -99,18 +103,43 @@ class ReplayEngine:
             model = rec.get("model")
             if model:
                 versions.add(f"{model.get('name', '')}:{model.get('version', '')}")
-            for lane in lanes:
-                try:
-                    lane.states[call_id], events = step(lane.states.get(call_id), rec, lane.crs)
-                except ScoresError:
-                    skipped["invalid"] += 1  # production dead-letters it (stage EVALUATE)
-                    continue
-                if events:
-                    for ev in events:
-                        ev["replay_id"] = replay_id
-                    lane.events.setdefault(call_id, []).extend(events)
+            chunk.append(rec)
+            if len(chunk) >= self.chunk:
+                self._evaluate(chunk)
+                chunk = []
+            if self.progress is not None and t.offered % self.progress_every == 0:
+                self.progress(t.offered, len(calls))
+        if chunk:
+            self._evaluate(chunk)
         if self.progress is not None:
             self.progress(t.offered, len(calls))
+
+    def _evaluate(self, chunk: list[dict[str, Any]]) -> None:
+        """A chunk in waves - the first message of every call in it, then the second, ... - each wave
+        evaluated at once (``step_many``), so every call sees its messages in order."""
+        waves: list[list[dict[str, Any]]] = []
+        depth: dict[str, int] = {}
+        for rec in chunk:
+            k = depth.get(rec["call_id"], 0)
+            depth[rec["call_id"]] = k + 1
+            if k == len(waves):
+                waves.append([])
+            waves[k].append(rec)
+        replay_id, skipped = self.replay_id, self.totals.skipped
+        for lane in self.lanes:
+            states, by_call = lane.states, lane.events
+            for wave in waves:
+                results = step_many([(states.get(rec["call_id"]), rec) for rec in wave], lane.crs)
+                for rec, res in zip(wave, results):
+                    if isinstance(res, ScoresError):
+                        skipped["invalid"] += 1  # production dead-letters it (stage EVALUATE)
+                        continue
+                    call_id = rec["call_id"]
+                    states[call_id], events = res
+                    if events:
+                        for ev in events:
+                            ev["replay_id"] = replay_id
+                        by_call.setdefault(call_id, []).extend(events)
 
 
 def count_firing(events: Iterable[dict[str, Any]]) -> tuple[int, Counter, Counter]:

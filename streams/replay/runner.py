@@ -14,7 +14,7 @@ from typing import Any
 from emowatch.rules.compiler import compile_ruleset
 from emowatch.rules.model import RuleSet
 from emowatch.streams.replay.diff import MATCH_WITHIN_MS, DiffReport, diff_alerts
-from emowatch.streams.replay.engine import ReplayEngine, ReplayTotals, count_firing
+from emowatch.streams.replay.engine import PROGRESS_EVERY, ReplayEngine, ReplayTotals, count_firing
 from emowatch.streams.replay.params import Scope, Window, iso, replay_id_for
 from emowatch.streams.replay.sweep import SweepPlan, SweepSpec, plan_sweep, sweep_counts
 
@@ -87,13 +87,15 @@ class ReplayOutcome:
 
 
 def run_replay(request: ReplayRequest, records: Iterable[dict[str, Any]], *,
-               progress: Callable[[int, int], None] | None = None) -> ReplayOutcome:
+               progress: Callable[[int, int], None] | None = None,
+               progress_every: int = PROGRESS_EVERY) -> ReplayOutcome:
     """Evaluate ``records`` (per-call order) with the request's rule set, or every value of its sweep."""
     crs = compile_ruleset(request.ruleset)
     plan: SweepPlan | None = plan_sweep(crs, request.sweep) if request.sweep is not None else None
     lanes = plan.lanes if plan is not None else [crs]
     replay_id = request.resolved_id()
-    engine = ReplayEngine(lanes, replay_id=replay_id, window=request.window, scope=request.scope, progress=progress)
+    engine = ReplayEngine(lanes, replay_id=replay_id, window=request.window, scope=request.scope, progress=progress,
+                          progress_every=progress_every)
     engine.feed(records)
     if plan is not None:
         return ReplayOutcome(request, replay_id, engine.totals, [],
