@@ -29,8 +29,7 @@ def print_summary(console: Console, outcome: ReplayOutcome) -> None:
                   f"{s['messages']} score messages, {s['calls']} calls"
                   + (f"; skipped {', '.join(f'{k} {v}' for k, v in s['skipped'].items())}" if s["skipped"] else ""))
     if s["source_stats"].get("offsets_fallback"):
-        console.print("[yellow]warning:[/] the broker answered offsets for --from wrongly; the topic was scanned "
-                      "from its earliest offsets and skipped by event time (slower, same result)")
+        console.print("offsets: scanned from the earliest offsets (the broker's offsets for --from were wrong)")
     if outcome.sweep is None:
         console.print(f"alerts: [bold]{s['alerts']}[/] ({s['events']} events) "
                       + ", ".join(f"{escape(k)} {v}" for k, v in s["alerts_by_rule"].items()))

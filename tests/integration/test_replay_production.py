@@ -207,3 +207,17 @@ def test_cli_diff_from_clickhouse(prod, tmp_path):
     rows = (tmp_path / "strict.csv").read_text().splitlines()
     assert rows[0].startswith("kind,rule_id,business_line,call_id") and len(rows) > 1
     assert all(r.split(",")[1] == "angry-sustained" for r in rows[1:])
+
+
+def test_cli_sweep_from_kafka(prod, tmp_path):
+    res = _replay_cli(prod, "--source", "kafka", "--no-store", "--no-progress", "--sweep",
+                      "angry-sustained.for=1s:3s:1s", "--out", str(tmp_path / "sweep.json"))
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    # angry-sustained mutes the review rule (default.yaml's inhibit): one state per value, in the same pass
+    assert "angry-sustained.for=1s:3s:1s (separate pass: 'angry-sustained' is an inhibition source)" in said
+    sweep = json.loads((tmp_path / "sweep.json").read_text())["sweep"]
+    counts = [v["alerts"] for v in sweep["values"]]
+    assert [v["label"] for v in sweep["values"]] == ["1s", "2s", "3s"]
+    prod_count = sum(e["status"] == "FIRING" and e["rule_id"] == "angry-sustained" for e in _expected(prod))
+    assert counts[1] == prod_count and counts[0] >= counts[1] >= counts[2]  # 2s is production's own value
