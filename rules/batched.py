@@ -40,13 +40,20 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
     wins = advance_many([(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, p.end_of_call) for _, p in pending],
                         crs.hop_ms, crs.windows, crs.max_bins, groups)
     conditions: dict[int, tuple[Any, ...]] = {}
-    if crs.threshold_rules and all(len(r.cols) <= 2 for r in crs.threshold_rules):
-        # one product for a whole group: exact, as every value is a sum of at most two probabilities (any
-        # order of adding them gives the same float); wider sums are left to each message's own product
-        for members, probs, valid in groups:
-            values, holds, valid_r, any_hold = threshold_conditions(crs, probs, valid)
-            for b, (k, flags) in enumerate(zip(members, any_hold.tolist())):
-                conditions[k] = (values[b], holds[b], valid_r, flags)
+    # one product for a whole group: exact, as every value is a sum of at most two probabilities (any
+    # order of adding them gives the same float); wider sums are left to each message's own product
+    shared_values = bool(crs.threshold_rules) and all(len(r.cols) <= 2 for r in crs.threshold_rules)
+    for members, probs, valid in groups:
+        thresholds: list[Any] = [None] * 4
+        if shared_values:
+            thresholds = list(threshold_conditions(crs, probs, valid))
+            thresholds[3] = thresholds[3].tolist()
+        top = (probs.argmax(axis=-1), probs.max(axis=-1)) if crs.sequence_rules else (None, None)
+        for b, k in enumerate(members):
+            values, holds, valid_r, any_hold = thresholds
+            conditions[k] = (None if values is None else values[b], None if holds is None else holds[b], valid_r,
+                             None if any_hold is None else any_hold[b],
+                             None if top[0] is None else top[0][b], None if top[1] is None else top[1][b])
     for k, ((i, p), win) in enumerate(zip(pending, wins)):
         results[i] = win if isinstance(win, ScoresError) else finish(p, win, crs, conditions.get(k))
     return results  # type: ignore[return-value]

@@ -113,8 +113,9 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet,
            conditions: tuple[Any, ...] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The rules at the message's evaluation points (``win``: its ``advance`` result), the events, the new state.
 
-    ``conditions`` (optional): the threshold rules' ``(values, holds, valid, any_hold)`` for ``win``, when
-    computed for many messages at once (:func:`threshold_conditions`)."""
+    ``conditions`` (optional): the rules' inputs at every point of ``win`` when computed for many messages at
+    once - the threshold rules' ``(values, holds, valid, any_hold)`` (:func:`threshold_conditions`) and the
+    windows' ``(dominant class, top probability)``; a ``None`` part is computed here."""
     scores, rules_state, events, end_ms, base = p.scores, p.rules_state, p.events, p.end_ms, p.base
     last_value: dict[str, float] = {}
     if win.times.shape[0]:
@@ -137,6 +138,9 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet,
         if rules_state:
             new_role["rules"] = rules_state
     return {**p.state, "v": STATE_VERSION, "r": {**p.roles, p.role: new_role}}, events
+
+
+_NOT_GIVEN = (None,) * 6
 
 
 def threshold_conditions(crs: CompiledRuleSet, probs: np.ndarray, valid: np.ndarray) -> tuple[Any, ...]:
@@ -163,8 +167,10 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     attributes = scores.get("attributes") or {}
     active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, in_scope, dominant, p_max)
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
+    given = conditions or _NOT_GIVEN
     if crs.threshold_rules:
-        values, holds, valid_r, any_hold = conditions or threshold_conditions(crs, probs, valid)
+        values, holds, valid_r, any_hold = (given[:4] if given[0] is not None
+                                            else threshold_conditions(crs, probs, valid))
         for j, rule in enumerate(crs.threshold_rules):
             if any_hold[j] or rule.id in rules_state:
                 in_scope = rule.in_scope(role, business_line, attributes)
@@ -172,11 +178,23 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                     active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), valid_r[:, j].tolist(),
                                    in_scope, None, None))
     if crs.sequence_rules:
-        dominant_all, p_max_all = probs.argmax(axis=2), probs.max(axis=2)
+        dominant_all, p_max_all = given[4:] if given[4] is not None else (probs.argmax(axis=2), probs.max(axis=2))
         for rule, wi in crs.sequence_rules:
             in_scope = rule.in_scope(role, business_line, attributes)
             dominant, p_max, ok = dominant_all[wi], p_max_all[wi], valid[wi]
-            if rule.id in rules_state or (in_scope and bool(
+            st = rules_state.get(rule.id)
+            if st is not None and in_scope and "st" not in st and "m" not in st:
+                ok_l, dom_l, top_l = ok.tolist(), dominant.tolist(), p_max.tolist()
+                last, thr = rule.last_col, rule.threshold
+                if not any(v and d == last and p >= thr for v, d, p in zip(ok_l, dom_l, top_l)):
+                    # the last step is never reached here, so the condition cannot hold: the lifecycle stays
+                    # inactive at every point and only the sequence progress moves (as in the loop below)
+                    for t, v, d, p in zip(win.times.tolist(), ok_l, dom_l, top_l):
+                        if v:
+                            observe_sequence(st, rule, t, d, p)
+                    continue
+                active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok_l, in_scope, dom_l, top_l))
+            elif st is not None or (in_scope and bool(
                     (ok & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
                 active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
                                dominant.tolist(), p_max.tolist()))
