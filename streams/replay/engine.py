@@ -16,6 +16,7 @@ replays of the same data give identical output whatever order the partitions arr
 """
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -77,7 +78,20 @@ class ReplayEngine:
         self.chunk = max(1, chunk)
 
     def feed(self, records: Iterable[dict[str, Any]]) -> None:
-        """Evaluate records (in per-call order) in every lane."""
+        """Evaluate records (in per-call order) in every lane.
+
+        The cyclic garbage collector is paused meanwhile: a pass allocates millions of short-lived, acyclic
+        dicts (reference counting frees them), and the collections it would trigger walk every call's state -
+        a third of the time of a replay, measured."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._feed(records)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _feed(self, records: Iterable[dict[str, Any]]) -> None:
         t = self.totals
         holds, line_ok, call_ok = self.window.holds, self.scope.line_ok, self.scope.call_ok
         skipped, calls, versions = t.skipped, t.calls, t.model_versions
