@@ -189,7 +189,7 @@ def test_cli_replays_are_byte_identical_stored_published_and_leave_production_al
     assert row == [("kafka", doc["replay"]["messages"], 12, alerts, len(events), True, "default")]
 
 
-def test_cli_diff_from_clickhouse(prod, tmp_path):
+def test_cli_diff_from_clickhouse_and_kafka(prod, tmp_path):
     prod.stack.stop_worker("sink")
     same = _replay_cli(prod, "--source", "clickhouse", "--diff", "--no-store", "--no-progress",
                        "--out", str(tmp_path / "same.json"))
@@ -207,6 +207,11 @@ def test_cli_diff_from_clickhouse(prod, tmp_path):
     rows = (tmp_path / "strict.csv").read_text().splitlines()
     assert rows[0].startswith("kind,rule_id,business_line,call_id") and len(rows) > 1
     assert all(r.split(",")[1] == "angry-sustained" for r in rows[1:])
+    # without ClickHouse (--no-store, Kafka source) production's alerts come from the alerts topic
+    res = _replay_cli(prod, "--source", "kafka", "--diff", "--no-store", "--no-progress",
+                      "--out", str(tmp_path / "kafka.json"))
+    assert res.exit_code == 0, res.output
+    assert "Kafka" in res.output and json.loads((tmp_path / "kafka.json").read_text())["diff"]["totals"] == totals
 
 
 def test_cli_sweep_from_kafka(prod, tmp_path):
