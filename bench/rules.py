@@ -200,6 +200,12 @@ def _run_variant(stack: Any, variant: str, r: int, rules_file: Path, n: int) -> 
     return out
 
 
+def rules_worker_rate(stack: Any, rules_file: Path, n: int, round_: int) -> dict[str, Any]:
+    """The live rules worker (``*``, ``rules_file``) over the ``n`` messages already on the stack's scores topic:
+    started, measured from its ``/metrics`` like this bench does, stopped (``bench/replay.py`` uses it too)."""
+    return _run_variant(stack, "rules", round_, rules_file, n)
+
+
 def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
     """Run the benchmark on a fresh local broker; return the results as a dict.
 

@@ -121,6 +121,14 @@ def _compile(rs: RuleSet) -> CompiledRuleSet:
             if _matches(inh.target, target):
                 inhibited[target.id].extend((s, same_role) for s in sources)
     rules = [_compile_rule(r, i, hop, tuple(dict.fromkeys(inhibited[r.id]))) for i, r in enumerate(enabled)]
+    return assemble(rs.rule_set, rs.business_line, rs.version, hop, rules,
+                    [_compile_silence(s) for s in rs.silences])
+
+
+def assemble(rule_set: str, business_line: str, version: str, hop: int, rules: list[CompiledRule],
+             silences: list[CompiledSilence]) -> CompiledRuleSet:
+    """A compiled rule set from compiled rules (their windows, the threshold matrix); also used to add
+    variants of a rule (``streams/replay/sweep.py``)."""
     windows = tuple(sorted({r.window_bins for r in rules}))
     index = {w: i for i, w in enumerate(windows)}
     thr = [r for r in rules if r.kind == THRESHOLD]
@@ -128,13 +136,13 @@ def _compile(rs: RuleSet) -> CompiledRuleSet:
     for j, r in enumerate(thr):
         matrix[[index[r.window_bins] * len(EMOTIONS) + c for c in r.cols], j] = 1.0
     return CompiledRuleSet(
-        rule_set=rs.rule_set, business_line=rs.business_line, version=rs.version, hop_ms=hop,
+        rule_set=rule_set, business_line=business_line, version=version, hop_ms=hop,
         rules=rules, by_id={r.id: r for r in rules}, windows=windows, max_bins=max(windows, default=1),
         threshold_rules=thr, threshold_windows=np.array([index[r.window_bins] for r in thr], dtype=np.intp),
         threshold_matrix=matrix, thresholds=np.array([r.threshold for r in thr]),
         signs=np.array([r.sign for r in thr]),
         sequence_rules=[(r, index[r.window_bins]) for r in rules if r.kind == SEQUENCE],
-        silences=[_compile_silence(s) for s in rs.silences])
+        silences=list(silences))
 
 
 def _matches(m: Matcher, rule: Rule) -> bool:

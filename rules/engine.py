@@ -44,8 +44,30 @@ def step(state: dict[str, Any] | None, scores: dict[str, Any],
     evaluation order. Messages of another business line (unless the rule set is ``*``)
     and duplicate or older ``seq`` for the same role change nothing and emit nothing.
     Raises :class:`ScoresError` for a malformed message.
+
+    Three phases: :func:`begin` (checks, the window state to continue from), ``advance`` (the
+    windows, :mod:`emowatch.rules.windows`) and :func:`finish` (rules, events, new state);
+    :mod:`emowatch.rules.batched` runs the middle one for many calls' messages at once.
     """
     crs = compile_ruleset(ruleset)
+    p = begin(state, scores, crs)
+    if isinstance(p, tuple):
+        return p
+    return finish(p, advance(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, crs.hop_ms, crs.windows,
+                             crs.max_bins, close_tail=p.end_of_call), crs)
+
+
+class Pending:
+    """One message between :func:`begin` and :func:`finish`."""
+
+    __slots__ = ("base", "end_ms", "end_of_call", "events", "frame_ms", "logits", "open_bin", "ring", "role",
+                 "roles", "rules_state", "scores", "seq", "start", "state")
+
+
+def begin(state: dict[str, Any] | None, scores: dict[str, Any],
+          crs: CompiledRuleSet) -> Pending | tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The checks of :func:`step`: its result when the message changes nothing, else the :class:`Pending`
+    message (its logits, the window state it continues from, the events of removed rules)."""
     if not state or state.get("v") not in _READABLE_VERSIONS:
         state = new_state()
     business_line = scores.get("business_line") or ""
@@ -58,20 +80,17 @@ def step(state: dict[str, Any] | None, scores: dict[str, Any],
     old = roles.get(role)
     if old is not None and seq <= old["seq"]:
         return state, []
-    return _evaluate(state, roles, old, scores, crs)
-
-
-def _evaluate(state: dict[str, Any], roles: dict[str, Any], old: dict[str, Any] | None,
-              scores: dict[str, Any], crs: CompiledRuleSet) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    role, seq = scores["role"], scores["seq"]
-    logits = _logits(scores)
-    start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or FRAME_MS)
-    end_ms = start + logits.shape[0] * frame_ms
-    base = int(scores["event_time"]) - start
-    end_of_call = bool(scores.get("end_of_call"))
+    p = Pending()
+    p.state, p.roles, p.scores, p.role, p.seq = state, roles, scores, role, seq
+    p.logits = logits = _logits(scores)
+    p.start, p.frame_ms = start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or FRAME_MS)
+    p.end_ms = start + logits.shape[0] * frame_ms
+    p.base = base = int(scores["event_time"]) - start
+    p.end_of_call = bool(scores.get("end_of_call"))
     live = old is not None and not old.get("end")
-    rules_state = {rid: dict(st) for rid, st in old.get("rules", {}).items()} if live else {}  # type: ignore[union-attr]
-    events: list[dict[str, Any]] = []
+    p.rules_state = rules_state = ({rid: dict(st) for rid, st in old.get("rules", {}).items()}  # type: ignore[union-attr]
+                                   if live else {})
+    p.events = events = []
     for rid in [r for r in rules_state if r not in crs.by_id]:  # rule removed or disabled by a reload
         snap = rules_state.pop(rid).get("ev")
         if snap is not None:
@@ -79,41 +98,67 @@ def _evaluate(state: dict[str, Any], roles: dict[str, Any], old: dict[str, Any] 
     continuous = (live and not scores.get("gap_before") and old.get("t") == start  # type: ignore[union-attr]
                   and old.get("hop") == crs.hop_ms and seq == old["seq"] + 1)  # type: ignore[index,union-attr]
     if continuous:
-        ring, open_bin = old.get("ring") or "", old.get("open")  # type: ignore[union-attr]
+        ring = old.get("ring")  # type: ignore[union-attr]
+        p.ring, p.open_bin = "" if ring is None else ring, old.get("open")  # type: ignore[union-attr]
     else:
-        ring, open_bin = "", None
+        p.ring, p.open_bin = "", None
         for st in rules_state.values():  # smoothing restarts: pending episodes and sequence progress too
             if st.get("st") == "p":
                 del st["st"], st["s"]
             st.pop("sq", None)
-    win = advance(ring, open_bin, logits, start, frame_ms, crs.hop_ms, crs.windows,
-                  crs.max_bins, close_tail=end_of_call)
+    return p
+
+
+def finish(p: Pending, win: Any, crs: CompiledRuleSet,
+           conditions: tuple[Any, ...] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The rules at the message's evaluation points (``win``: its ``advance`` result), the events, the new state.
+
+    ``conditions`` (optional): the rules' inputs at every point of ``win`` when computed for many messages at
+    once - the threshold rules' ``(values, holds, valid, any_hold)`` (:func:`threshold_conditions`) and the
+    windows' ``(dominant class, top probability)``; a ``None`` part is computed here."""
+    scores, rules_state, events, end_ms, base = p.scores, p.rules_state, p.events, p.end_ms, p.base
     last_value: dict[str, float] = {}
     if win.times.shape[0]:
-        _run_points(crs, win, scores, role, roles, rules_state, base, events, last_value)
+        _run_points(crs, win, scores, p.role, p.roles, rules_state, base, events, last_value, conditions)
     for rid in list(rules_state):
         st = rules_state[rid]
-        if end_of_call and "ev" in st:
+        if p.end_of_call and "ev" in st:
             events.append(make_event("RESOLVED", st["ev"], crs, scores, end_ms,
                                      last_value.get(rid, st["ev"]["v"]), base))
         if st.get("cd", end_ms + 1) <= end_ms:
             del st["cd"]
         if not st:
             del rules_state[rid]
-    if end_of_call:
-        new_role: dict[str, Any] = {"seq": seq, "t": end_ms, "end": True}
+    if p.end_of_call:
+        new_role: dict[str, Any] = {"seq": p.seq, "t": end_ms, "end": True}
     else:
-        new_role = {"seq": seq, "t": end_ms, "hop": crs.hop_ms, "ring": win.ring}
+        new_role = {"seq": p.seq, "t": end_ms, "hop": crs.hop_ms, "ring": win.ring}
         if win.open is not None:
             new_role["open"] = win.open
         if rules_state:
             new_role["rules"] = rules_state
-    return {**state, "v": STATE_VERSION, "r": {**roles, role: new_role}}, events
+    return {**p.state, "v": STATE_VERSION, "r": {**p.roles, p.role: new_role}}, events
+
+
+_NOT_GIVEN = (None,) * 6
+
+
+def threshold_conditions(crs: CompiledRuleSet, probs: np.ndarray, valid: np.ndarray) -> tuple[Any, ...]:
+    """Every threshold rule's value and condition at every point: ``(values (E, R), holds (E, R), valid (E, R),
+    any_hold: list[bool] per rule)``. ``probs`` may carry leading batch axes (``(..., n_windows, E, 9)``, the
+    same windows and points): ``values`` and ``holds`` then carry them too, and ``any_hold`` is an array."""
+    *lead, n_windows, n_points, n_classes = probs.shape
+    flat = np.moveaxis(probs, -3, -2).reshape(-1, n_windows * n_classes)
+    values = (flat @ crs.threshold_matrix).reshape(*lead, n_points, len(crs.threshold_rules))   # (..., E, R)
+    valid_r = valid[crs.threshold_windows].T                                                 # (E, R)
+    holds = ((values - crs.thresholds) * crs.signs > 0) & valid_r
+    any_hold = holds.any(axis=-2)
+    return values, holds, valid_r, any_hold if lead else any_hold.tolist()
 
 
 def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: str, roles: dict[str, Any],
                 rules_state: dict[str, dict[str, Any]], base: int, events: list[dict[str, Any]],
-                last_value: dict[str, float]) -> None:
+                last_value: dict[str, float], conditions: tuple[Any, ...] | None = None) -> None:
     """Condition values for every rule at every evaluation point, then the lifecycle per point.
 
     Rules whose condition holds nowhere in the message and that have no state are skipped
@@ -122,12 +167,10 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     attributes = scores.get("attributes") or {}
     active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, in_scope, dominant, p_max)
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
-    n_points = probs.shape[1]
+    given = conditions or _NOT_GIVEN
     if crs.threshold_rules:
-        values = probs.transpose(1, 0, 2).reshape(n_points, -1) @ crs.threshold_matrix   # (E, R)
-        valid_r = valid[crs.threshold_windows].T                                       # (E, R)
-        holds = ((values - crs.thresholds) * crs.signs > 0) & valid_r
-        any_hold = holds.any(axis=0).tolist()
+        values, holds, valid_r, any_hold = (given[:4] if given[0] is not None
+                                            else threshold_conditions(crs, probs, valid))
         for j, rule in enumerate(crs.threshold_rules):
             if any_hold[j] or rule.id in rules_state:
                 in_scope = rule.in_scope(role, business_line, attributes)
@@ -135,11 +178,23 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                     active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), valid_r[:, j].tolist(),
                                    in_scope, None, None))
     if crs.sequence_rules:
-        dominant_all, p_max_all = probs.argmax(axis=2), probs.max(axis=2)
+        dominant_all, p_max_all = given[4:] if given[4] is not None else (probs.argmax(axis=2), probs.max(axis=2))
         for rule, wi in crs.sequence_rules:
             in_scope = rule.in_scope(role, business_line, attributes)
             dominant, p_max, ok = dominant_all[wi], p_max_all[wi], valid[wi]
-            if rule.id in rules_state or (in_scope and bool(
+            st = rules_state.get(rule.id)
+            if st is not None and in_scope and "st" not in st and "m" not in st:
+                ok_l, dom_l, top_l = ok.tolist(), dominant.tolist(), p_max.tolist()
+                last, thr = rule.last_col, rule.threshold
+                if not any(v and d == last and p >= thr for v, d, p in zip(ok_l, dom_l, top_l)):
+                    # the last step is never reached here, so the condition cannot hold: the lifecycle stays
+                    # inactive at every point and only the sequence progress moves (as in the loop below)
+                    for t, v, d, p in zip(win.times.tolist(), ok_l, dom_l, top_l):
+                        if v:
+                            observe_sequence(st, rule, t, d, p)
+                    continue
+                active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok_l, in_scope, dom_l, top_l))
+            elif st is not None or (in_scope and bool(
                     (ok & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
                 active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
                                dominant.tolist(), p_max.tolist()))

@@ -54,8 +54,11 @@ def encode_ring(rows: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(rows, dtype=_RING_DTYPE).tobytes()).decode("ascii")
 
 
-def decode_ring(text: str | list[list[float]] | None) -> np.ndarray:
-    """The state's ring -> ``(k, 10)`` array. Also reads the v1 form (nested lists)."""
+def decode_ring(text: str | list[list[float]] | np.ndarray | None) -> np.ndarray:
+    """The state's ring -> ``(k, 10)`` array. Also reads the v1 form (nested lists) and the in-memory
+    form :func:`advance_many` keeps (a float32 array: the same values as the string)."""
+    if isinstance(text, np.ndarray):
+        return text
     if not text:
         return _EMPTY_RING
     if isinstance(text, list):
@@ -145,3 +148,59 @@ def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
     return WindowResult(times=(np.arange(first + 1, first + 1 + n_complete, dtype=np.int64)) * hop,
                         probs=mean.reshape(len(windows), n_complete, N_CLASSES), valid=valid,
                         ring=encode_ring(rows[-keep:]) if keep > 0 else "", open=new_open)
+
+
+def advance_many(items: list[tuple[str | np.ndarray, list[float] | None, np.ndarray, int, int, bool]], hop: int,
+                 windows: list[int] | tuple[int, ...], max_bins: int,
+                 groups: list[tuple[list[int], np.ndarray, np.ndarray]] | None = None,
+                 ) -> list[WindowResult | ScoresError]:
+    """:func:`advance` for many messages of *different* calls at once; each result equals ``advance`` of that
+    item, except that its ring is kept as a float32 array (the values :func:`encode_ring` stores; states holding
+    it are for this process only, e.g. a replay). Items are ``(ring, open_bin, logits, start_ms, frame_ms,
+    close_tail)``; a message that cannot be evaluated gets its :class:`ScoresError` in its place.
+
+    Messages aligned to the bins (the usual 1 s chunks) with the same length and history are scored together
+    with the same operations, in the same order, as one by one (cumulative sums along the bins, the softmax per
+    window); the others go through :func:`advance` itself. ``groups`` (optional) receives each such set as
+    ``(item indices, probs (size, n_windows, E, 9), valid (n_windows, E))``."""
+    windows = tuple(windows)
+    out: list[WindowResult | ScoresError | None] = [None] * len(items)
+    by_shape: dict[tuple[int, int, int], list[tuple[int, np.ndarray]]] = {}
+    for i, (ring, open_bin, logits, start, frame_ms, close_tail) in enumerate(items):
+        n = logits.shape[0]
+        per_bin = hop // frame_ms if 0 < frame_ms <= hop and hop % frame_ms == 0 else 0
+        try:
+            if not per_bin or open_bin is not None or n == 0 or start % hop or n % per_bin:
+                out[i] = advance(ring, open_bin, logits, start, frame_ms, hop, windows, max_bins, close_tail)
+                continue
+            old = decode_ring(ring)
+        except ScoresError as exc:
+            out[i] = exc
+            continue
+        by_shape.setdefault((len(old), n, per_bin), []).append((i, old))
+    keep = max_bins - 1
+    for (k, n, per_bin), members in by_shape.items():
+        nb, size = n // per_bin, len(members)
+        new = np.empty((size, nb, ROW))
+        new[..., 0] = per_bin
+        np.stack([items[i][2] for i, _ in members]).reshape(size, nb, per_bin, N_CLASSES).sum(axis=2, out=new[..., 1:])
+        rows = np.concatenate((np.stack([old for _, old in members]), new), axis=1) if k else new
+        csum = np.empty((size, k + nb + 1, ROW))
+        csum[:, 0] = 0.0
+        np.cumsum(rows, axis=1, out=csum[:, 1:])
+        end_idx, start_idx, valid = _indices(k, nb, windows)
+        span = csum[:, end_idx] - csum[:, start_idx]                 # (size, n_windows * nb, 10)
+        mean = span[..., 1:] / span[..., :1]
+        mean -= mean.max(axis=2, keepdims=True)
+        np.exp(mean, out=mean)
+        mean /= mean.sum(axis=2, keepdims=True)
+        probs = mean.reshape(size, len(windows), nb, N_CLASSES)
+        rings = rows[:, -keep:].astype(_RING_DTYPE) if keep > 0 else None
+        firsts = np.array([items[i][3] // hop for i, _ in members], dtype=np.int64)
+        times = (firsts[:, None] + np.arange(1, nb + 1, dtype=np.int64)) * hop
+        if groups is not None:
+            groups.append(([i for i, _ in members], probs, valid))
+        for b, (i, _) in enumerate(members):
+            out[i] = WindowResult(times=times[b], probs=probs[b], valid=valid,
+                                  ring=rings[b] if rings is not None else "", open=None)
+    return out  # type: ignore[return-value]

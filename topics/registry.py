@@ -1,7 +1,8 @@
 """The topic registry: the only place a topic name is spelled.
 
-``Topics(prefix, partitions, replication)`` gives the full names of the eight
-emowatch topics (``.audio .scores .alerts .rules .dlq .silences .acks .notifications``) and the specs needed
+``Topics(prefix, partitions, replication)`` gives the full names of the nine
+emowatch topics (``.audio .scores .alerts .rules .dlq .silences .acks .notifications .alerts_replay``) and the
+specs needed
 to create them. Every topic keyed by ``call_id`` shares one partition count,
 so one call's audio, scores and alerts sit on the same partition index
 (co-partitioning: the inference agent and the rules app can keep per-call
@@ -128,6 +129,9 @@ SPECS: tuple[TopicSpec, ...] = (
     # count spreads a log whose size follows the number of calls with notifications.
     TopicSpec("notifications", "emowatch.notifications.v1", "NotificationLog", "receiver|group_key|status",
               "compact", -1, False, False),
+    # Alerts of replays (`emowatch replay --to-topic`): the Alert schema with replay_id set, keyed and partitioned
+    # like the alerts topic; never read by the notifier or any production consumer group.
+    TopicSpec("alerts_replay", "emowatch.alerts.replay.v1", "Alert", "call_id", "delete", 7 * _DAY_MS, False, True),
 )
 """Every emowatch topic, in creation order."""
 
@@ -195,6 +199,11 @@ class Topics:
     def acks(self) -> str:
         """Ack topic (compacted, keyed by alert_id, one partition)."""
         return self.name("acks")
+
+    @property
+    def alerts_replay(self) -> str:
+        """Alert topic of replays (keyed by call_id, partitioned like the alerts topic; no production reader)."""
+        return self.name("alerts_replay")
 
     @property
     def notifications(self) -> str:

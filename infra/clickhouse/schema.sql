@@ -103,6 +103,34 @@ ORDER BY (business_line, call_id, ts, alert_id, status, replay_id)
 TTL toDateTime(ts) + INTERVAL 730 DAY
 SETTINGS non_replicated_deduplication_window = 1000
 ;
+-- One row per replay (`emowatch replay`): what it covered and what it found; its alerts are the `alerts` rows
+-- with the same replay_id.
+CREATE TABLE IF NOT EXISTS {db}.replays
+(
+    replay_id     String,
+    started_at    DateTime64(3, 'UTC'),
+    finished_at   DateTime64(3, 'UTC'),
+    source        LowCardinality(String) COMMENT 'kafka or clickhouse',
+    scores_topic  String COMMENT 'the scores topic read (kafka source)',
+    window_from   DateTime64(3, 'UTC') COMMENT 'calls that started at or after this',
+    window_to     Nullable(DateTime64(3, 'UTC')) COMMENT 'messages before this; NULL = to the end of the data',
+    business_line LowCardinality(String),
+    calls_filter  Array(String) COMMENT 'the --calls given, empty = all',
+    rule_set      LowCardinality(String),
+    rule_version  LowCardinality(String),
+    rules_file    String,
+    model_versions Array(String) COMMENT 'name:version of the scores read',
+    sweep         String COMMENT 'RULE.PARAM=START:STOP:STEP of a sweep, else empty',
+    messages      UInt64 COMMENT 'score messages evaluated',
+    calls         UInt64,
+    alerts        UInt64 COMMENT 'FIRING events',
+    events        UInt64 COMMENT 'FIRING and RESOLVED events',
+    offsets_fallback Bool COMMENT 'the broker answered offsets by time wrongly: the topic was scanned from its start',
+    inserted_at   DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(inserted_at)
+ORDER BY replay_id
+;
 -- Per-minute emotion aggregate for dashboards.
 CREATE TABLE IF NOT EXISTS {db}.emotion_minute
 (

@@ -52,3 +52,11 @@ def bench_gateway(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
     from emowatch.bench.gateway import main
 
     main(quick=quick, json_path=json_path)
+
+
+@bench_app.command("replay")
+def bench_replay(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+    """Score messages/s through a replay from Kafka and a 10-value sweep, against the live rules worker."""
+    from emowatch.bench.replay import main
+
+    main(quick=quick, json_path=json_path)

@@ -13,6 +13,7 @@ from emowatch.streams.cli.common import settings_or_exit as _settings
 from emowatch.streams.cli.local import demo, up
 from emowatch.streams.cli.model import model_app
 from emowatch.streams.cli.notify import notify_app
+from emowatch.streams.cli.replay import replay
 from emowatch.streams.cli.rescore import rescore
 from emowatch.streams.cli.rules import rules_app
 from emowatch.streams.cli.send import send
@@ -37,6 +38,7 @@ app.command("up")(up)
 app.command("demo")(demo)
 app.command("send")(send)
 app.command("rescore")(rescore)
+app.command("replay")(replay)
 
 
 @worker_app.command("infer")

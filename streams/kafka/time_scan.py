@@ -1,11 +1,10 @@
-"""The first offset at or after a time, per partition: Kafka's ``--to-datetime`` for a reset.
+"""The exact first offset at or after a time, per partition: Kafka's ``--to-datetime`` for a reset.
 
-``offsets_for_times`` (ListOffsets by timestamp) answers from the broker's time index; each answer is
-checked against the records around it (the record at the offset is at or after the time, the one
-before it is earlier). The local tansu broker answers some requests wrongly (measured: offset 0 for a
-time after every record of a partition, where the answer is its end), so when a check fails the
-partitions are scanned from the earliest offset instead, comparing record timestamps - exact on any
-broker, slower on a large topic. The answer says which method was used.
+The broker's answer is asked and checked by :func:`emowatch.streams.kafka.time_offsets.offsets_at` (the
+one check of ListOffsets-by-timestamp answers). A reset needs the exact offset, not "start early and
+skip", so when that check falls back (the local tansu broker answers the earliest offset for every
+time) the partitions are scanned from their earliest offset here, comparing record timestamps: exact
+on any broker, slower on a large topic. The answer says which method was used.
 """
 from __future__ import annotations
 
@@ -16,12 +15,14 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from emowatch.streams.kafka.admin import end_offsets
 from emowatch.streams.kafka.clients import base_config
+from emowatch.streams.kafka.time_offsets import offsets_at
 from emowatch.streams.settings import KafkaSettings
 
 
 def _consumer(kafka: KafkaSettings) -> Consumer:
+    # enable.partition.eof: offsets_at recognises an answer at a partition's end at once
     return Consumer({**base_config(kafka), "group.id": f"emowatch-time-scan-{uuid.uuid4().hex[:8]}",
-                     "enable.auto.commit": False, "enable.partition.eof": False,
+                     "enable.auto.commit": False, "enable.partition.eof": True,
                      "fetch.wait.max.ms": kafka.fetch_wait_max_ms})
 
 
@@ -33,33 +34,13 @@ def offsets_at_or_after(kafka: KafkaSettings, topic: str, time_ms: int, *,
     ends = {p: e for (_t, p), e in end_offsets(kafka.bootstrap_servers, [topic], extra=extra).items()}
     consumer = _consumer(kafka)
     try:
-        lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] for p in ends}
-        answer = consumer.offsets_for_times([TopicPartition(topic, p, time_ms) for p in ends], timeout=10)
-        found = {tp.partition: (tp.offset if tp.offset >= 0 else ends[tp.partition]) for tp in answer}
-        if all(_checks(consumer, topic, p, found.get(p, -1), lows[p], ends[p], time_ms, timeout_s) for p in ends):
+        found, fell_back = offsets_at(consumer, topic, sorted(ends), time_ms)
+        if not fell_back:
             return found, ends, "list-offsets"
+        lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] for p in ends}
         return _scan(consumer, topic, lows, ends, time_ms, timeout_s), ends, "scan"
     finally:
         consumer.close()
-
-
-def _checks(consumer: Consumer, topic: str, p: int, offset: int, low: int, end: int, time_ms: int,
-            timeout_s: float) -> bool:
-    if not low <= offset <= end:
-        return False
-    if offset < end and _timestamp_at(consumer, topic, p, offset, timeout_s) < time_ms:
-        return False
-    return offset == low or _timestamp_at(consumer, topic, p, offset - 1, timeout_s) < time_ms
-
-
-def _timestamp_at(consumer: Consumer, topic: str, p: int, offset: int, timeout_s: float) -> int:
-    consumer.assign([TopicPartition(topic, p, offset)])
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for msg in consumer.consume(num_messages=1, timeout=0.2):
-            if msg.error() is None and msg.partition() == p and msg.offset() >= offset:
-                return msg.timestamp()[1]
-    raise TimeoutError(f"no record at {topic}[{p}]@{offset} within {timeout_s}s")
 
 
 def _scan(consumer: Consumer, topic: str, lows: dict[int, int], ends: dict[int, int], time_ms: int,

@@ -3,9 +3,10 @@
 Memory storage, one node, a free loopback port. Production runs Apache Kafka
 (docker-compose.yml); this is the embedded stand-in for the demo and tests.
 Known gaps of tansu (documented in docs/ARCHITECTURE.md): ListOffsets by
-timestamp is unreliable and transactions are incomplete, so emowatch uses
-neither; consumer-group joins take about half the session timeout, so local
-runs use a short ``session.timeout.ms``.
+timestamp answers the earliest offset (replays check every answer and fall
+back to scanning: ``streams/kafka/time_offsets.py``) and transactions are
+incomplete (not used); consumer-group joins take about half the session
+timeout, so local runs use a short ``session.timeout.ms``.
 """
 from __future__ import annotations
 

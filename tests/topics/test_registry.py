@@ -28,7 +28,8 @@ def test_names_and_prefix() -> None:
     p = Topics(prefix="t-1234.")
     assert p.scores == "t-1234.emowatch.scores.v1"
     assert [name for name, _ in p.specs()] == [p.audio, p.scores, p.alerts, p.rules, p.dlq, p.silences, p.acks,
-                                               p.notifications]
+                                               p.notifications, p.alerts_replay]
+    assert t.alerts_replay == "emowatch.alerts.replay.v1"
     assert list(p) == [name for name, _ in p.specs()]
     assert p.spec_for_name(p.alerts).logical == "alerts"
     assert p.spec_for_name(t.alerts) is None  # other prefix
@@ -43,7 +44,9 @@ def test_specs_match_the_contract() -> None:
     assert topic_config(by["alerts"])["retention.ms"] == str(30 * DAY)
     assert topic_config(by["dlq"])["retention.ms"] == str(14 * DAY)
     assert topic_config(by["rules"]) == {"cleanup.policy": "compact", "retention.ms": "-1"}
-    assert [s.logical for s in SPECS if s.co_partitioned] == ["audio", "scores", "alerts"]
+    assert [s.logical for s in SPECS if s.co_partitioned] == ["audio", "scores", "alerts", "alerts_replay"]
+    assert (by["alerts_replay"].value_schema, by["alerts_replay"].key) == ("Alert", "call_id")
+    assert topic_config(by["alerts_replay"])["retention.ms"] == str(7 * DAY) and not by["alerts_replay"].has_dlq
     assert not by["dlq"].has_dlq and by["scores"].has_dlq
     assert by["rules"].key == "rule_set" and by["audio"].key == "call_id"
     for logical, schema in (("silences", "Silence"), ("acks", "Ack"), ("notifications", "NotificationLog")):
@@ -59,7 +62,7 @@ def test_partition_counts() -> None:
     t = Topics(partitions=12, replication=3)
     counts = {s.logical: t.partitions_for(s) for _, s in t.specs()}
     assert counts == {"audio": 12, "scores": 12, "alerts": 12, "rules": 1, "dlq": 12, "silences": 1, "acks": 1,
-                      "notifications": 12}
+                      "notifications": 12, "alerts_replay": 12}
     assert t.replication == 3
 
 
@@ -98,4 +101,4 @@ def test_check_topics() -> None:
     control = check_topics(t, {**good, t.silences: 2, t.acks: 4})
     assert len(control) == 2 and all("expected 1" in p for p in control)
     assert check_topics(t, {**good, t.notifications: 1}) == []
-    assert len(check_topics(t, {})) == 8
+    assert len(check_topics(t, {})) == 9
