@@ -37,35 +37,11 @@ ORDER BY (business_line, call_id, ts, role, seq)
 TTL toDateTime(ts) + INTERVAL 400 DAY
 SETTINGS non_replicated_deduplication_window = 1000
 ;
--- Scores of `emowatch rescore --store` (another model over the same audio). Same columns as `scores`, but
+-- Scores of `emowatch rescore --store` (another model over the same audio). The columns of `scores`, but
 -- model_version is in the key: rows of several models for one chunk coexist, and never replace production's
 -- rows in `scores` (whose key has no model). Batches carry insert_deduplication_token = model version + the
 -- batch's chunks, so a rerun of the same rescore inserts nothing new.
-CREATE TABLE IF NOT EXISTS {db}.scores_rescored
-(
-    business_line LowCardinality(String),
-    call_id       String,
-    role          LowCardinality(String),
-    seq           Int64,
-    start_ms      Int64,
-    ts            DateTime64(3, 'UTC') COMMENT 'event time of the chunk start',
-    frame_ms      UInt16,
-    n_frames      UInt16,
-    labels        Array(LowCardinality(String)),
-    probs         Array(Float32) COMMENT 'softmax(mean(frame logits)) in label order',
-    top_emotion   LowCardinality(String),
-    top_prob      Float32,
-    logits        Array(Float32) COMMENT 'n_frames x len(labels), row-major',
-    embedding     Array(Float32),
-    gap_before    Bool,
-    end_of_call   Bool,
-    model         LowCardinality(String),
-    model_version LowCardinality(String),
-    attributes    Map(LowCardinality(String), String),
-    kafka_partition UInt16 COMMENT 'position in the rescore scores topic',
-    kafka_offset  Int64,
-    inserted_at   DateTime64(3, 'UTC') DEFAULT now64(3)
-)
+CREATE TABLE IF NOT EXISTS {db}.scores_rescored AS {db}.scores
 ENGINE = ReplacingMergeTree(inserted_at)
 PARTITION BY toYYYYMM(ts)
 ORDER BY (model_version, business_line, call_id, ts, role, seq)

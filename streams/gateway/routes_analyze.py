@@ -75,11 +75,7 @@ async def analyze(
     if role.upper() not in ROLES:
         raise ApiError("bad_parameter", f"role={role!r} is not one of {', '.join(ROLES)}")
     length = content_length(request)
-    limit = rt.gw.max_upload_mb * 1024 * 1024
-    if length is not None and length > limit:
-        raise IngestError("too_large", f"the body is {length} bytes, over the limit of {rt.gw.max_upload_mb} MiB")
-    if length == 0:
-        raise IngestError("empty_body", "the body is empty")
+    limit = rt.gw.max_upload_mb * 1024 * 1024  # a body without Content-Length is checked as it grows
     parts: dict[str, list[bytes]] = {}
     opts = IngestOptions(business_line=business_line, role=role.upper())
 

@@ -38,6 +38,8 @@ ERRORS = {code: {"description": desc,
 
 
 def content_length(request: Request) -> int | None:
+    """The declared body length, checked against ``max_upload_mb`` and for an empty body before anything
+    is read or published (413 ``too_large``, 422 ``empty_body``); None when not declared (chunked)."""
     raw = request.headers.get("content-length")
     if raw is None:
         return None
@@ -47,6 +49,11 @@ def content_length(request: Request) -> int | None:
         raise ApiError("bad_parameter", f"Content-Length {raw!r} is not a number") from None
     if value < 0:
         raise ApiError("bad_parameter", f"Content-Length {raw!r} is negative")
+    max_mb = request.app.state.rt.gw.max_upload_mb
+    if value > max_mb * 1024 * 1024:
+        raise IngestError("too_large", f"the body is {value} bytes, over the limit of {max_mb} MiB")
+    if value == 0:
+        raise IngestError("empty_body", "the body is empty")
     return value
 
 
@@ -67,11 +74,7 @@ async def upload_audio(
     check_call_id(call_id)
     opts = ingest_options(request.query_params.multi_items(), request.headers, request.headers.get("content-type"))
     length = content_length(request)
-    limit = rt.gw.max_upload_mb * 1024 * 1024
-    if length is not None and length > limit:
-        raise IngestError("too_large", f"the body is {length} bytes, over the limit of {rt.gw.max_upload_mb} MiB")
-    if length == 0:
-        raise IngestError("empty_body", "the body is empty")
+    limit = rt.gw.max_upload_mb * 1024 * 1024  # a body without Content-Length is checked as it grows
     async with rt.claim(call_id):
         session = IngestSession(rt, new_chunker(rt, call_id, opts, lookahead=True, expected_bytes=length))
         chunker = session.chunker
