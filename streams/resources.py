@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "clickhouse_schema", "default_rules_file", "demo_model_dir", "gateway_static_dir", "grafana_dir", "notify_config",
+    "clickhouse_migrations_dir", "default_rules_file", "demo_model_dir", "gateway_static_dir", "grafana_dir",
+    "notify_config",
     "rule_files",
     "rules_dir",
     "sample_manifest", "samples_dir", "schemas_dir",
@@ -69,9 +70,10 @@ def sample_manifest(path: str | Path | None = None) -> list[dict[str, Any]]:
     return [{**e, "path": str(folder / e["file"])} for e in entries]
 
 
-def clickhouse_schema() -> Path:
-    """The ClickHouse DDL the sink applies (``infra/clickhouse/schema.sql``)."""
-    return _package_path("emowatch.infra", "clickhouse", "schema.sql")
+def clickhouse_migrations_dir() -> Path:
+    """The ClickHouse schema as ordered migrations the sink applies at start-up
+    (``infra/clickhouse/migrations/NNNN_name.sql``, :mod:`emowatch.streams.sink.migrations`)."""
+    return _package_path("emowatch.infra", "clickhouse", "migrations")
 
 
 def grafana_dir() -> Path:

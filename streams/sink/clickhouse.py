@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import clickhouse_connect
 
-from emowatch.streams.resources import clickhouse_schema
+from emowatch.streams.sink.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +27,7 @@ def connect(url: str | None, data_dir: Path, database: str):
     return clickhouse_connect.get_client(interface="chdb", path=str(path))
 
 
-def schema_statements(database: str) -> list[str]:
-    sql = clickhouse_schema().read_text(encoding="utf-8")
-    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip().replace("{db}", database) for s in body.split("\n;") if s.strip()]
-
-
-def apply_schema(client, database: str) -> None:
-    """Create the database, tables and views if missing (idempotent)."""
-    for stmt in schema_statements(database):
-        client.command(stmt)
+def apply_schema(client, database: str) -> list[int]:
+    """Bring ``database`` to the current schema: apply the pending versioned migrations (idempotent);
+    the versions applied now (:mod:`emowatch.streams.sink.migrations`)."""
+    return apply_migrations(client, database)

@@ -1,11 +1,15 @@
 """ClickHouse sink: scores + alerts topics -> ClickHouse tables.
 
-Batches per partition (size or age); each insert carries
-``insert_deduplication_token = topic-partition-firstoffset-lastoffset`` and the
-partition's offset is committed only after the insert succeeded, so a retried
-or re-delivered identical batch is a no-op (the design of ClickHouse's Kafka
-Connect sink). Tables are ReplacingMergeTree on the natural key, so a message
-re-produced upstream at a new offset also collapses into one row.
+Batches per partition (:mod:`emowatch.streams.sink.batches`: reproducible cuts, the cut recorded in
+ClickHouse before the insert); each insert carries ``insert_deduplication_token =
+topic-partition-firstoffset-lastoffset`` and the partition's offset is committed only after the insert
+succeeded, so a batch re-read after a crash is cut at the same offsets and its repeat is dropped (the
+design of ClickHouse's Kafka Connect sink, whose state lives in KeeperMap). Tables are ReplacingMergeTree
+on the natural key, so a message re-produced upstream at a new offset also collapses into one row.
+
+A ClickHouse outage (:mod:`emowatch.streams.sink.outage`) pauses every assigned partition, keeps polling
+(the group membership survives), retries the same pinned batch with a bounded exponential back-off and
+resumes when it lands; only non-retryable errors (schema mismatch, rejected login) stop the sink.
 """
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from confluent_kafka import KafkaError, Message, TopicPartition
@@ -22,10 +25,13 @@ from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_f
 from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
+from emowatch.streams.sink.batches import TP, Batch, Batcher
 from emowatch.streams.sink.clickhouse import apply_schema, connect
 from emowatch.streams.sink.history import HistoryReader
+from emowatch.streams.sink.outage import Backoff, retryable
 from emowatch.streams.sink.read_api import history_routes
 from emowatch.streams.sink.rows import ALERTS_COLUMNS, SCORES_COLUMNS, alerts_row, scores_row
+from emowatch.streams.sink.writer import SinkWriter
 from emowatch.topics.errors import DeadLetterError
 from emowatch.topics.security import MASK, redact_url
 from emowatch.topics.serde import SerdeError
@@ -41,16 +47,9 @@ def scrub(text: str, clickhouse_url: str | None) -> str:
     return text.replace(password, MASK) if password else text
 
 
-@dataclass
-class _Batch:
-    first: int
-    last: int
-    started: float
-    rows: list = field(default_factory=list)
-
-
 class ClickHouseSink:
-    def __init__(self, settings: Settings, stop: threading.Event | None = None, max_insert_attempts: int = 8) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None,
+                 backoff: Backoff | None = None) -> None:
         self.s = settings
         self.stop_event = stop or threading.Event()
         self.topics = topics_for(settings.kafka)
@@ -60,22 +59,26 @@ class ClickHouseSink:
         }
         self.client = connect(settings.sink.clickhouse_url, settings.sink.data_dir, settings.sink.database)
         apply_schema(self.client, settings.sink.database)
+        self.writer = SinkWriter(self.client, settings.sink.database, settings.sink.group_id)
         self.consumer = make_consumer(settings.kafka, settings.sink.group_id)
         self.producer = make_producer(settings.kafka)
-        self.batches: dict[tuple[str, int], _Batch] = {}
-        self.max_attempts = max_insert_attempts
+        self.batcher = Batcher(settings.sink.batch_rows, settings.sink.batch_ms)
+        self.backoff = backoff or Backoff()
+        self.outage: str | None = None  # the last retryable error while ClickHouse fails
         self.fatal: str | None = None
         self.metrics = StageMetrics("sink")
         self.dlq = DeadLetters(settings.kafka, self.topics.dlq, settings.sink.group_id, metrics=self.metrics,
                                producer=self.producer)
         self.m_rows = self.metrics.counter("sink_rows_written", "Rows inserted into ClickHouse")
         self.m_insert = self.metrics.histogram("sink_insert_seconds", "Insert latency", (.005, .01, .05, .1, .5, 1, 5))
+        self.m_failures = self.metrics.counter("sink_insert_failures", "Failed ClickHouse writes (retried)")
         self.http: HealthServer | None = None
         self.history: HistoryReader | None = None
 
     def health(self) -> dict:
-        return {"status": "ok" if not self.fatal else "failing", "error": self.fatal,
-                "buffered_rows": sum(len(b.rows) for b in self.batches.values())}
+        status = "failing" if self.fatal else "waiting" if self.outage else "ok"
+        return {"status": status, "error": self.fatal or self.outage, "paused": self.backoff.active,
+                "buffered_rows": self.batcher.buffered()}
 
     def run(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -94,12 +97,14 @@ class ClickHouseSink:
             while not self.stop_event.is_set() and not self.fatal:
                 for msg in self.consumer.consume(num_messages=1000, timeout=0.1):
                     self._handle(msg)
-                self._flush_due()
+                if self.backoff.active:  # partitions assigned during the outage are paused too
+                    self.consumer.pause(self.consumer.assignment())
+                self._flush()
                 self.producer.poll(0)
         finally:
             try:
-                if not self.fatal:
-                    self._flush_all()
+                if not self.fatal and not self.backoff.active:
+                    self._flush(final=True)
             finally:
                 self.consumer.close()
                 if self.http:
@@ -116,63 +121,67 @@ class ClickHouseSink:
                 log.warning("consumer error", extra={"error": str(msg.error())})
             return
         self.metrics.received.inc()
-        tp = (msg.topic(), msg.partition())
         table, _cols, to_row, serde = self.targets[msg.topic()]
-        batch = self.batches.get(tp)
-        if batch is None:
-            batch = self.batches[tp] = _Batch(msg.offset(), msg.offset(), time.monotonic())
-        batch.last = msg.offset()
         try:
             record = serde.decode(msg.value(), topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
-            batch.rows.append(to_row(record, msg.partition(), msg.offset()))
+            row = to_row(record, msg.partition(), msg.offset())
         except (SerdeError, KeyError, TypeError, ValueError) as exc:
             self.dlq.send(msg, DeadLetterError("SINK", f"cannot write to {table}: {exc}", cause=exc))
+            row = None
+        self.batcher.add((msg.topic(), msg.partition()), msg.offset(), row, time.monotonic())
 
-    def _flush_due(self) -> None:
+    def _flush(self, final: bool = False, only: set[TP] | None = None) -> bool:
+        """Write every due batch (all held, if ``final``); False if ClickHouse failed (retried later)."""
         now = time.monotonic()
-        for tp, b in list(self.batches.items()):
-            if len(b.rows) >= self.s.sink.batch_rows or (now - b.started) * 1000 >= self.s.sink.batch_ms:
-                self._flush(tp)
+        if self.backoff.active and not self.backoff.due(now):
+            return False
+        try:
+            for tp in self.batcher.unloaded():
+                if only is None or tp in only:
+                    self.batcher.load(tp, self.writer.recorded(*tp))
+            for batch in self.batcher.ready(now, final, only):
+                self._write(batch)
+        except Exception as exc:  # noqa: BLE001 - classified: retried after a back-off, or fatal
+            self._failed(exc)
+            return False
+        if self.backoff.active:
+            log.info("clickhouse writes work again: resuming", extra={"failures": self.backoff.failures})
+            self.backoff.succeeded()
+            self.outage = None
+            self.consumer.resume(self.consumer.assignment())
+        return True
 
-    def _flush_all(self, only: set[tuple[str, int]] | None = None) -> None:
-        for tp in list(self.batches):
-            if only is None or tp in only:
-                self._flush(tp)
-
-    def _flush(self, tp: tuple[str, int]) -> None:
-        b = self.batches.get(tp)
-        if b is None:
-            return
-        topic, part = tp
-        table, cols, _to_row, _serde = self.targets[topic]
-        token = f"{topic}-{part}-{b.first}-{b.last}"
-        if b.rows:
-            for attempt in range(1, self.max_attempts + 1):
-                try:
-                    t0 = time.perf_counter()
-                    self.client.insert(table, b.rows, database=self.s.sink.database, column_names=cols,
-                                       settings={"insert_deduplication_token": token})
-                    self.m_insert.observe(time.perf_counter() - t0)
-                    break
-                except Exception as exc:  # noqa: BLE001 - retry the identical batch: the token makes a duplicate a no-op
-                    error = scrub(str(exc), self.s.sink.clickhouse_url)
-                    log.warning("insert failed", extra={"table": table, "token": token, "attempt": attempt,
-                                                        "error": error})
-                    if attempt == self.max_attempts:
-                        self.fatal = f"insert into {table} failed {attempt} times: {type(exc).__name__}: {error}"
-                        raise RuntimeError(self.fatal) from None  # not `raise`: the traceback would print str(exc)
-                    time.sleep(min(5.0, 0.2 * 2 ** attempt))
+    def _write(self, batch: Batch) -> None:
+        table, cols, _to_row, _serde = self.targets[batch.topic]
+        t0 = time.perf_counter()
+        self.writer.record(batch)
+        self.writer.insert(table, cols, batch)
+        self.m_insert.observe(time.perf_counter() - t0)
         self.producer.flush(30)  # dead letters of this batch are acked before its offsets are committed
-        self.consumer.commit(offsets=[TopicPartition(topic, part, b.last + 1)], asynchronous=False)
-        self.m_rows.inc(len(b.rows))
-        self.metrics.sent.inc(len(b.rows))
-        del self.batches[tp]
+        self.consumer.commit(offsets=[TopicPartition(batch.topic, batch.partition, batch.last + 1)],
+                             asynchronous=False)
+        self.batcher.done(batch, time.monotonic())
+        self.m_rows.inc(len(batch.rows))
+        self.metrics.sent.inc(len(batch.rows))
+
+    def _failed(self, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {scrub(str(exc), self.s.sink.clickhouse_url)}"
+        if not retryable(exc):
+            self.fatal = f"clickhouse write failed (not retryable): {error}"
+            log.error("clickhouse write failed: stopping", extra={"error": error})
+            return
+        self.m_failures.inc()
+        self.outage = error
+        delay = self.backoff.failed(time.monotonic())
+        self.consumer.pause(self.consumer.assignment())
+        log.warning("clickhouse write failed: partitions paused", extra={"error": error, "retry_in_s": delay,
+                                                                         "failures": self.backoff.failures})
 
     def _on_revoke(self, consumer, partitions) -> None:
-        if self.fatal:  # stopping after a failed insert (close() revokes): leave the batches uncommitted
-            return
-        self._flush_all({(p.topic, p.partition) for p in partitions})
+        tps = {(p.topic, p.partition) for p in partitions}
+        if not self.fatal and not self.backoff.active:  # else leave them uncommitted: the cut is recorded
+            self._flush(final=True, only=tps)
+        self.batcher.drop(tps)
 
     def _on_lost(self, consumer, partitions) -> None:
-        for p in partitions:
-            self.batches.pop((p.topic, p.partition), None)
+        self.batcher.drop((p.topic, p.partition) for p in partitions)

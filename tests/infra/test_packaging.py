@@ -74,7 +74,7 @@ def test_the_wheel_holds_every_package_and_module(wheel):
 def test_the_wheel_holds_every_runtime_data_file(wheel):
     data = _tracked(*DATA_FOLDERS, *DATA_GLOBS)
     for needed in ("topics/schemas/FrameScores.v1.avsc", "models/demo/model.pt", "rules/default.yaml",
-                   "infra/clickhouse/schema.sql", "infra/samples/manifest.json"):
+                   "infra/clickhouse/migrations/0001_initial.sql", "infra/samples/manifest.json"):
         assert needed in data  # the expected list is the real one, not empty
     assert any(p.endswith(".wav") for p in data) and any(p.startswith("infra/grafana/") for p in data)
     missing = sorted(p for p in data if _in_wheel(p) not in wheel)

@@ -7,8 +7,9 @@ import pytest
 
 from emowatch.streams import resources
 
-DIRS = ["demo_model_dir", "rules_dir", "samples_dir", "grafana_dir", "schemas_dir", "gateway_static_dir"]
-FILES = ["default_rules_file", "clickhouse_schema", "notify_config"]
+DIRS = ["demo_model_dir", "rules_dir", "samples_dir", "grafana_dir", "schemas_dir", "gateway_static_dir",
+        "clickhouse_migrations_dir"]
+FILES = ["default_rules_file", "notify_config"]
 
 
 @pytest.mark.parametrize("name", DIRS)

@@ -1,6 +1,6 @@
--- emowatch ClickHouse schema. `{db}` is replaced by the configured database.
--- Applied idempotently by the sink at start-up (same statements for chDB and a server).
--- Statements are separated by lines holding only ';'.
+-- Migration 0001: the emowatch ClickHouse schema as it was before versioned migrations (the former
+-- infra/clickhouse/schema.sql). `{db}` is replaced by the configured database. Statements are separated by
+-- lines holding only ';'. Never edit an applied migration (its checksum is recorded): add a new file.
 CREATE DATABASE IF NOT EXISTS {db}
 ;
 -- One row per scored chunk (utterance granularity); frame logits kept for frame granularity.

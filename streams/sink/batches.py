@@ -1,0 +1,116 @@
+"""Where the sink cuts each partition's messages into insert batches. Pure (no Kafka, no ClickHouse).
+
+A batch is a range of offsets ``[first, last]`` of one partition; its insert carries
+``insert_deduplication_token = topic-partition-first-last``, so ClickHouse drops a retried batch only if
+the retry is cut at the same offsets. Cuts are therefore reproducible:
+
+* size: a batch never crosses a multiple of ``batch_rows`` (it holds the offsets ``[first, B)`` with
+  ``B = (first // batch_rows + 1) * batch_rows``), so a full batch is a function of the offsets alone;
+* age: a partial batch older than ``batch_ms`` is cut at the newest offset read - a function of timing,
+  so before its insert the sink records ``(first, last)`` in ClickHouse (``sink_batches``,
+  :class:`emowatch.streams.sink.writer.SinkWriter`) and keeps it *pinned* here until the offsets are
+  committed. A sink restarted after a crash loads the record of each partition it reads (:meth:`Batcher.load`)
+  and cuts the re-read batch at the recorded ``last`` - the same token, so a batch that had been
+  inserted but not committed is dropped by ClickHouse instead of doubling its rows.
+A pinned cut also makes retries during a ClickHouse outage identical, whatever was read meanwhile.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Batch:
+    topic: str
+    partition: int
+    first: int
+    last: int
+    rows: list
+
+    @property
+    def token(self) -> str:
+        return f"{self.topic}-{self.partition}-{self.first}-{self.last}"
+
+
+@dataclass
+class _Part:
+    started: float = 0.0
+    entries: list[tuple[int, list | None]] = field(default_factory=list)  # (offset, row; None = dead-lettered)
+    pinned: tuple[int, int] | None = None
+    loaded: bool = False  # the recorded cut was looked up since this partition was assigned
+
+
+class Batcher:
+    def __init__(self, batch_rows: int, batch_ms: int) -> None:
+        self.batch_rows, self.batch_ms = batch_rows, batch_ms
+        self.parts: dict[TP, _Part] = {}
+
+    def add(self, tp: TP, offset: int, row: list | None, now: float) -> None:
+        part = self.parts.setdefault(tp, _Part())
+        if not part.entries:
+            part.started = now
+        part.entries.append((offset, row))
+
+    def buffered(self) -> int:
+        return sum(len(p.entries) for p in self.parts.values())
+
+    def unloaded(self) -> list[TP]:
+        """Partitions holding messages whose recorded cut was not looked up yet."""
+        return [tp for tp, p in self.parts.items() if p.entries and not p.loaded]
+
+    def load(self, tp: TP, recorded: tuple[int, int] | None) -> None:
+        """The cut recorded for ``tp`` before a crash (or None): reproduced if it starts at the first offset held."""
+        part = self.parts[tp]
+        part.loaded = True
+        if recorded is not None and part.entries and recorded[0] == part.entries[0][0]:
+            part.pinned = recorded
+
+    def cut(self, tp: TP, now: float, final: bool = False) -> Batch | None:
+        """The next batch of ``tp`` if one is due (pinned from then on until :meth:`done`), else None.
+        ``final`` (stop, revoke): cut whatever is held, unless a pinned cut is not complete yet."""
+        part = self.parts.get(tp)
+        if part is None or not part.entries:
+            return None
+        first, newest = part.entries[0][0], part.entries[-1][0]
+        if part.pinned is not None and part.pinned[0] != first:
+            part.pinned = None  # recorded for offsets this consumer does not hold (stale record)
+        if part.pinned is not None:
+            last = part.pinned[1]
+            if newest < last:
+                return None  # the recorded batch is not fully re-read yet
+        else:
+            boundary = (first // self.batch_rows + 1) * self.batch_rows
+            if newest >= boundary - 1:
+                last = max(o for o, _r in part.entries if o < boundary)
+            elif final or (now - part.started) * 1000 >= self.batch_ms:
+                last = newest
+            else:
+                return None
+            part.pinned = (first, last)
+        rows = [r for o, r in part.entries if o <= last and r is not None]
+        return Batch(tp[0], tp[1], first, last, rows)
+
+    def ready(self, now: float, final: bool = False, only: set[TP] | None = None) -> Iterator[Batch]:
+        """Every due batch, in offset order per partition; the caller calls :meth:`done` after each."""
+        for tp in list(self.parts):
+            if only is not None and tp not in only:
+                continue
+            while (batch := self.cut(tp, now, final)) is not None:
+                yield batch
+                if self.parts.get(tp) is None or self.parts[tp].pinned == (batch.first, batch.last):
+                    return  # the caller did not complete it: stop here
+
+    def done(self, batch: Batch, now: float) -> None:
+        """``batch`` was inserted and its offsets committed: forget it."""
+        part = self.parts[(batch.topic, batch.partition)]
+        part.entries = [(o, r) for o, r in part.entries if o > batch.last]
+        part.pinned = None
+        part.started = now
+
+    def drop(self, tps) -> None:
+        """Partitions revoked or lost: their messages will be read again by their next owner."""
+        for tp in tps:
+            self.parts.pop(tp, None)

@@ -1,0 +1,46 @@
+"""The sink's writes to ClickHouse: a batch's cut record (``sink_batches``) and its rows.
+
+``fault`` is the test seam for ClickHouse outages on the embedded engine: when set, it is called with the
+operation's name (``"recorded"``, ``"record"``, ``"insert"``) before each ClickHouse call and may raise,
+as a failing server would. Production never sets it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from emowatch.streams.sink.batches import Batch
+
+STATE_TABLE = "sink_batches"
+
+
+class SinkWriter:
+    def __init__(self, client, database: str, group_id: str) -> None:
+        self.client, self.database, self.group_id = client, database, group_id
+        self.fault: Callable[[str], None] | None = None
+
+    def _check(self, op: str) -> None:
+        if self.fault is not None:
+            self.fault(op)
+
+    def recorded(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """The newest batch cut recorded for this group's ``topic``/``partition``, or None."""
+        self._check("recorded")
+        rows = self.client.query(
+            f"SELECT first_offset, last_offset FROM {self.database}.{STATE_TABLE} WHERE group_id = %(g)s "
+            "AND topic = %(t)s AND partition = %(p)s ORDER BY written_at DESC LIMIT 1",
+            parameters={"g": self.group_id, "t": topic, "p": partition}).result_rows
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def record(self, batch: Batch) -> None:
+        """Record ``batch``'s cut; done before its insert, so a crash after the insert can reproduce it."""
+        self._check("record")
+        self.client.insert(STATE_TABLE, [[self.group_id, batch.topic, batch.partition, batch.first, batch.last,
+                                          len(batch.rows)]], database=self.database,
+                           column_names=["group_id", "topic", "partition", "first_offset", "last_offset", "rows"])
+
+    def insert(self, table: str, columns: list[str], batch: Batch) -> None:
+        """Insert ``batch``'s rows with its deduplication token (a repeat of a landed batch is dropped)."""
+        self._check("insert")
+        if batch.rows:
+            self.client.insert(table, batch.rows, database=self.database, column_names=columns,
+                               settings={"insert_deduplication_token": batch.token})
