@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from emowatch.streams.gateway.wav_header import IngestError, PcmFormat, WavHeaderParser, pcm_format
+from emowatch.topics.model_io import FRAME_MS
 
 __all__ = ["RAW_ENCODINGS", "Cursors", "IngestError", "StreamChunker", "check_call_id"]
 
@@ -196,7 +197,12 @@ class StreamChunker:
             self.dropped_bytes = tail
             del self._buf[-tail:]
         if not self._buf:
-            return []
+            if not end_of_call or self._seq_done == 0:
+                return []
+            # Everything was published already (a live end that came after the last chunk left): the end is
+            # carried by one model frame (20 ms) of silence, so the pipeline still sees the call's end.
+            silence = self.format.sample_rate * FRAME_MS // 1000 * self._frame_bytes
+            return self._emit(bytes(silence), end=True)
         data = bytes(self._buf)
         self._buf.clear()
         return self._emit(data, end=end_of_call)

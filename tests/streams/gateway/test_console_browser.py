@@ -83,7 +83,9 @@ def stack(browser, broker, tmp_path_factory):
         sink = stack.start_worker("sink", ["sink"])
         stack.start_worker("gateway", ["gateway"],
                            env={**model, "EMOWATCH_GATEWAY__HISTORY_URL": f"http://127.0.0.1:{sink.http_port}",
-                                "EMOWATCH_GATEWAY__AUTH_TOKEN": TOKEN})
+                                "EMOWATCH_GATEWAY__AUTH_TOKEN": TOKEN,
+                                # longer than TIMEOUT: a call can leave the live board only by its end_of_call
+                                "EMOWATCH_GATEWAY__LIVE_IDLE_S": str(4 * TIMEOUT)})
         stack.wait_healthy("gateway", TIMEOUT)
         yield stack
     finally:
@@ -198,10 +200,10 @@ async def _stream_wav(url: str, wav: bytes, end: threading.Event, out: dict) -> 
         await loop.run_in_executor(None, end.wait, TIMEOUT)
         await ws.send(json.dumps({"type": "end"}))
         out["ended"] = True
-        try:
-            await asyncio.wait_for(reading, 30)  # the server closes after the end, or we stop reading
-        except TimeoutError:
-            reading.cancel()
+        deadline = loop.time() + 30  # the server answers `ended` once every chunk is acknowledged
+        while not any(m.get("type") == "ended" for m in out["messages"]) and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # polling interval of a deadline loop
+        reading.cancel()
 
 
 def test_live_board_shows_a_streaming_call_with_its_alert_and_drops_it_at_its_end(browser, stack, base_url):

@@ -246,3 +246,20 @@ def test_a_held_chunk_is_released_on_demand_without_end_of_call():
     assert [(r["seq"], r["end_of_call"]) for r, _t in ch.release()] == [(0, False)]
     assert not ch.holding and ch.release() == []
     assert [(r["seq"], r["end_of_call"]) for r in ch.feed(pcm_bytes(tone(0.5))) + ch.finish(True)] == [(1, True)]
+
+
+def test_an_end_after_everything_was_published_rides_on_20_ms_of_silence():
+    ch = chunker(encoding="pcm_s16le", sample_rate=8000, channels=2, stereo_roles=("CUSTOMER", "AGENT"))
+    assert ch.feed(pcm_bytes(tone(1.0, rate=8000, channels=2))) == [] and ch.holding
+    assert [(r["role"], r["end_of_call"]) for r, _t in ch.release()] == [("CUSTOMER", False), ("AGENT", False)]
+    end = ch.finish(True)
+    assert [(r["role"], r["seq"], r["start_ms"], r["end_of_call"]) for r in end] == [
+        ("CUSTOMER", 1, 1000, True), ("AGENT", 1, 1000, True)]
+    assert all(r["audio"] == bytes(8000 * 20 // 1000 * 2) for r in end)  # 20 ms of 16-bit silence per role
+
+
+def test_no_end_marker_when_the_call_goes_on():
+    ch = chunker(encoding="pcm_s16le", sample_rate=16000, channels=1)
+    ch.feed(pcm_bytes(tone(1.0)))
+    ch.release()
+    assert ch.finish(False) == []
