@@ -141,21 +141,6 @@ def _result(results, procs: list, deadline: float) -> dict[str, Any]:
                 raise TimeoutError("the client processes did not finish in time") from None
 
 
-def _wait_healthy(url: str, stack, timeout_s: float = 60.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        stack.check_workers()
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("the gateway did not become healthy")
-
-
 def run(quick: bool = True, steps: list[int] | None = None, seconds: int | None = None) -> dict[str, Any]:
     from emowatch.streams.local.stack import LocalStack
 
@@ -168,7 +153,7 @@ def run(quick: bool = True, steps: list[int] | None = None, seconds: int | None 
         try:
             worker = stack.start_worker("gateway", ["gateway"], env={"EMOWATCH_LOG_LEVEL": "WARNING"})
             url = f"http://127.0.0.1:{worker.http_port}"
-            _wait_healthy(url, stack)
+            stack.wait_healthy("gateway", 60)
             pids = {"gateway": worker.proc.pid, "broker": stack.broker.pid}
             for calls in steps:
                 cpu0, t0 = {k: process_cpu_seconds(p) for k, p in pids.items()}, time.monotonic()

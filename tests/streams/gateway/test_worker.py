@@ -2,8 +2,6 @@
 and stops cleanly on SIGTERM."""
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from gateway_wav import tone, wav_bytes
@@ -18,16 +16,7 @@ def test_worker_gateway_serves_and_stops_on_sigterm(broker, unique, tmp_path, re
     try:
         worker = stack.start_worker("gateway", ["gateway"])
         url = f"http://127.0.0.1:{worker.http_port}"
-        deadline = time.monotonic() + 60
-        while True:
-            stack.check_workers()
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, worker.tail()
-            time.sleep(0.2)
+        stack.wait_healthy("gateway", 60)
         res = httpx.post(f"{url}/v1/calls/w-1/audio", content=wav_bytes(tone(1.5)))
         assert res.status_code == 200 and res.json()["chunks_published"] == 2
         assert [r["call_id"] for r in read_audio(2)] == ["w-1", "w-1"]
