@@ -65,10 +65,20 @@ def test_seed_queries_and_dashboards_run(ch):
     insert(ch, "alerts", ALERTS_COLUMNS, [alerts_row(alert, 1, 7)], "b")
     today = ch.query(f"SELECT audio_id, emotion, alert_triggered FROM {DB}.emotion_records "
                      "WHERE alert_triggered = 1 AND toDate(timestamp) = today() ORDER BY timestamp DESC LIMIT 10")
-    assert today.result_rows == [("c2", "angry", True)]
-    dist = dict(ch.query(f"SELECT emotion, count() FROM {DB}.emotion_records "
-                         "WHERE emotion NOT IN ('unknown','other') GROUP BY emotion").result_rows)
+    # both granularities: the chunk (utterance) and its 200 ms step (frame) that hold the alert's fired_ms
+    assert sorted(today.result_rows) == [("c2", "angry", True), ("c2", "angry", True)]
+    triggered = ch.query(f"SELECT granularity, start_ms FROM (SELECT granularity, timestamp, "
+                         f"toUnixTimestamp64Milli(timestamp) - {now} AS start_ms FROM {DB}.emotion_records "
+                         "WHERE alert_triggered) ORDER BY granularity").result_rows
+    assert triggered == [("frame", 2400), ("utterance", 2000)]
+    dist = dict(ch.query(f"SELECT emotion, count() FROM {DB}.emotion_records WHERE granularity = 'utterance' "
+                         "AND emotion NOT IN ('unknown','other') GROUP BY emotion").result_rows)
     assert dist == {"neutral": 1, "fearful": 1, "angry": 2}
+    steps = dict(ch.query(f"SELECT emotion, count() FROM {DB}.emotion_records WHERE granularity = 'frame' "
+                          "GROUP BY emotion").result_rows)
+    assert steps == {"neutral": 5, "fearful": 5, "angry": 10}  # 1 s chunks = five 200 ms steps each
+    agents = ch.query(f"SELECT DISTINCT agent FROM {DB}.emotion_records").result_rows
+    assert agents == [("agent-7",)]
     assert ch.query(f"SELECT sum(chunks) FROM {DB}.emotion_minute").result_rows[0][0] == 4
     dash = json.loads((Path(__file__).parents[2] / "infra/grafana/dashboards/emowatch-overview.json").read_text())
     for panel in dash["panels"]:
