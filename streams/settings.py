@@ -7,10 +7,20 @@ the variable's name (a typo must never silently fall back to a default).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from emowatch.topics.errors import EmowatchError
 from emowatch.topics.security import SASL_MECHANISMS, SECURITY_PROTOCOLS, kafka_security_config
@@ -121,6 +131,11 @@ class RulesSettings(_Section):
 
 class SinkSettings(_Section):
     clickhouse_url: str | None = None
+    # A cluster of the ClickHouse servers' remote_servers: the schema is created ON CLUSTER with Replicated
+    # tables and Distributed ones for reads and inserts (README "History on a ClickHouse cluster"); unset = one
+    # server. replica_path: the Keeper path of each replicated table (the servers' {shard} and {replica} macros).
+    cluster: str | None = None
+    replica_path: str = "/clickhouse/tables/{shard}/{database}/{table}"
     data_dir: Path = Path(".emowatch")
     database: str = "emowatch"
     group_id: str = "emowatch-sink"
@@ -135,6 +150,33 @@ class SinkSettings(_Section):
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         return _http_url(v, "of a ClickHouse server (unset it for the embedded engine)")
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", v):
+            raise ValueError("must be the name of a cluster of the servers' remote_servers (letters, digits, _ . -)")
+        if not info.data.get("clickhouse_url"):
+            raise ValueError("needs EMOWATCH_SINK__CLICKHOUSE_URL (a server of the cluster): the embedded engine "
+                             "is one server")
+        return v
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("cluster") and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be a plain name ([A-Za-z_][A-Za-z0-9_]*) with EMOWATCH_SINK__CLUSTER")
+        return v
+
+    @field_validator("replica_path")
+    @classmethod
+    def _replica_path(cls, v: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9_./{}-]+", v) or "{shard}" not in v or not ("{table}" in v or "{uuid}" in v):
+            raise ValueError("must be a Keeper path starting with / that holds {shard} and {table} (or {uuid}), "
+                             "e.g. /clickhouse/tables/{shard}/{database}/{table}")
+        return v
 
 
 class NotifySettings(_Section):

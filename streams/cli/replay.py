@@ -83,8 +83,9 @@ def replay(
     try:
         if source == "clickhouse" or (not no_store and spec is None):
             from emowatch.streams.replay.store import open_store
+            from emowatch.streams.sink.clickhouse import cluster_of
 
-            client = open_store(ch_url, ch_dir, db)
+            client = open_store(ch_url, ch_dir, db, cluster_of(s.sink))
         outcome = _run(request, s, client, db, progress)
         _outputs(request, outcome, s, client, db, started_ms, no_store=no_store, to_topic=to_topic,
                  diff=diff, against=against, within_ms=within_ms, out=out)

@@ -104,11 +104,13 @@ def _load(model: str, s):
 
 
 def _store(s):
-    from emowatch.streams.sink.clickhouse import connect
+    from emowatch.streams.sink.clickhouse import cluster_of, connect
     from emowatch.streams.sink.rescored import RescoredStore
 
+    cluster = cluster_of(s.sink)
     try:
-        return RescoredStore(connect(s.sink.clickhouse_url, s.sink.data_dir, s.sink.database), s.sink.database)
+        return RescoredStore(connect(s.sink.clickhouse_url, s.sink.data_dir, s.sink.database, cluster),
+                             s.sink.database, cluster)
     except Exception as exc:  # noqa: BLE001 - e.g. the embedded ClickHouse is held by a running sink
         console.print(f"[red]cannot open ClickHouse:[/] {escape(type(exc).__name__)} (the embedded engine allows "
                       "one process per data path: stop the sink, or set EMOWATCH_SINK__CLICKHOUSE_URL)")

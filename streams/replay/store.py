@@ -16,6 +16,7 @@ from typing import Any
 
 from emowatch.streams.replay.params import Window
 from emowatch.streams.sink.clickhouse import apply_schema, connect
+from emowatch.streams.sink.cluster_ddl import ClusterSpec
 from emowatch.streams.sink.history import ALERT_FIELDS
 from emowatch.streams.sink.rows import ALERTS_COLUMNS, alerts_row
 from emowatch.topics.errors import EmowatchError
@@ -33,10 +34,11 @@ class ReplayStoreError(EmowatchError, RuntimeError):
     """ClickHouse cannot be opened or written."""
 
 
-def open_store(url: str | None, data_dir: Path, database: str) -> Any:
-    """A client with the schema applied; :class:`ReplayStoreError` with what to do when it cannot be opened."""
+def open_store(url: str | None, data_dir: Path, database: str, cluster: ClusterSpec | None = None) -> Any:
+    """A client with the schema applied (in its cluster form with a ``cluster``); :class:`ReplayStoreError`
+    with what to do when it cannot be opened."""
     try:
-        client = connect(url, data_dir, database)
+        client = connect(url, data_dir, database, cluster)
     except Exception as exc:  # noqa: BLE001 - clickhouse-connect / chDB raise assorted types
         if url:
             raise ReplayStoreError(f"cannot reach the ClickHouse server: {type(exc).__name__}: {exc}") from exc
@@ -45,7 +47,7 @@ def open_store(url: str | None, data_dir: Path, database: str) -> Any:
             "Only one process may open it: if the sink (`emowatch worker sink`) is running, stop it, or pass "
             "--clickhouse-url of a ClickHouse server; --no-store replays without ClickHouse.") from exc
     try:
-        apply_schema(client, database)
+        apply_schema(client, database, cluster)
     except Exception as exc:  # noqa: BLE001
         raise ReplayStoreError(f"cannot apply the schema to ClickHouse database {database!r}: {exc}") from exc
     return client

@@ -14,6 +14,10 @@ sink at a time is the supported deployment; non-idempotent data migrations would
 
 Databases made before versioned migrations (by the old ``schema.sql``) hold exactly what 0001 creates
 with ``IF NOT EXISTS``: applying 0001 to them is a no-op that only records version 1.
+
+On a ClickHouse cluster (``cluster``, ``EMOWATCH_SINK__CLUSTER``) the same files are applied in their cluster
+form (:mod:`emowatch.streams.sink.cluster_ddl`: ON CLUSTER, Replicated and Distributed tables); the form is
+a function of the file, and the file is what is checksummed.
 """
 from __future__ import annotations
 
@@ -22,13 +26,21 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emowatch.streams.resources import clickhouse_migrations_dir
 from emowatch.topics.errors import EmowatchError
 
+if TYPE_CHECKING:
+    from emowatch.streams.sink.cluster_ddl import ClusterSpec
+
 log = logging.getLogger(__name__)
 FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 TABLE = "schema_migrations"
+# What apply_migrations runs before reading the record: the database and the record's table.
+START = ("CREATE DATABASE IF NOT EXISTS {db}",
+         f"CREATE TABLE IF NOT EXISTS {{db}}.{TABLE} (version UInt32, name String, checksum String, "
+         "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version")
 
 
 class MigrationError(EmowatchError):
@@ -41,6 +53,10 @@ class Migration:
     name: str
     checksum: str
     sql: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.version:04d}_{self.name}.sql"
 
     def statements(self, database: str) -> list[str]:
         body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
@@ -69,13 +85,28 @@ def applied(client, database: str) -> dict[int, str]:
     return {int(v): c for v, c in rows.result_rows}
 
 
-def apply_migrations(client, database: str, folder: Path | None = None) -> list[int]:
-    """Apply the pending migrations to ``database`` (created if missing); the versions applied now."""
+def plan(migrations: list[Migration], database: str,
+         cluster: ClusterSpec | None = None) -> tuple[list[str], dict[int, list[str]]]:
+    """The start-up statements and each migration's statements (by version): as written for one server, or
+    in their cluster form (every migration is rendered, so a file without one fails every start-up)."""
+    sources = [("start-up", list(START))] + [(m.filename, m.statements("{db}")) for m in migrations]
+    if cluster is None:
+        out = [[s.replace("{db}", database) for s in stmts] for _label, stmts in sources]
+    else:
+        from emowatch.streams.sink.cluster_ddl import render
+
+        out = render(sources, database, cluster)
+    return out[0], {m.version: stmts for m, stmts in zip(migrations, out[1:])}
+
+
+def apply_migrations(client, database: str, folder: Path | None = None,
+                     cluster: ClusterSpec | None = None) -> list[int]:
+    """Apply the pending migrations to ``database`` (created if missing); the versions applied now.
+    ``cluster``: in their cluster form (:mod:`emowatch.streams.sink.cluster_ddl`)."""
     migrations = load_migrations(folder)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    client.command(f"CREATE TABLE IF NOT EXISTS {database}.{TABLE} (version UInt32, name String, checksum String, "
-                   "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree(applied_at) "
-                   "ORDER BY version")
+    start, statements = plan(migrations, database, cluster)
+    for stmt in start:
+        client.command(stmt)
     done = applied(client, database)
     now = []
     for m in migrations:
@@ -84,7 +115,7 @@ def apply_migrations(client, database: str, folder: Path | None = None) -> list[
                 raise MigrationError(f"migration {m.version:04d}_{m.name} was changed after it was applied to "
                                      f"{database} (checksum {done[m.version][:12]} recorded, {m.checksum[:12]} now)")
             continue
-        for stmt in m.statements(database):
+        for stmt in statements[m.version]:
             client.command(stmt)
         client.insert(TABLE, [[m.version, m.name, m.checksum]], database=database,
                       column_names=["version", "name", "checksum"])

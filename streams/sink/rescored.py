@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 
 from emowatch.streams.sink.clickhouse import apply_schema
+from emowatch.streams.sink.cluster_ddl import ClusterSpec
 from emowatch.streams.sink.rows import SCORES_COLUMNS, scores_row
 
 TABLE = "scores_rescored"
@@ -30,9 +31,9 @@ def dedup_token(records: list[dict]) -> str:
 class RescoredStore:
     """Writes FrameScores records of a rescore to ``<database>.scores_rescored`` (schema applied at start)."""
 
-    def __init__(self, client, database: str) -> None:
+    def __init__(self, client, database: str, cluster: ClusterSpec | None = None) -> None:
         self.client, self.database = client, database
-        apply_schema(client, database)
+        apply_schema(client, database, cluster)
         self.rows = 0
 
     def insert(self, batch: list[tuple[dict, int, int]]) -> None:

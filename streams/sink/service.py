@@ -26,7 +26,7 @@ from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
 from emowatch.streams.sink.batches import TP, Batch, Batcher
-from emowatch.streams.sink.clickhouse import apply_schema, connect
+from emowatch.streams.sink.clickhouse import apply_schema, cluster_of, connect
 from emowatch.streams.sink.history import HistoryReader
 from emowatch.streams.sink.outage import Backoff, retryable
 from emowatch.streams.sink.read_api import history_routes
@@ -57,9 +57,11 @@ class ClickHouseSink:
             self.topics.scores: ("scores", SCORES_COLUMNS, scores_row, serde_for(settings.kafka, "FrameScores")),
             self.topics.alerts: ("alerts", ALERTS_COLUMNS, alerts_row, serde_for(settings.kafka, "Alert")),
         }
-        self.client = connect(settings.sink.clickhouse_url, settings.sink.data_dir, settings.sink.database)
-        apply_schema(self.client, settings.sink.database)
-        self.writer = SinkWriter(self.client, settings.sink.database, settings.sink.group_id)
+        cluster = cluster_of(settings.sink)  # EMOWATCH_SINK__CLUSTER: the schema on a ClickHouse cluster
+        self.client = connect(settings.sink.clickhouse_url, settings.sink.data_dir, settings.sink.database, cluster)
+        apply_schema(self.client, settings.sink.database, cluster)
+        self.writer = SinkWriter(self.client, settings.sink.database, settings.sink.group_id,
+                                 sync_replica=cluster is not None)
         self.consumer = make_consumer(settings.kafka, settings.sink.group_id)
         self.producer = make_producer(settings.kafka)
         self.batcher = Batcher(settings.sink.batch_rows, settings.sink.batch_ms)

@@ -3,6 +3,10 @@
 ``fault`` is the test seam for ClickHouse outages on the embedded engine: when set, it is called with the
 operation's name (``"recorded"``, ``"record"``, ``"insert"``) before each ClickHouse call and may raise,
 as a failing server would. Production never sets it.
+
+On a ClickHouse cluster ``sink_batches`` is one replicated table on every server (cluster_ddl.py) and the
+sink may reach another server after a restart: with ``sync_replica`` the read waits until that server has
+every record already written anywhere (``SYSTEM SYNC REPLICA``, which needs that grant).
 """
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ STATE_TABLE = "sink_batches"
 
 
 class SinkWriter:
-    def __init__(self, client, database: str, group_id: str) -> None:
+    def __init__(self, client, database: str, group_id: str, sync_replica: bool = False) -> None:
         self.client, self.database, self.group_id = client, database, group_id
+        self.sync_replica = sync_replica
         self.fault: Callable[[str], None] | None = None
 
     def _check(self, op: str) -> None:
@@ -25,6 +30,8 @@ class SinkWriter:
     def recorded(self, topic: str, partition: int) -> tuple[int, int] | None:
         """The newest batch cut recorded for this group's ``topic``/``partition``, or None."""
         self._check("recorded")
+        if self.sync_replica:
+            self.client.command(f"SYSTEM SYNC REPLICA {self.database}.{STATE_TABLE}")
         rows = self.client.query(
             f"SELECT first_offset, last_offset FROM {self.database}.{STATE_TABLE} WHERE group_id = %(g)s "
             "AND topic = %(t)s AND partition = %(p)s ORDER BY written_at DESC LIMIT 1",

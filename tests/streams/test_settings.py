@@ -15,11 +15,23 @@ def test_env_is_read_explicitly_and_nested():
     ({"EMOWATCH_INFER__MAX_BATCH": "0"}, "EMOWATCH_INFER__MAX_BATCH"),
     ({"EMOWATCH_SINK__CLICKHOUSE_URL": "tcp://x"}, "EMOWATCH_SINK__CLICKHOUSE_URL"),
     ({"EMOWATCH_KAFKA": "x"}, "EMOWATCH_KAFKA"),
+    ({"EMOWATCH_SINK__CLUSTER": "emo"}, "EMOWATCH_SINK__CLUSTER"),  # a cluster needs a server URL
+    ({"EMOWATCH_SINK__CLUSTER": "emo'; DROP", "EMOWATCH_SINK__CLICKHOUSE_URL": "http://ch:8123"},
+     "EMOWATCH_SINK__CLUSTER"),
+    ({"EMOWATCH_SINK__REPLICA_PATH": "/clickhouse/tables/{table}"}, "EMOWATCH_SINK__REPLICA_PATH"),  # no {shard}
+    ({"EMOWATCH_SINK__CLUSTER": "emo", "EMOWATCH_SINK__CLICKHOUSE_URL": "http://ch:8123",
+      "EMOWATCH_SINK__DATABASE": "emo-watch"}, "EMOWATCH_SINK__DATABASE"),
 ])
 def test_bad_config_fails_fast_naming_the_setting(env, name):
     with pytest.raises(SettingsError) as ei:
         load_settings(env)
     assert name in str(ei.value)
+
+
+def test_a_cluster_with_a_server_url_is_accepted():
+    s = load_settings({"EMOWATCH_SINK__CLUSTER": "emo-prod.1", "EMOWATCH_SINK__CLICKHOUSE_URL": "http://ch:8123"})
+    assert s.sink.cluster == "emo-prod.1" and s.sink.replica_path == "/clickhouse/tables/{shard}/{database}/{table}"
+    assert load_settings({}).sink.cluster is None
 
 
 def test_secrets_are_not_in_the_dump():
