@@ -25,13 +25,13 @@ DEDUP = "non_replicated_deduplication_window = 1000"
 DB = "emowatch"
 CLUSTER = "emo"
 
-# 0003 as the issue describes it: ALTER ... ADD COLUMN IF NOT EXISTS, a table + materialized view from scores
+# A test migration (0099) written like the bundled 0003: ALTER ... ADD COLUMN IF NOT EXISTS, a table + materialized view from scores
 # with ARRAY JOIN, and CREATE OR REPLACE VIEW (a test migration, not a bundled file).
 MIGRATION_0003 = """-- Migration 0003 (test): steps
 ALTER TABLE {db}.scores ADD COLUMN IF NOT EXISTS origin LowCardinality(String) DEFAULT '',
     ADD COLUMN IF NOT EXISTS lang LowCardinality(String) DEFAULT ''
 ;
-CREATE TABLE IF NOT EXISTS {db}.emotion_steps
+CREATE TABLE IF NOT EXISTS {db}.test_steps
 (
     business_line LowCardinality(String),
     call_id       String,
@@ -45,7 +45,7 @@ ENGINE = ReplacingMergeTree(inserted_at)
 ORDER BY (business_line, call_id, role, step_ms, emotion)
 SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 8192
 ;
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.emotion_steps_mv TO {db}.emotion_steps AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.test_steps_mv TO {db}.test_steps AS
 SELECT business_line, call_id, role, start_ms AS step_ms, label AS emotion, p AS prob
 FROM {db}.scores ARRAY JOIN labels AS label, probs AS p
 ;
@@ -79,7 +79,7 @@ def with_0003(tmp_path):
     folder.mkdir()
     for f in clickhouse_migrations_dir().glob("*.sql"):
         (folder / f.name).write_text(f.read_text())
-    (folder / "0003_steps.sql").write_text(MIGRATION_0003)
+    (folder / "0099_test_steps.sql").write_text(MIGRATION_0003)
     return folder
 
 
@@ -145,14 +145,15 @@ def main(data_dir: str, shards: int, folder: str | None = None) -> dict:
     out["scores_local"] = one(f"SELECT count() FROM {DB}.scores_local")
     out["emotion_minute"] = one(f"SELECT sum(chunks) FROM {DB}.emotion_minute")
     out["calls"] = one(f"SELECT sum(chunks) FROM {DB}.calls")
-    out["emotion_records"] = one(f"SELECT count() FROM {DB}.emotion_records")
+    out["emotion_records"] = one(f"SELECT count() FROM {DB}.emotion_records WHERE granularity = 'utterance'")
+    out["emotion_steps"] = one(f"SELECT count() FROM {DB}.emotion_steps")
     try:  # the double-distributed JOIN the views' distributed_product_mode answers for
         out["join_without_setting"] = one(f"SELECT count() FROM {DB}.scores AS s LEFT JOIN "
                                           f"(SELECT call_id FROM {DB}.alerts) AS a ON s.call_id = a.call_id")
     except Exception as exc:  # noqa: BLE001
         out["join_without_setting"] = str(exc)[:300]
     if folder:  # the test's migration 0003 (tests/streams/sink/test_cluster_schema.py)
-        out["emotion_steps"] = one(f"SELECT count() FROM {DB}.emotion_steps")
+        out["test_steps"] = one(f"SELECT count() FROM {DB}.test_steps")
         out["calls_v2"] = client.query(f"SELECT call_id, chunks FROM {DB}.calls ORDER BY call_id").result_rows
         out["columns"] = client.query(f"SELECT table, name FROM system.columns WHERE database = '{DB}' "
                                       "AND name = 'origin' ORDER BY table").result_rows

@@ -48,9 +48,11 @@ def test_every_bundled_statement_has_its_cluster_form():
     single = [s for v in plan(load_migrations(), DB)[1].values() for s in v]
     tables = creates(every)
     merge_tree = [n for n, s in creates(single).items() if re.search(r"ENGINE = \w*MergeTree", s)]
-    assert set(merge_tree) == {"scores", "scores_rescored", "alerts", "replays", "emotion_minute", "sink_batches"}
+    assert set(merge_tree) == {"scores", "scores_rescored", "alerts", "replays", "emotion_minute", "sink_batches",
+                               "emotion_steps", "embedding_files"}
     keys = {"scores": "cityHash64(call_id)", "scores_rescored": "cityHash64(call_id)",
             "alerts": "cityHash64(call_id)", "replays": "cityHash64(replay_id)",
+            "emotion_steps": "cityHash64(call_id)", "embedding_files": "cityHash64(call_id)",
             "emotion_minute": "cityHash64(business_line, minute, top_emotion)"}
     for name, key in keys.items():
         replicated = rf"ENGINE = Replicated\w*MergeTree\('{re.escape(PATH)}', '{{replica}}'"
@@ -59,16 +61,24 @@ def test_every_bundled_statement_has_its_cluster_form():
     for name in ("sink_batches", "schema_migrations"):  # bookkeeping: one replicated table on every server
         assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{table}', " \
                "'{shard}-{replica}'" in tables[name] and name + "_local" not in tables
-    mv = next(s for s in every if "MATERIALIZED VIEW" in s)
+    mvs = [s for s in every if "MATERIALIZED VIEW" in s]
+    mv = next(s for s in mvs if "emotion_minute_mv" in s)
     assert f"TO {DB}.emotion_minute_local AS" in mv and f"FROM {DB}.scores_local GROUP BY" in mv
-    views = {m.group(1): s for s in every if (m := re.match(rf"CREATE VIEW IF NOT EXISTS {DB}\.(\w+)", s))}
-    single_views = {m.group(1): s for s in single if (m := re.match(rf"CREATE VIEW IF NOT EXISTS {DB}\.(\w+)", s))}
-    assert set(views) == {"calls", "emotion_records"}
-    for name, s in views.items():  # unchanged SQL on the distributed names
-        body = single_views[name].split(" AS\n", 1)[1]
-        assert s == f"CREATE VIEW IF NOT EXISTS {DB}.{name}{ON} AS\n" + body + (
-            f"\nSETTINGS {PRODUCT_MODE}" if name == "emotion_records" else "")
-    assert f"FROM {DB}.scores AS s FINAL" in views["emotion_records"] and "_local" not in views["emotion_records"]
+    steps_mv = next(s for s in mvs if "emotion_steps_mv" in s)
+    assert f"TO {DB}.emotion_steps_local AS" in steps_mv and f"FROM {DB}.scores_local\n" in steps_mv
+    view_re = rf"CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?{DB}\.(\w+)"
+    views: dict[str, list[str]] = {}
+    single_views: dict[str, list[str]] = {}
+    for stmts, out in ((every, views), (single, single_views)):
+        for s in stmts:
+            if m := re.match(view_re, s):
+                out.setdefault(m.group(1), []).append(s)
+    assert set(views) == {"calls", "emotion_records", "emotion_frames"}
+    for name, forms in views.items():  # unchanged SQL on the distributed names
+        for s, one in zip(forms, single_views[name], strict=True):
+            head, body = one.split(" AS\n", 1)
+            assert s == f"{head}{ON} AS\n" + body + (f"\nSETTINGS {PRODUCT_MODE}" if re.search(r"(?<!ARRAY )JOIN", body) else "")
+    assert all("_local" not in s for forms in views.values() for s in forms)
 
 
 def test_golden_statements():
@@ -94,13 +104,13 @@ def test_golden_statements():
 
 def test_a_migration_written_like_0003_is_converted(tmp_path):
     ms = load_migrations(with_0003(tmp_path))
-    steps = cluster_plan(ms)[1][3]
+    steps = cluster_plan(ms)[1][99]
     assert steps[0] == (f"ALTER TABLE {DB}.scores_local{ON} ADD COLUMN IF NOT EXISTS origin LowCardinality(String) "
                         "DEFAULT '',\n    ADD COLUMN IF NOT EXISTS lang LowCardinality(String) DEFAULT ''")
     assert steps[1] == steps[0].replace("scores_local", "scores", 1)
-    assert "SETTINGS index_granularity = 8192" in steps[2] and "emotion_steps_local" in steps[2]
-    assert steps[3].endswith(f"ENGINE = Distributed('emo', {DB}, emotion_steps_local, cityHash64(call_id))")
-    assert steps[4] == (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {DB}.emotion_steps_mv{ON} TO {DB}.emotion_steps_local "
+    assert "SETTINGS index_granularity = 8192" in steps[2] and "test_steps_local" in steps[2]
+    assert steps[3].endswith(f"ENGINE = Distributed('emo', {DB}, test_steps_local, cityHash64(call_id))")
+    assert steps[4] == (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {DB}.test_steps_mv{ON} TO {DB}.test_steps_local "
                         "AS\nSELECT business_line, call_id, role, start_ms AS step_ms, label AS emotion, p AS prob\n"
                         f"FROM {DB}.scores_local ARRAY JOIN labels AS label, probs AS p")
     assert steps[5] == (f"CREATE OR REPLACE VIEW {DB}.calls{ON} AS\n"

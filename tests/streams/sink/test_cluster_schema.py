@@ -34,7 +34,7 @@ def test_every_cluster_statement_parses_on_clickhouse(tmp_path):
             client.query("SELECT formatQuery(%(q)s)", parameters={"q": every[1] + " ENGINE ="})
     finally:
         client.close()
-    assert len(every) == 2 + 14 + 1 + 6  # start-up, 0001 (5 tables twice), 0002, 0003
+    assert len(every) == 2 + 14 + 1 + len(by_version[3]) + 6  # start-up, 0001 (5 tables twice), 0002, 0003, 0099
 
 
 def test_the_single_server_path_runs_unchanged(tmp_path):
@@ -60,10 +60,10 @@ def test_the_cluster_form_runs_as_far_as_one_embedded_server_can(tmp_path, shard
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["applied"] == [1, 2, 3] and out["again"] == []
+    assert out["applied"] == [1, 2, 3, 99] and out["again"] == []
     assert out["recorded"] == [0, 5]  # sink_batches read back exactly
     engines = out["engines"]
-    for table in ("scores", "scores_rescored", "alerts", "replays", "emotion_minute", "emotion_steps"):
+    for table in ("scores", "scores_rescored", "alerts", "replays", "emotion_minute", "emotion_steps", "test_steps"):
         assert engines[table] == "Distributed" and engines[table + "_local"].endswith("MergeTree")
     assert engines["sink_batches"] == engines["schema_migrations"] == "ReplacingMergeTree"
     assert sorted(out["columns"]) == [["scores", "origin"], ["scores_local", "origin"]]  # ALTER on both
@@ -72,8 +72,8 @@ def test_the_cluster_form_runs_as_far_as_one_embedded_server_can(tmp_path, shard
     # 6 score rows inserted through `scores` twice with one dedup token (the retry is dropped on its shard);
     # with 2 shards that are both this server every row is read once per shard
     assert out["scores_local"] == 6
-    assert out["scores"] == out["emotion_minute"] == out["emotion_records"] == 6 * shards
-    assert out["emotion_steps"] == 6 * labels * shards  # the MV on scores_local -> emotion_steps_local
+    assert out["scores"] == out["emotion_minute"] == out["emotion_records"] == out["emotion_steps"] == 6 * shards
+    assert out["test_steps"] == 6 * labels * shards  # the MV on scores_local -> test_steps_local
     assert out["calls_v2"] == [[f"c{i}", 2 * shards] for i in range(3)]  # CREATE OR REPLACE VIEW
     if shards == 2:  # what the views' distributed_product_mode = 'local' is for
         assert "Double-distributed IN/JOIN subqueries is denied" in out["join_without_setting"]
