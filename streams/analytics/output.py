@@ -1,7 +1,7 @@
 """Rows -> what ``emowatch query`` prints: a rich table, JSON or CSV. One function for every command.
 
-* ``table``: one rich table per section (times as ``2025-01-31 10:00:00Z``, floats to 6 digits, lists comma-joined; a command
-  may leave out columns that JSON and CSV carry).
+* ``table``: one rich table per section (times as ``2025-01-31 10:00:00Z``, floats to 6 decimals, lists
+  comma-joined; a command may leave out columns that JSON and CSV carry).
 * ``json``: a list of objects (one per row, keys = column names; times ISO 8601 in UTC with ``Z``; lists and
   maps as JSON); several sections -> an object ``{section: [objects...]}``.
 * ``csv``: a header row then the rows (lists comma-joined, maps as JSON); several sections -> each as
@@ -112,8 +112,8 @@ def _table(title: str, result: Result, hide: frozenset[str]) -> Table:
 def _table_cell(v: Any) -> str:
     if isinstance(v, datetime):
         return _utc(v).strftime("%Y-%m-%d %H:%M:%S") + "Z"
-    if isinstance(v, float):
-        return f"{v:.6g}"  # Float32 columns arrive as 0.800000011920929
+    if isinstance(v, float) and math.isfinite(v):
+        return str(round(v, 6))  # Float32 columns arrive as 0.800000011920929
     return _cell(v) if v is not None else "–"
 
 

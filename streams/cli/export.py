@@ -44,5 +44,5 @@ def export_embeddings(
                       "(recorded in embedding_files: emotion_records.embedding_path)")
     if done.missing:
         console.print(f"[yellow]{done.missing} of {done.chunks} chunk(s) have no stored embedding[/]: the inference "
-                      f"agent stores one per chunk only with {EMBEDDINGS_SETTING} (EMOWATCH_MODEL__EMBEDDINGS); "
-                      "chunks scored without it have none to export")
+                      f"agent stores one per chunk only when it runs with {EMBEDDINGS_SETTING}; chunks scored "
+                      "without it have none to export")
