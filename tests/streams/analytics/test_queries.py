@@ -161,3 +161,19 @@ def test_clickhouse_itself_refuses_what_the_check_lets_through(history, sql):
     assert history.client.query(f"SELECT count() FROM {DB}.scores").result_rows == before
     # the client is still writable for the sink's own work: only the user's query ran read-only
     history.client.command(f"SELECT count() FROM {DB}.embedding_files")
+
+
+SMUGGLED = ["INSERT INTO scores (call_id) VALUES ('smuggled')", "ALTER TABLE scores DELETE WHERE 1",
+            "INSERT INTO embedding_files (call_id) SELECT 'x'"]
+
+
+@pytest.mark.parametrize("sql", SMUGGLED)
+def test_readonly_is_honoured_by_the_engine_even_without_the_check(history, monkeypatch, sql):
+    from emowatch.streams.analytics import runner
+
+    monkeypatch.setattr(runner, "check_read_only", lambda text: text)  # as if the check let it through
+    counts = [history.client.query(f"SELECT count() FROM {DB}.{t}").result_rows for t in ("scores", "embedding_files")]
+    with pytest.raises(AnalyticsError, match="READONLY"):
+        runner.run_sql(history.client, sql, DB)
+    assert [history.client.query(f"SELECT count() FROM {DB}.{t}").result_rows
+            for t in ("scores", "embedding_files")] == counts

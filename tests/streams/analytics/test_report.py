@@ -25,9 +25,9 @@ def _pixels(png: bytes) -> np.ndarray:
 
 
 def _share_of(png: bytes, color: str) -> float:
+    """Share of the picture's pixels that are exactly ``color``."""
     rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
-    img = _pixels(png)
-    return float(np.all(img == rgb, axis=-1).mean())
+    return float(np.all(_pixels(png) == rgb, axis=-1).mean())
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_a_png_of_one_panel_per_role_the_same_bytes_each_time(calls):
 
 
 def test_the_class_colours_show_where_the_call_has_those_emotions(calls):
-    share = {c: {e: _share_of(render_call_png(calls[c]), COLORS[e]) for e in ("angry", "happy", "unknown")}
-             for c in calls}
+    pngs = {c: render_call_png(call) for c, call in calls.items()}
+    share = {c: {e: _share_of(png, COLORS[e]) for e in ("angry", "happy", "unknown")} for c, png in pngs.items()}
     # every step stacks all nine classes: a class the call does not lean to is a thin band, one it does a block
     assert share["c-1"]["angry"] > 0.03 and share["c-1"]["angry"] > 5 * share["c-2"]["angry"]  # c-1: 1.0-2.6 s
     assert share["c-2"]["happy"] > 3 * share["c-3"]["happy"]  # c-2's customer opens happy; c-3 never is
