@@ -18,6 +18,12 @@ EMOJI = {
     "angry": "😠", "disgusted": "🤢", "fearful": "😨", "happy": "😊", "neutral": "😐",
     "other": "🤔", "sad": "😢", "surprised": "😲", "unknown": "❓",
 }
+#: one colour per class for the timeline, bars and legend: the console's (static/common.js COLORS; a test keeps
+#: the two equal) and the call report picture's (streams/analytics/report.py)
+COLORS = {
+    "angry": "#d64541", "disgusted": "#7d8f3a", "fearful": "#8e5cc4", "happy": "#f2b33d", "neutral": "#a3b1bf",
+    "other": "#3fb5c4", "sad": "#3f78c4", "surprised": "#f07f3c", "unknown": "#dde3e9",
+}
 DEFAULT_STEP_MS = 200
 
 

@@ -10,10 +10,13 @@ from emowatch.streams.cli.alert import alert_app
 from emowatch.streams.cli.bench import bench_app
 from emowatch.streams.cli.common import console
 from emowatch.streams.cli.common import settings_or_exit as _settings
+from emowatch.streams.cli.export import export_app
 from emowatch.streams.cli.local import demo, up
 from emowatch.streams.cli.model import model_app
 from emowatch.streams.cli.notify import notify_app
+from emowatch.streams.cli.query import query_app
 from emowatch.streams.cli.replay import replay
+from emowatch.streams.cli.report import report_app
 from emowatch.streams.cli.rescore import rescore
 from emowatch.streams.cli.rules import rules_app
 from emowatch.streams.cli.send import send
@@ -34,6 +37,9 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(notify_app, name="notify")
 app.add_typer(silence_app, name="silence")
 app.add_typer(alert_app, name="alert")
+app.add_typer(query_app, name="query")
+app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
 app.command("up")(up)
 app.command("demo")(demo)
 app.command("send")(send)

@@ -40,3 +40,26 @@ def parse_time_ms(text: str, *, now_ms: int) -> int:
 def format_ms(ms: int) -> str:
     """``2025-01-31 10:00:00.000Z`` for an epoch-millisecond time."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+_DAYS = re.compile(r"^-?(\d+)d(.*)$")
+
+
+def parse_since_ms(text: str, *, now_ms: int) -> int:
+    """Epoch milliseconds of a ``--since``/``--until``: a duration ago with or without the minus (``1d``,
+    ``2h``, ``30m``, ``1d12h``, ``-2h``), or any form of :func:`parse_time_ms`. Raises ValueError."""
+    t = text.strip()
+    days = _DAYS.match(t)
+    try:
+        if days:
+            return now_ms - int(days.group(1)) * 86_400_000 - (parse_duration_ms(days.group(2)) if days.group(2)
+                                                                 else 0)
+        if t and not t.startswith("-") and not t.isdigit() and t != "now":
+            return now_ms - parse_duration_ms(t)
+    except ValueError:
+        pass
+    try:
+        return parse_time_ms(t, now_ms=now_ms)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use a duration ago (1d, 2h, 30m, 1d12h), ISO-8601 "
+                         "(2025-01-31T18:00:00+08:00, UTC without a zone), epoch milliseconds or 'now'") from None

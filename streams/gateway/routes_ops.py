@@ -1,6 +1,7 @@
 """Operations and the notifier's commands: ``/health``, ``/metrics``, ``/v1/history/...`` (proxied to the
-sink's read API), ``POST /v1/alerts/{alert_id}/ack``, ``POST|GET /v1/silences`` (the same records as
-``emowatch alert ack`` and ``emowatch silence add|list``)."""
+sink's read API), ``/v1/calls/{call_id}/report.png`` (a past call's picture, from the same read API),
+``POST /v1/alerts/{alert_id}/ack``, ``POST|GET /v1/silences`` (the same records as ``emowatch alert ack`` and
+``emowatch silence add|list``)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ import time
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -44,22 +45,55 @@ async def metrics(request: Request) -> Response:
 
 # ---- history -------------------------------------------------------------------------------------
 
-@v1.get("/v1/history/{path:path}", tags=["history"], summary="The sink's history read API (proxied)")
-async def history(path: str, request: Request) -> Response:
-    rt = request.app.state.rt
-    base = rt.gw.history_url
+async def history_get(request: Request, path: str, params: list[tuple[str, str]] | None = None) -> httpx.Response:
+    """GET ``/v1/history/{path}`` from the sink's read API (503 ``no_history`` when none is configured, 502
+    ``history_unreachable`` when it does not answer)."""
+    base = request.app.state.rt.gw.history_url
     if not base:
         raise ApiError("no_history", "this gateway has no history (EMOWATCH_GATEWAY__HISTORY_URL is unset)")
     client: httpx.AsyncClient | None = getattr(request.app.state, "history_client", None)
     if client is None:
         client = request.app.state.history_client = httpx.AsyncClient(timeout=30.0)
-    url = f"{base.rstrip('/')}/v1/history/{path}"
     try:
-        upstream = await client.get(url, params=list(request.query_params.multi_items()))
+        return await client.get(f"{base.rstrip('/')}/v1/history/{path}", params=params or [])
     except httpx.HTTPError as exc:
         raise ApiError("history_unreachable", f"the history service did not answer: {type(exc).__name__}") from None
+
+
+@v1.get("/v1/history/{path:path}", tags=["history"], summary="The sink's history read API (proxied)")
+async def history(path: str, request: Request) -> Response:
+    upstream = await history_get(request, path, list(request.query_params.multi_items()))
     return Response(upstream.content, status_code=upstream.status_code,
                     media_type=upstream.headers.get("content-type", "application/json"))
+
+
+@v1.get("/v1/calls/{call_id}/report.png", tags=["history"], response_class=Response,
+        summary="A past call's emotion timeline as a picture (as `emowatch report call`)",
+        responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown_call"}})
+async def call_report(call_id: str, request: Request,
+                      step_ms: int = Query(200, ge=200, le=60_000, description="a multiple of 200 ms")) -> Response:
+    from urllib.parse import quote
+
+    if step_ms % 200:
+        raise ApiError("bad_parameter", f"step_ms: {step_ms} is not a multiple of 200")
+    upstream = await history_get(request, f"calls/{quote(call_id, safe='')}")
+    try:
+        body = upstream.json()
+    except ValueError:
+        body = {}
+    if upstream.status_code != 200:
+        err = body.get("error") if isinstance(body, dict) else None
+        code = err.get("code") if isinstance(err, dict) else None
+        if upstream.status_code == 404:
+            raise ApiError("unknown_call", (err or {}).get("message") or f"no scores stored for call {call_id!r}")
+        if upstream.status_code == 400 and code:
+            raise ApiError(code, err.get("message", ""), 400)
+        raise ApiError("history_unreachable", f"the history service answered {upstream.status_code} {code or ''}")
+    from emowatch.streams.analytics.report import render_call_png
+
+    png = await asyncio.to_thread(render_call_png, body, step_ms=step_ms)
+    return Response(png, media_type="image/png",
+                    headers={"Content-Disposition": f'inline; filename="{quote(call_id, safe="")}-report.png"'})
 
 
 # ---- notifier commands ---------------------------------------------------------------------------

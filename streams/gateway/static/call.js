@@ -1,8 +1,8 @@
 // emowatch console - one call from history (call.html?id=): per role its timeline, segments, summary and
 // utterance result, and the call's alerts with Ack per alert and a silence for the whole call.
 // A call just uploaded may not be in history yet: a 404 is retried for a minute, and says so.
-import {$, ApiError, api, chip, el, emo, emojiOf, errorBox, header, liveStream, params, pct, secs, setUser, toast, user,
-  when} from "./common.js";
+import {$, ApiError, api, chip, el, emo, emojiOf, errorBox, header, liveStream, params, pct, secs, setUser, toast, token,
+  user, when} from "./common.js";
 import {drawTimeline, legend} from "./charts.js";
 import {alertItem, alertKey} from "./alertview.js";
 
@@ -51,6 +51,7 @@ function render(call) {
     `${roles.length} role${roles.length === 1 ? "" : "s"}`].join(" · ");
   $("#call-timelines").replaceChildren(...roles.map(([role, r], i) => timelineCard(role, r, labels, i)));
   $("#call").hidden = false;
+  reportLink();
   roles.forEach(([role, r], i) => {
     const tl = r.timeline || {probs: []};
     drawTimeline($(`#call-timelines .timeline[data-index="${i}"] canvas`), {labels: tl.labels || labels, ...tl},
@@ -60,6 +61,23 @@ function render(call) {
   seen.clear();
   ackable.clear();
   for (const a of call.alerts || []) addAlert(a);
+}
+
+/** "Report (PNG)": the gateway draws the call (GET /v1/calls/{id}/report.png) and the browser opens it. With a
+ * token a plain link cannot send the bearer header: the picture is fetched and opened from its bytes. */
+function reportLink() {
+  const a = $("#report-link");
+  const url = `/v1/calls/${encodeURIComponent(callId)}/report.png`;
+  a.href = url;
+  a.hidden = false;
+  a.onclick = token() ? async (ev) => {
+    ev.preventDefault();
+    const res = await fetch(url, {headers: {Authorization: `Bearer ${token()}`}});
+    if (!res.ok) { toast(`report: ${res.status}`, "error"); return; }
+    const blobUrl = URL.createObjectURL(await res.blob());
+    el("a", {href: blobUrl, target: "_blank", rel: "noopener", download: `${callId}-report.png`}).click();
+    setTimeout(() => URL.revokeObjectURL(blobUrl), 60000);
+  } : null;
 }
 
 /** The role's whole-call result (softmax of its mean frame logits): emoji, class, confidence. */

@@ -9,7 +9,8 @@ export const EMOJI = {
   angry: "😠", disgusted: "🤢", fearful: "😨", happy: "😊", neutral: "😐",
   other: "🤔", sad: "😢", surprised: "😲", unknown: "❓",
 };
-// One colour per class, for bars, the timeline and the legend (labels come from the API responses).
+// One colour per class, for bars, the timeline and the legend (labels come from the API responses); the same as
+// models/timeline.py COLORS (the call report picture; tests/streams/gateway/test_console_static.py keeps them equal).
 export const COLORS = {
   angry: "#d64541", disgusted: "#7d8f3a", fearful: "#8e5cc4", happy: "#f2b33d", neutral: "#a3b1bf",
   other: "#3fb5c4", sad: "#3f78c4", surprised: "#f07f3c", unknown: "#dde3e9",

@@ -20,3 +20,17 @@ def test_accepted_forms():
 def test_other_text_is_refused_with_the_accepted_forms(bad):
     with pytest.raises(ValueError, match="ISO-8601"):
         parse_time_ms(bad, now_ms=NOW)
+
+
+def test_since_takes_a_duration_ago_with_or_without_the_minus():
+    from emowatch.streams.cli.time_args import parse_since_ms
+
+    assert parse_since_ms("1d", now_ms=NOW) == NOW - 86_400_000
+    assert parse_since_ms("1d12h", now_ms=NOW) == NOW - 86_400_000 - 12 * 3_600_000
+    assert parse_since_ms("2h", now_ms=NOW) == parse_since_ms("-2h", now_ms=NOW) == NOW - 7_200_000
+    assert parse_since_ms("30m", now_ms=NOW) == NOW - 1_800_000
+    assert parse_since_ms("2025-01-31T18:00:00+08:00", now_ms=0) == NOW
+    assert parse_since_ms(str(NOW), now_ms=0) == NOW
+    for bad in ("yesterday", "1x", "1d2x", ""):
+        with pytest.raises(ValueError, match="duration ago"):
+            parse_since_ms(bad, now_ms=NOW)

@@ -254,6 +254,15 @@ def test_call_page_shows_the_uploaded_call_from_history(browser, stack, uploaded
     assert css(d, "#call-id")[0].text == uploaded["call_id"]
     assert int(css(d, "#timeline canvas")[0].get_attribute("data-steps")) == uploaded["steps"]
     assert css(d, "#call-timelines .summary")[0].text == uploaded["summary"]  # history draws it as the upload did
+    report = css(d, "#report-link")[0]  # "Report (PNG)": the gateway draws the call from history
+    href = report.get_attribute("href")
+    assert report.is_displayed() and href.endswith(f"/v1/calls/{uploaded['call_id']}/report.png")
+    got = d.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {headers: {Authorization: `Bearer ${localStorage.getItem('emowatch.token')}`}})"
+        ".then(async (r) => done([r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength]))"
+        ".catch((e) => done([0, String(e), 0]));", href)
+    assert got[0] == 200 and got[1] == "image/png" and got[2] > 10_000, got
     wait(d, lambda d: css(d, "#call-alerts li"), what="the call page lists no alert")
     fired = {(li.get_attribute("data-status"), li.get_attribute("data-rule")) for li in css(d, "#call-alerts li")}
     assert {a for a in uploaded["alerts"] if a[0] == "FIRING"} <= fired

@@ -1,6 +1,6 @@
 """The console's static files, checked without a browser: every page loads only files that exist in the
 folder (no CDN, no external fonts: the console works offline), every name a module imports is exported by
-the module it names, the emoji are those of ``models/timeline.py``, files stay under 400 lines, and the
+the module it names, the emoji and colours are those of ``models/timeline.py``, files stay under 400 lines, and the
 JavaScript parses (with node, when installed)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emowatch.models.timeline import EMOJI
+from emowatch.models.timeline import COLORS, EMOJI
 from emowatch.streams.resources import gateway_static_dir
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -93,6 +93,12 @@ def test_the_emoji_are_those_of_models_timeline():
     block = re.search(r"export const EMOJI = \{(.*?)\};", text, re.S).group(1)
     pairs = dict(re.findall(r"(\w+):\s*\"([^\"]+)\"", block))
     assert pairs == EMOJI
+
+
+def test_the_colours_are_those_of_models_timeline():  # the call report picture draws with the same colours
+    text = (STATIC / "common.js").read_text(encoding="utf-8")
+    block = re.search(r"export const COLORS = \{(.*?)\};", text, re.S).group(1)
+    assert dict(re.findall(r"(\w+):\s*\"(#[0-9a-f]{6})\"", block)) == COLORS
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: JavaScript syntax not checked")

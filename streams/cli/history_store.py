@@ -1,0 +1,51 @@
+"""What `query`, `report` and `export` share: the ClickHouse options and opening the history.
+
+``--clickhouse-url`` and ``--data-dir`` default to the sink's settings (``EMOWATCH_SINK__CLICKHOUSE_URL``,
+``EMOWATCH_SINK__DATA_DIR``; database ``EMOWATCH_SINK__DATABASE``). A server URL and the embedded chDB run
+the same code (one clickhouse-connect client). Exit 2 with what to do when it cannot be opened (the embedded
+engine is held by a running sink).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from emowatch.streams.cli.common import console
+from emowatch.streams.cli.common import settings_or_exit as _settings
+
+CLICKHOUSE_URL = typer.Option(None, "--clickhouse-url", help="ClickHouse server, http(s)://user:pass@host:port "
+                                                             "(default: EMOWATCH_SINK__CLICKHOUSE_URL, else the "
+                                                             "embedded engine in --data-dir).")
+DATA_DIR = typer.Option(None, "--data-dir", help="Data dir of the embedded ClickHouse (default: "
+                                                 "EMOWATCH_SINK__DATA_DIR).")
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    console.print(f"[red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@contextlib.contextmanager
+def open_history(clickhouse_url: str | None, data_dir: Path | None) -> Iterator[tuple[Any, str]]:
+    """(client, database), closed afterwards; exit 2 when ClickHouse cannot be opened."""
+    from emowatch.streams.analytics.runner import AnalyticsError, open_client
+
+    s = _settings()
+    try:
+        client = open_client(clickhouse_url or s.sink.clickhouse_url, data_dir or s.sink.data_dir, s.sink.database)
+    except AnalyticsError as exc:
+        raise fail(str(exc), 2) from None
+    try:
+        yield client, s.sink.database
+    finally:
+        client.close()
