@@ -25,8 +25,8 @@ DEDUP = "non_replicated_deduplication_window = 1000"
 DB = "emowatch"
 CLUSTER = "emo"
 
-# A test migration (0099) written like the bundled 0003: ALTER ... ADD COLUMN IF NOT EXISTS, a table + materialized view from scores
-# with ARRAY JOIN, and CREATE OR REPLACE VIEW (a test migration, not a bundled file).
+# A test migration (0099) written like the bundled 0003: ALTER ... ADD COLUMN IF NOT EXISTS, a table +
+# materialized view from scores with ARRAY JOIN, and CREATE OR REPLACE VIEW (a test migration, not a bundled file).
 MIGRATION_0003 = """-- Migration 0003 (test): steps
 ALTER TABLE {db}.scores ADD COLUMN IF NOT EXISTS origin LowCardinality(String) DEFAULT '',
     ADD COLUMN IF NOT EXISTS lang LowCardinality(String) DEFAULT ''

@@ -77,7 +77,8 @@ def test_every_bundled_statement_has_its_cluster_form():
     for name, forms in views.items():  # unchanged SQL on the distributed names
         for s, one in zip(forms, single_views[name], strict=True):
             head, body = one.split(" AS\n", 1)
-            assert s == f"{head}{ON} AS\n" + body + (f"\nSETTINGS {PRODUCT_MODE}" if re.search(r"(?<!ARRAY )JOIN", body) else "")
+            joins = re.search(r"(?<!ARRAY )JOIN", body)
+            assert s == f"{head}{ON} AS\n" + body + (f"\nSETTINGS {PRODUCT_MODE}" if joins else "")
     assert all("_local" not in s for forms in views.values() for s in forms)
 
 
@@ -133,6 +134,7 @@ def test_a_migration_written_like_0003_is_converted(tmp_path):
     ("ALTER TABLE {db}.scores DELETE WHERE 1", "only ADD COLUMN"),
     ("ALTER TABLE {db}.scores ADD COLUMN a Int8, MODIFY TTL toDateTime(ts) + INTERVAL 1 DAY", "only ADD COLUMN"),
     ("ALTER TABLE {db}.nothing ADD COLUMN a Int8", "not a table made"),
+    ("ALTER TABLE {db}.scores ADD COLUMN a Int8, ADD INDEX i a TYPE minmax", "separate statements"),
     ("CREATE VIEW {db}.v AS SELECT * FROM {db}.replays WHERE replay_id IN (SELECT replay_id FROM {db}.replays)",
      "not sharded by call_id"),
     ("CREATE VIEW {db}.v AS SELECT * FROM {db}.scores WHERE call_id IN (SELECT call_id FROM {db}.alerts) "
@@ -145,6 +147,25 @@ def test_statements_without_a_cluster_form_are_refused_naming_file_and_statement
     text = str(ei.value)
     assert text.startswith("0009_new.sql, statement 1 (") and why in text, text
     assert plan(load_migrations(), DB)  # the single-server form is untouched by any of this
+
+
+def test_index_projection_and_setting_alters_go_to_the_local_table_only():
+    sources = [("0001_initial.sql", load_migrations()[0].statements("{db}")), ("0002_sink_batches.sql",
+               load_migrations()[1].statements("{db}")), ("0009_tune.sql", [
+        "ALTER TABLE {db}.scores ADD INDEX IF NOT EXISTS call_bf call_id TYPE bloom_filter GRANULARITY 1",
+        "ALTER TABLE {db}.scores MATERIALIZE INDEX call_bf",
+        "ALTER TABLE {db}.emotion_minute MODIFY SETTING non_replicated_deduplication_window = 1000",
+        "ALTER TABLE {db}.alerts ADD PROJECTION IF NOT EXISTS p (SELECT * ORDER BY alert_id), "
+        "MODIFY SETTING non_replicated_deduplication_window = 1000",
+        "ALTER TABLE {db}.sink_batches MODIFY SETTING index_granularity_bytes = 1024"])]
+    out = render(sources, DB, C)[-1]
+    assert out == [
+        f"ALTER TABLE {DB}.scores_local{ON} ADD INDEX IF NOT EXISTS call_bf call_id TYPE bloom_filter GRANULARITY 1",
+        f"ALTER TABLE {DB}.scores_local{ON} MATERIALIZE INDEX call_bf",
+        # the dedup window alone: nothing to do on a cluster (Replicated tables deduplicate by themselves)
+        f"ALTER TABLE {DB}.alerts_local{ON} ADD PROJECTION IF NOT EXISTS p (SELECT * ORDER BY alert_id)",
+        f"ALTER TABLE {DB}.sink_batches{ON} MODIFY SETTING index_granularity_bytes = 1024",  # no Distributed twin
+    ]
 
 
 def test_database_must_be_a_plain_name_in_cluster_mode():
