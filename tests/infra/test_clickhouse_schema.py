@@ -46,6 +46,9 @@ def test_dedup_token_and_natural_key_make_redelivery_idempotent(ch):
     insert(ch, "scores", SCORES_COLUMNS, rows, "t-0-0-4")
     insert(ch, "scores", SCORES_COLUMNS, rows, "t-0-0-4")  # retried identical batch: dropped
     assert ch.query(f"SELECT count() FROM {DB}.scores").result_rows[0][0] == 5
+    # ... by the materialized views' targets too (no FINAL: a SummingMergeTree would add the repeat up)
+    assert ch.query(f"SELECT sum(chunks) FROM {DB}.emotion_minute").result_rows[0][0] == 5
+    assert ch.query(f"SELECT count() FROM {DB}.emotion_steps").result_rows[0][0] == 5 * 5
     # the same chunks re-produced upstream at new offsets (different batch): collapse on the natural key
     again = [scores_row(scores("c1", s, "angry", now), 0, 100 + s) for s in range(3)]
     insert(ch, "scores", SCORES_COLUMNS, again, "t-0-100-102")
