@@ -116,33 +116,70 @@ class HistoryReader:
     def call(self, call_id: str) -> dict | None:
         """One call: per role its timeline (200 ms steps), segments, summary and utterance; its alerts.
         None for a call without scores."""
-        chunks = self._rows("""
-            SELECT business_line, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before
-            FROM {db}.scores FINAL WHERE call_id = {call_id:String}
-            ORDER BY inserted_at DESC LIMIT 1 BY role, seq""", {"call_id": call_id})
-        if not chunks:
+        chunks = self._chunks(call_id)
+        if chunks is None:
             return None
-        chunks.sort(key=lambda c: (c["role"], c["start_ms"], c["seq"]))
-        labels = list(chunks[0]["labels"])
+        business_line, labels, per_role = chunks
         roles: dict[str, dict] = {}
-        for role in dict.fromkeys(c["role"] for c in chunks):
-            mine = [c for c in chunks if c["role"] == role]
-            frame_ms = int(mine[0]["frame_ms"])
-            logits = np.concatenate([np.asarray(c["logits"], dtype=np.float32).reshape(c["n_frames"], len(labels))
-                                     for c in mine])
-            start_ms = int(mine[0]["start_ms"])
-            steps = step_probs(logits, frame_ms=frame_ms, step_ms=DEFAULT_STEP_MS)
+        for role, c in per_role.items():
+            lg = c["logits"]
+            frame_ms, start_ms = int(c["frame_ms"][0]), int(c["start_ms"][0])
+            steps = step_probs(lg, frame_ms=frame_ms, step_ms=DEFAULT_STEP_MS)
             segs = segments(steps, step_ms=DEFAULT_STEP_MS, labels=tuple(labels), start_ms=start_ms)
             roles[role] = {
                 "timeline": {"step_ms": DEFAULT_STEP_MS, "start_ms": start_ms, "probs": _r(steps)},
                 "segments": [s.as_dict() for s in segs], "summary": summary(segs),
-                "utterance": _utterance(logits.astype(np.float64).mean(axis=0), labels),
-                "chunks": len(mine), "gaps": sum(bool(c["gap_before"]) for c in mine),
+                "utterance": _utterance(lg.mean(axis=0, dtype=np.float64), labels),
+                "chunks": len(c["start_ms"]), "gaps": int(np.count_nonzero(c["gap_before"])),
             }
-        ends = [c["start_ms"] + c["n_frames"] * c["frame_ms"] for c in chunks]
-        return {"call_id": call_id, "business_line": chunks[0]["business_line"],
-                "duration_ms": max(ends) - min(c["start_ms"] for c in chunks), "labels": labels, "roles": roles,
+        starts = np.concatenate([c["start_ms"] for c in per_role.values()])
+        ends = np.concatenate([c["start_ms"] + c["n_frames"] * c["frame_ms"] for c in per_role.values()])
+        return {"call_id": call_id, "business_line": business_line,
+                "duration_ms": int(ends.max() - starts.min()), "labels": labels, "roles": roles,
                 "alerts": self.alerts(call_id=call_id, limit=10_000, newest_first=False)}
+
+    def _chunks(self, call_id: str) -> tuple[str, list[str], dict[str, dict[str, np.ndarray]]] | None:
+        """The call's chunks, one per (role, seq) - the newest copy (``inserted_at``), as FINAL and the natural
+        key would keep - in (start_ms, seq) order per role (roles sorted): the business line, the labels and
+        per role its columns and frame logits concatenated (n_frames x labels, float32). None: no chunk.
+
+        Every stored copy is read and the newest picked here: no FINAL (with it the call_id condition is not a
+        PREWHERE, and the logits of every granule the key range selects were read) and no ORDER BY in SQL (it
+        moved every copy's logits). Arrow: the logits arrive as one float32 buffer, not a Python float each."""
+        with self._lock:
+            table = self.client.query_arrow("""
+                SELECT business_line, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before,
+                       toUnixTimestamp64Milli(inserted_at) AS inserted_ms
+                FROM {db}.scores WHERE call_id = {call_id:String}""".replace("{db}", self.db),
+                                            parameters={"call_id": call_id})
+        if table.num_rows == 0:
+            return None
+        num = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.int64)
+               for name in ("seq", "start_ms", "frame_ms", "n_frames", "inserted_ms")}
+        num["gap_before"] = np.asarray(table.column("gap_before").to_numpy(zero_copy_only=False), dtype=bool)
+        labels = [str(x) for x in table.column("labels")[0].as_py()]
+        arr = table.column("logits").combine_chunks()
+        flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        bounds = np.asarray(arr.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+        bounds -= bounds[0]
+        if not np.array_equal(np.diff(bounds), num["n_frames"] * len(labels)):
+            raise ValueError(f"call {call_id}: a chunk's logits are not n_frames x {len(labels)} labels")
+        names, role_no = np.unique(np.asarray(table.column("role").to_pylist(), dtype=object), return_inverse=True)
+        seq = num["seq"]
+        newest = np.lexsort((-num["inserted_ms"], seq, role_no))
+        first = np.ones(len(newest), dtype=bool)  # the first of each (role, seq) run: its newest copy
+        first[1:] = (role_no[newest][1:] != role_no[newest][:-1]) | (seq[newest][1:] != seq[newest][:-1])
+        kept = newest[first]
+        order = kept[np.lexsort((seq[kept], num["start_ms"][kept], role_no[kept]))]
+        per_role = {}
+        for no, role in enumerate(names):
+            idx = order[role_no[order] == no]
+            if np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)):  # stored in order, no copies: one slice
+                part = flat[bounds[idx[0]]:bounds[idx[-1] + 1]]
+            else:
+                part = np.concatenate([flat[bounds[i]:bounds[i + 1]] for i in idx])
+            per_role[str(role)] = {**{k: v[idx] for k, v in num.items()}, "logits": part.reshape(-1, len(labels))}
+        return str(table.column("business_line")[int(order[0])].as_py()), labels, per_role
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, business_line: str | None = None, priority: list[str] | None = None,
