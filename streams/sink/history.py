@@ -4,9 +4,11 @@ Runs where the data is: in the sink process next to the embedded ClickHouse (chD
 per data directory), or anywhere against a ClickHouse server; the same queries either way. Every query
 is parameterised (clickhouse-connect ``parameters=``); user input is never formatted into SQL.
 
-Tables are ReplacingMergeTree: reads use ``FINAL`` and keep one row per natural key
-(``LIMIT 1 BY ... ORDER BY inserted_at DESC``), so a chunk re-scored after a crash counts once. A
-call's timeline per role is the frame logits of its chunks concatenated in ``start_ms`` order, drawn
+Tables are ReplacingMergeTree and a chunk re-scored after a crash counts once although copies may be
+stored until a merge: a read keeps the newest copy per natural key (``ORDER BY inserted_at DESC LIMIT 1
+BY ...``, or in numpy for a call's chunks) or uses aggregates a copy cannot change (``min(ts)``,
+``uniqExact``); ``FINAL`` only on the small alerts table (over the scores it reads every granule of the
+key range, docs/benchmarks.md "History at scale"). A call's timeline per role is the frame logits of its chunks concatenated in ``start_ms`` order, drawn
 with :mod:`emowatch.models.timeline` like the upload page (a missing chunk's frames are absent: the
 steps after it move up by its length; its successor carries ``gap_before``).
 JSON shapes: docs/gateway.md "History".
@@ -29,9 +31,6 @@ ALERT_FIELDS = ("alert_id", "status", "rule_id", "rule_version", "rule_set", "pr
                 "channels", "labels")
 _ALERT_SELECT = ", ".join("toUnixTimestamp64Milli(ts) AS event_time" if f == "event_time" else f
                           for f in ALERT_FIELDS)
-# Per chunk: the sum over its frames of each label's logit (logits are row-major n_frames x labels).
-_LOGIT_SUMS = ("arrayMap(k -> arraySum(arrayMap(f -> logits[f * length(labels) + k], range(n_frames))), "
-               "range(1, length(labels) + 1))")
 
 
 def _r(x: Any) -> list:
@@ -72,7 +71,7 @@ class HistoryReader:
         window = {"since": int(since), "until": int(until), "bl": business_line or "", "limit": int(limit)}
         heads = self._rows(f"""
             SELECT business_line, call_id, toUnixTimestamp64Milli(min(ts)) AS first_ms
-            FROM {{db}}.scores FINAL
+            FROM {{db}}.scores
             WHERE ts >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')
               AND ts < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC') {bl}
             GROUP BY business_line, call_id ORDER BY first_ms DESC, call_id LIMIT {{limit:UInt32}}""", window)
@@ -81,15 +80,16 @@ class HistoryReader:
         ids = {"ids": [h["call_id"] for h in heads]}
         per_role = self._rows(f"""
             SELECT call_id, role, count() AS chunks, sum(n_frames) AS frames, any(labels) AS label_names,
-                   sumForEach({_LOGIT_SUMS}) AS logit_sums,
+                   sumForEach(logit_sums) AS logit_sums,
                    toUnixTimestamp64Milli(min(ts)) AS first_ms, toUnixTimestamp64Milli(max(ts)) AS last_ms,
                    min(start_ms) AS first_start_ms, max(start_ms + n_frames * frame_ms) AS end_ms,
                    max(end_of_call) AS ended
-            FROM (SELECT * FROM {{db}}.scores FINAL WHERE call_id IN {{ids:Array(String)}}
+            FROM (SELECT call_id, role, seq, ts, start_ms, frame_ms, n_frames, labels, logit_sums, end_of_call
+                  FROM {{db}}.scores WHERE call_id IN {{ids:Array(String)}}
                   ORDER BY inserted_at DESC LIMIT 1 BY call_id, role, seq)
             GROUP BY call_id, role ORDER BY call_id, role""", ids)
         alerts = {r["call_id"]: r["n"] for r in self._rows("""
-            SELECT call_id, uniqExact(alert_id) AS n FROM {db}.alerts FINAL
+            SELECT call_id, uniqExact(alert_id) AS n FROM {db}.alerts
             WHERE call_id IN {ids:Array(String)} AND replay_id = '' AND status = 'FIRING'
             GROUP BY call_id""", ids)}
         out = []
