@@ -19,9 +19,9 @@ The history (``rows`` chunk rows, 1 s chunks of 50 frames x 9 logits, both roles
   with a call-level secondary mood and frame noise;
 * **alerts** consistent with that: per escalating call a FIRING ``angry-sustained`` (HIGH) or
   ``angry-critical`` (CRITICAL) on the customer 8 s after the escalation starts and, unless the call is live,
-  its RESOLVED 20-80 s later; an ``agent-stressed`` (MEDIUM) episode on the agent of every tenth call; a
-  replayed copy (``replay_id`` set, excluded by every production read) of every fourth escalating call's
-  FIRING;
+  its RESOLVED 20-80 s later (at the latest when the call ends); an ``agent-stressed`` (MEDIUM) episode on
+  the agent of every tenth call; a replayed copy (``replay_id`` set, excluded by every production read) of
+  every fourth escalating call's FIRING;
 * **re-deliveries**: ~0.2 % of the chunks are inserted a second time (as after a sink crash: same natural
   key, later ``inserted_at``, other offsets), so reads must deduplicate to count right.
 """
@@ -171,15 +171,16 @@ def _alerts_sql(db: str) -> str:
     esc_rule = "if(critical, 'angry-critical', 'angry-sustained')"
     esc_prio = "if(critical, 'CRITICAL', 'HIGH')"
     fire = "least(esc_at + 8, dur - 1)"
-    resolve = f"least({fire} + resolve_after, dur - 1)"
+    resolve = f"least({fire} + resolve_after, dur)"  # at the latest when the call ends
+    agent_fire = "least(intDiv(dur, 2) + 5, dur - 1)"
     parts = [
         event("FIRING", esc_rule, esc_prio, "CUSTOMER", "['angry']", "esc_at", fire, fire, "escalates", salt=0),
         event("RESOLVED", esc_rule, esc_prio, "CUSTOMER", "['angry']", "esc_at", fire, resolve,
               "escalates AND NOT live", salt=1),
         event("FIRING", "'agent-stressed'", "'MEDIUM'", "AGENT", "['fearful', 'sad']", "intDiv(dur, 2)",
-              "intDiv(dur, 2) + 5", "intDiv(dur, 2) + 5", "agent_alert", salt=2),
+              agent_fire, agent_fire, "agent_alert", salt=2),
         event("RESOLVED", "'agent-stressed'", "'MEDIUM'", "AGENT", "['fearful', 'sad']", "intDiv(dur, 2)",
-              "intDiv(dur, 2) + 5", "least(intDiv(dur, 2) + 25, dur - 1)", "agent_alert AND NOT live", salt=3),
+              agent_fire, f"least({agent_fire} + 20, dur)", "agent_alert AND NOT live", salt=3),
         event("FIRING", esc_rule, esc_prio, "CUSTOMER", "['angry']", "esc_at", fire, fire,
               "escalates AND call_no % 4 = 0", replay="'bench-replay-1'", salt=4),
     ]

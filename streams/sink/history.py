@@ -8,9 +8,10 @@ Tables are ReplacingMergeTree and a chunk re-scored after a crash counts once al
 stored until a merge: a read keeps the newest copy per natural key (``ORDER BY inserted_at DESC LIMIT 1
 BY ...``, or in numpy for a call's chunks) or uses aggregates a copy cannot change (``min(ts)``,
 ``uniqExact``); ``FINAL`` only on the small alerts table (over the scores it reads every granule of the
-key range, docs/benchmarks.md "History at scale"). A call's timeline per role is the frame logits of its chunks concatenated in ``start_ms`` order, drawn
-with :mod:`emowatch.models.timeline` like the upload page (a missing chunk's frames are absent: the
-steps after it move up by its length; its successor carries ``gap_before``).
+key range, docs/benchmarks.md "History at scale"). A call's timeline per role is the frame logits of
+its chunks concatenated in ``start_ms`` order, drawn with :mod:`emowatch.models.timeline` like the
+upload page (a missing chunk's frames are absent: the steps after it move up by its length; its
+successor carries ``gap_before``).
 JSON shapes: docs/gateway.md "History".
 """
 from __future__ import annotations
@@ -78,14 +79,14 @@ class HistoryReader:
         if not heads:
             return []
         ids = {"ids": [h["call_id"] for h in heads]}
-        per_role = self._rows(f"""
+        per_role = self._rows("""
             SELECT call_id, role, count() AS chunks, sum(n_frames) AS frames, any(labels) AS label_names,
                    sumForEach(logit_sums) AS logit_sums,
                    toUnixTimestamp64Milli(min(ts)) AS first_ms, toUnixTimestamp64Milli(max(ts)) AS last_ms,
                    min(start_ms) AS first_start_ms, max(start_ms + n_frames * frame_ms) AS end_ms,
                    max(end_of_call) AS ended
             FROM (SELECT call_id, role, seq, ts, start_ms, frame_ms, n_frames, labels, logit_sums, end_of_call
-                  FROM {{db}}.scores WHERE call_id IN {{ids:Array(String)}}
+                  FROM {db}.scores WHERE call_id IN {ids:Array(String)}
                   ORDER BY inserted_at DESC LIMIT 1 BY call_id, role, seq)
             GROUP BY call_id, role ORDER BY call_id, role""", ids)
         alerts = {r["call_id"]: r["n"] for r in self._rows("""
