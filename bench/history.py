@@ -18,7 +18,10 @@ Two parts, one JSON (``--json FILE``):
     when that module exists;
   - a call's timeline, ``HistoryReader.call`` (the console's call page and ``emowatch report``), for the ~5 minute
     call (``timeline_ms``) and for the longest call, 60 minutes (``timeline_longest_ms``); and the console's call
-    list and alert list (``HistoryReader.calls`` / ``alerts``) for the last 24 h.
+    list and alert list (``HistoryReader.calls`` / ``alerts``) for the last 24 h;
+  - the seed's two example queries on the ``emotion_records`` view (for information).
+
+  Timing starts once the background merges of the fresh history have stopped (at most :data:`SETTLE_S`).
 
   ``worst_query_p50_ms`` is the largest p50 of the dashboard (variables and panels) and the query commands.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -45,6 +49,7 @@ DB = "emowatch"
 RANGES = {"24h": 86_400_000, "7d": 7 * 86_400_000}
 TARGETS = {"sink_msgs_per_s_min": 5_000, "sink_frames_per_s_min": 250_000, "sink_batch_over_single_min": 20.0,
            "query_p50_ms_max": 500.0, "timeline_ms_max": 100.0}
+SETTLE_S = 300
 SINK_KEYS = ("sink_msgs_per_s", "sink_frames_per_s", "sink_single_msgs_per_s", "sink_batch_over_single")
 
 
@@ -116,6 +121,27 @@ def _parts(client: Any) -> dict[str, int]:
     return {t: int(n) for t, n in rows}
 
 
+def _settle(client: Any, timeout_s: float = SETTLE_S) -> float:
+    """Wait (at most ``timeout_s``) until no background merge runs, so that the timings do not share the CPUs
+    with the merges of the freshly inserted history; the seconds waited."""
+    t0 = time.monotonic()
+    quiet = 0
+    while time.monotonic() - t0 < timeout_s and quiet < 3:
+        busy = client.query(f"SELECT count() FROM system.merges WHERE database = '{DB}'").result_rows[0][0]
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.5)  # polling interval of a wait with a deadline
+    return round(time.monotonic() - t0, 1)
+
+
+#: the seed's example queries on the ``emotion_records`` view (README): timed for information, no target
+SEED_QUERIES = {
+    "seed query: triggered records today": "SELECT * FROM {db}.emotion_records WHERE alert_triggered = 1 AND "
+                                           "toDate(timestamp) = toDate({now}) ORDER BY timestamp DESC LIMIT 10",
+    "seed query: emotion distribution": "SELECT emotion, count() FROM {db}.emotion_records "
+                                        "WHERE emotion NOT IN ('unknown', 'other') GROUP BY emotion",
+}
+
+
 def query_part(quick: bool, progress: bool, rows: int | None = None) -> dict[str, Any]:
     """Generate the history in a temporary engine and time every query (see the module docstring)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -130,6 +156,7 @@ def query_part(quick: bool, progress: bool, rows: int | None = None) -> dict[str
         try:
             apply_schema(client, DB)
             plan = generate(client, DB, n, progress=progress)
+            settled_s = _settle(client)
             parts = _parts(client)
             reader = HistoryReader(client, DB)
             now = plan.now_ms
@@ -141,7 +168,10 @@ def query_part(quick: bool, progress: bool, rows: int | None = None) -> dict[str
                 "console call list 24h": lambda: reader.calls(now - RANGES["24h"], now),
                 "console alerts": lambda: reader.alerts(),
             }
-            jobs = {**dashboard, **commands, **console}
+            now_sql = f"fromUnixTimestamp64Milli({now})"
+            seed = {k: lambda s=sql.format(db=DB, now=now_sql): client.query(s).result_rows
+                    for k, sql in SEED_QUERIES.items()}
+            jobs = {**dashboard, **commands, **console, **seed}
             results: dict[str, dict[str, Any]] = {}
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, disable=not progress) as bar:
@@ -151,11 +181,12 @@ def query_part(quick: bool, progress: bool, rows: int | None = None) -> dict[str
                     bar.advance(task)
         finally:
             client.close()
-    groups = {"dashboard": sorted(dashboard), "query_commands": sorted(commands), "console": sorted(console)}
+    groups = {"dashboard": sorted(dashboard), "query_commands": sorted(commands), "console": sorted(console),
+              "seed_view_queries": sorted(seed)}
     targeted = groups["dashboard"] + groups["query_commands"]
     worst = max(targeted, key=lambda k: results[k]["p50_ms"])
-    return {"history": {**plan.as_dict(), "active_parts": parts}, "queries": results, "groups": groups,
-            "query_commands_note": commands_note, "worst_query": worst,
+    return {"history": {**plan.as_dict(), "active_parts": parts, "merges_settled_s": settled_s},
+            "queries": results, "groups": groups, "query_commands_note": commands_note, "worst_query": worst,
             "worst_query_p50_ms": results[worst]["p50_ms"],
             "timeline_ms": results["timeline typical call"]["p50_ms"],
             "timeline_longest_ms": results["timeline longest call"]["p50_ms"]}
@@ -163,6 +194,7 @@ def query_part(quick: bool, progress: bool, rows: int | None = None) -> dict[str
 
 def run(quick: bool = True, progress: bool = True, rows: int | None = None) -> dict[str, Any]:
     """Both parts; the report (see the module docstring)."""
+    load_start = round(os.getloadavg()[0], 2)
     sink = sink_part(quick, progress)
     q = query_part(quick, progress, rows)
     met = {
@@ -176,7 +208,8 @@ def run(quick: bool = True, progress: bool = True, rows: int | None = None) -> d
     }
     return {
         "benchmark": "history", "quick": quick,
-        "machine": machine_info(("chdb", "chdb-core", "clickhouse-connect", "pyarrow", "confluent-kafka")),
+        "machine": machine_info(("chdb", "chdb-core", "clickhouse-connect", "pyarrow", "confluent-kafka"),
+                                load_avg_1m_start=load_start, load_avg_1m_end=round(os.getloadavg()[0], 2)),
         **{k: sink.get(k) for k in SINK_KEYS},
         "worst_query_p50_ms": q["worst_query_p50_ms"], "worst_query": q["worst_query"],
         "timeline_ms": q["timeline_ms"], "timeline_longest_ms": q["timeline_longest_ms"],

@@ -152,7 +152,7 @@ class HistoryReader:
                 SELECT business_line, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before,
                        toUnixTimestamp64Milli(inserted_at) AS inserted_ms
                 FROM {db}.scores WHERE call_id = {call_id:String}""".replace("{db}", self.db),
-                                            parameters={"call_id": call_id})
+                                            parameters={"call_id": call_id}, use_strings=True)
         if table.num_rows == 0:
             return None
         num = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.int64)
