@@ -74,7 +74,7 @@ def sink_part(quick: bool, progress: bool) -> dict[str, Any]:
         out = Path(tmp) / "sink.json"
         code = ("import json, sys\nfrom emowatch.bench.history_sink import measure_sink\n"
                 f"res = measure_sink(quick={quick!r}, progress={progress!r})\n"
-                f"open({str(out)!r}, 'w').write(json.dumps(res))\n")
+                f"open({str(out)!r}, 'w').write(json.dumps(res, default=lambda o: getattr(o, 'item', o.__str__)()))\n")
         proc = subprocess.run([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0 or not out.exists():
             return {**dict.fromkeys(SINK_KEYS), "error": f"measure_sink failed (exit {proc.returncode}): "
