@@ -46,8 +46,11 @@ def step_probs(logits: np.ndarray, *, frame_ms: int = FRAME_MS, step_ms: int = D
     n = lg.shape[0]
     if n == 0:
         return np.zeros((0, lg.shape[1]), dtype=np.float32)
-    means = np.stack([lg[i:i + per].mean(axis=0) for i in range(0, n, per)])
-    return softmax(means)
+    full = n // per * per  # whole steps in one reshape; the last, shorter step (if any) on its own
+    parts = [lg[:full].reshape(-1, per, lg.shape[1]).mean(axis=1)] if full else []
+    if full < n:
+        parts.append(lg[full:].mean(axis=0, keepdims=True))
+    return softmax(np.concatenate(parts))
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,9 @@ def segments(probs: np.ndarray, *, step_ms: int = DEFAULT_STEP_MS, labels: tuple
     if len(p) == 0:
         return []
     top = p.argmax(axis=1)
-    runs: list[list[int]] = []  # [label, first step, last step]
-    for i, k in enumerate(top):
-        if runs and runs[-1][0] == k:
-            runs[-1][2] = i
-        else:
-            runs.append([int(k), i, i])
+    change = np.flatnonzero(top[1:] != top[:-1]) + 1  # steps where the top emotion changes
+    first, last = np.concatenate(([0], change)), np.concatenate((change - 1, [len(top) - 1]))
+    runs: list[list[int]] = np.stack([top[first], first, last], axis=1).tolist()  # [label, first step, last step]
     merged: list[list[int]] = []
     for r in runs:
         if merged and (r[2] - r[1] + 1 < min_steps or merged[-1][0] == r[0]):

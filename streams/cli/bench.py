@@ -60,3 +60,12 @@ def bench_replay(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
     from emowatch.bench.replay import main
 
     main(quick=quick, json_path=json_path)
+
+
+@bench_app.command("history")
+def bench_history(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+    """Sink msgs/s into the embedded engine vs one insert per message; dashboard, query and timeline latency
+    over a generated 1M-chunk history (100k with --quick)."""
+    from emowatch.bench.history import main
+
+    main(quick=quick, json_path=json_path)

@@ -19,9 +19,10 @@ they are (their checksums too) and :func:`render` turns their statements, in ord
   ``SETTINGS distributed_product_mode = 'local'``: each shard joins its own rows, exact because every
   table it reads is sharded by call_id (otherwise ClickHouse refuses the double-distributed subquery);
 * ``ALTER TABLE T ADD COLUMN ...`` -> the same ``ON CLUSTER`` on ``T_local``, then on ``T``;
-  ``ALTER TABLE T ADD/MATERIALIZE INDEX|PROJECTION ...`` and ``MODIFY SETTING ...`` -> on ``T_local`` only (a
-  Distributed table holds no data); ``MODIFY SETTING non_replicated_deduplication_window`` is dropped (the
-  Replicated tables deduplicate by themselves), and a statement left with nothing to do is omitted;
+  ``ALTER TABLE T ADD/MATERIALIZE INDEX|PROJECTION ...``, ``MATERIALIZE COLUMN`` and ``MODIFY SETTING ...``
+  -> on ``T_local`` only (a Distributed table holds no data); ``MODIFY SETTING
+  non_replicated_deduplication_window`` is dropped (the Replicated tables deduplicate by themselves), and a
+  statement left with nothing to do is omitted;
 * the bookkeeping tables (``schema_migrations``, ``sink_batches``) -> ``ON CLUSTER``, same name, Replicated
   on one Keeper path for the whole cluster (``{shard}`` of the path replaced by ``all``, replica name
   ``{shard}-{replica}``): every server holds all of it, so a sink reads its own record on whichever server
@@ -63,7 +64,8 @@ _MV = re.compile(r"CREATE\s+MATERIALIZED\s+VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _
 _VIEW = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+VIEW|VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?)\s*" + _NAME + r"\s+AS\b", re.I)
 _ALTER = re.compile(r"ALTER\s+TABLE\s+" + _NAME + r"\s+", re.I)
 _ADD_COLUMN = re.compile(r"ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
-_LOCAL_ONLY = re.compile(r"(?:ADD|MATERIALIZE|DROP)\s+(?:INDEX|PROJECTION)\b|MODIFY\s+SETTING\b", re.I)
+_LOCAL_ONLY = re.compile(r"(?:ADD|MATERIALIZE|DROP)\s+(?:INDEX|PROJECTION)\b|MATERIALIZE\s+COLUMN\b|MODIFY\s+SETTING\b",
+                         re.I)
 _DEDUP_SETTING = re.compile(r"MODIFY\s+SETTING\s+non_replicated_deduplication_window\s*=\s*\d+\s*$", re.I)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -205,7 +207,7 @@ class _Renderer:
                 local_only.append(action)
             else:
                 raise _Unsupported(f"ALTER TABLE {name} {action[:40]}: only ADD COLUMN, ADD/MATERIALIZE/DROP "
-                                   "INDEX|PROJECTION and MODIFY SETTING are converted")
+                                   "INDEX|PROJECTION, MATERIALIZE COLUMN and MODIFY SETTING are converted")
         if columns and local_only:
             raise _Unsupported(f"ALTER TABLE {name}: put ADD COLUMN and index/projection/setting changes in separate "
                                "statements (columns go to both tables, the others to the local table only)")

@@ -4,11 +4,14 @@ Runs where the data is: in the sink process next to the embedded ClickHouse (chD
 per data directory), or anywhere against a ClickHouse server; the same queries either way. Every query
 is parameterised (clickhouse-connect ``parameters=``); user input is never formatted into SQL.
 
-Tables are ReplacingMergeTree: reads use ``FINAL`` and keep one row per natural key
-(``LIMIT 1 BY ... ORDER BY inserted_at DESC``), so a chunk re-scored after a crash counts once. A
-call's timeline per role is the frame logits of its chunks concatenated in ``start_ms`` order, drawn
-with :mod:`emowatch.models.timeline` like the upload page (a missing chunk's frames are absent: the
-steps after it move up by its length; its successor carries ``gap_before``).
+Tables are ReplacingMergeTree and a chunk re-scored after a crash counts once although copies may be
+stored until a merge: a read keeps the newest copy per natural key (``ORDER BY inserted_at DESC LIMIT 1
+BY ...``, or in numpy for a call's chunks) or uses aggregates a copy cannot change (``min(ts)``,
+``uniqExact``); ``FINAL`` only on the small alerts table (over the scores it reads every granule of the
+key range, docs/benchmarks.md "History at scale"). A call's timeline per role is the frame logits of
+its chunks concatenated in ``start_ms`` order, drawn with :mod:`emowatch.models.timeline` like the
+upload page (a missing chunk's frames are absent: the steps after it move up by its length; its
+successor carries ``gap_before``).
 JSON shapes: docs/gateway.md "History".
 """
 from __future__ import annotations
@@ -29,9 +32,6 @@ ALERT_FIELDS = ("alert_id", "status", "rule_id", "rule_version", "rule_set", "pr
                 "channels", "labels")
 _ALERT_SELECT = ", ".join("toUnixTimestamp64Milli(ts) AS event_time" if f == "event_time" else f
                           for f in ALERT_FIELDS)
-# Per chunk: the sum over its frames of each label's logit (logits are row-major n_frames x labels).
-_LOGIT_SUMS = ("arrayMap(k -> arraySum(arrayMap(f -> logits[f * length(labels) + k], range(n_frames))), "
-               "range(1, length(labels) + 1))")
 
 
 def _r(x: Any) -> list:
@@ -72,24 +72,25 @@ class HistoryReader:
         window = {"since": int(since), "until": int(until), "bl": business_line or "", "limit": int(limit)}
         heads = self._rows(f"""
             SELECT business_line, call_id, toUnixTimestamp64Milli(min(ts)) AS first_ms
-            FROM {{db}}.scores FINAL
+            FROM {{db}}.scores
             WHERE ts >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')
               AND ts < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC') {bl}
             GROUP BY business_line, call_id ORDER BY first_ms DESC, call_id LIMIT {{limit:UInt32}}""", window)
         if not heads:
             return []
         ids = {"ids": [h["call_id"] for h in heads]}
-        per_role = self._rows(f"""
+        per_role = self._rows("""
             SELECT call_id, role, count() AS chunks, sum(n_frames) AS frames, any(labels) AS label_names,
-                   sumForEach({_LOGIT_SUMS}) AS logit_sums,
+                   sumForEach(logit_sums) AS logit_sums,
                    toUnixTimestamp64Milli(min(ts)) AS first_ms, toUnixTimestamp64Milli(max(ts)) AS last_ms,
                    min(start_ms) AS first_start_ms, max(start_ms + n_frames * frame_ms) AS end_ms,
                    max(end_of_call) AS ended
-            FROM (SELECT * FROM {{db}}.scores FINAL WHERE call_id IN {{ids:Array(String)}}
+            FROM (SELECT call_id, role, seq, ts, start_ms, frame_ms, n_frames, labels, logit_sums, end_of_call
+                  FROM {db}.scores WHERE call_id IN {ids:Array(String)}
                   ORDER BY inserted_at DESC LIMIT 1 BY call_id, role, seq)
             GROUP BY call_id, role ORDER BY call_id, role""", ids)
         alerts = {r["call_id"]: r["n"] for r in self._rows("""
-            SELECT call_id, uniqExact(alert_id) AS n FROM {db}.alerts FINAL
+            SELECT call_id, uniqExact(alert_id) AS n FROM {db}.alerts
             WHERE call_id IN {ids:Array(String)} AND replay_id = '' AND status = 'FIRING'
             GROUP BY call_id""", ids)}
         out = []
@@ -116,33 +117,70 @@ class HistoryReader:
     def call(self, call_id: str) -> dict | None:
         """One call: per role its timeline (200 ms steps), segments, summary and utterance; its alerts.
         None for a call without scores."""
-        chunks = self._rows("""
-            SELECT business_line, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before
-            FROM {db}.scores FINAL WHERE call_id = {call_id:String}
-            ORDER BY inserted_at DESC LIMIT 1 BY role, seq""", {"call_id": call_id})
-        if not chunks:
+        chunks = self._chunks(call_id)
+        if chunks is None:
             return None
-        chunks.sort(key=lambda c: (c["role"], c["start_ms"], c["seq"]))
-        labels = list(chunks[0]["labels"])
+        business_line, labels, per_role = chunks
         roles: dict[str, dict] = {}
-        for role in dict.fromkeys(c["role"] for c in chunks):
-            mine = [c for c in chunks if c["role"] == role]
-            frame_ms = int(mine[0]["frame_ms"])
-            logits = np.concatenate([np.asarray(c["logits"], dtype=np.float32).reshape(c["n_frames"], len(labels))
-                                     for c in mine])
-            start_ms = int(mine[0]["start_ms"])
-            steps = step_probs(logits, frame_ms=frame_ms, step_ms=DEFAULT_STEP_MS)
+        for role, c in per_role.items():
+            lg = c["logits"]
+            frame_ms, start_ms = int(c["frame_ms"][0]), int(c["start_ms"][0])
+            steps = step_probs(lg, frame_ms=frame_ms, step_ms=DEFAULT_STEP_MS)
             segs = segments(steps, step_ms=DEFAULT_STEP_MS, labels=tuple(labels), start_ms=start_ms)
             roles[role] = {
                 "timeline": {"step_ms": DEFAULT_STEP_MS, "start_ms": start_ms, "probs": _r(steps)},
                 "segments": [s.as_dict() for s in segs], "summary": summary(segs),
-                "utterance": _utterance(logits.astype(np.float64).mean(axis=0), labels),
-                "chunks": len(mine), "gaps": sum(bool(c["gap_before"]) for c in mine),
+                "utterance": _utterance(lg.mean(axis=0, dtype=np.float64), labels),
+                "chunks": len(c["start_ms"]), "gaps": int(np.count_nonzero(c["gap_before"])),
             }
-        ends = [c["start_ms"] + c["n_frames"] * c["frame_ms"] for c in chunks]
-        return {"call_id": call_id, "business_line": chunks[0]["business_line"],
-                "duration_ms": max(ends) - min(c["start_ms"] for c in chunks), "labels": labels, "roles": roles,
+        starts = np.concatenate([c["start_ms"] for c in per_role.values()])
+        ends = np.concatenate([c["start_ms"] + c["n_frames"] * c["frame_ms"] for c in per_role.values()])
+        return {"call_id": call_id, "business_line": business_line,
+                "duration_ms": int(ends.max() - starts.min()), "labels": labels, "roles": roles,
                 "alerts": self.alerts(call_id=call_id, limit=10_000, newest_first=False)}
+
+    def _chunks(self, call_id: str) -> tuple[str, list[str], dict[str, dict[str, np.ndarray]]] | None:
+        """The call's chunks, one per (role, seq) - the newest copy (``inserted_at``), as FINAL and the natural
+        key would keep - in (start_ms, seq) order per role (roles sorted): the business line, the labels and
+        per role its columns and frame logits concatenated (n_frames x labels, float32). None: no chunk.
+
+        Every stored copy is read and the newest picked here: no FINAL (with it the call_id condition is not a
+        PREWHERE, and the logits of every granule the key range selects were read) and no ORDER BY in SQL (it
+        moved every copy's logits). Arrow: the logits arrive as one float32 buffer, not a Python float each."""
+        with self._lock:
+            table = self.client.query_arrow("""
+                SELECT business_line, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before,
+                       toUnixTimestamp64Milli(inserted_at) AS inserted_ms
+                FROM {db}.scores WHERE call_id = {call_id:String}""".replace("{db}", self.db),
+                                            parameters={"call_id": call_id}, use_strings=True)
+        if table.num_rows == 0:
+            return None
+        num = {name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.int64)
+               for name in ("seq", "start_ms", "frame_ms", "n_frames", "inserted_ms")}
+        num["gap_before"] = np.asarray(table.column("gap_before").to_numpy(zero_copy_only=False), dtype=bool)
+        labels = [str(x) for x in table.column("labels")[0].as_py()]
+        arr = table.column("logits").combine_chunks()
+        flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        bounds = np.asarray(arr.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+        bounds -= bounds[0]
+        if not np.array_equal(np.diff(bounds), num["n_frames"] * len(labels)):
+            raise ValueError(f"call {call_id}: a chunk's logits are not n_frames x {len(labels)} labels")
+        names, role_no = np.unique(np.asarray(table.column("role").to_pylist(), dtype=object), return_inverse=True)
+        seq = num["seq"]
+        newest = np.lexsort((-num["inserted_ms"], seq, role_no))
+        first = np.ones(len(newest), dtype=bool)  # the first of each (role, seq) run: its newest copy
+        first[1:] = (role_no[newest][1:] != role_no[newest][:-1]) | (seq[newest][1:] != seq[newest][:-1])
+        kept = newest[first]
+        order = kept[np.lexsort((seq[kept], num["start_ms"][kept], role_no[kept]))]
+        per_role = {}
+        for no, role in enumerate(names):
+            idx = order[role_no[order] == no]
+            if np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)):  # stored in order, no copies: one slice
+                part = flat[bounds[idx[0]]:bounds[idx[-1] + 1]]
+            else:
+                part = np.concatenate([flat[bounds[i]:bounds[i + 1]] for i in idx])
+            per_role[str(role)] = {**{k: v[idx] for k, v in num.items()}, "logits": part.reshape(-1, len(labels))}
+        return str(table.column("business_line")[int(order[0])].as_py()), labels, per_role
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, business_line: str | None = None, priority: list[str] | None = None,

@@ -1,9 +1,5 @@
 """The ClickHouse schema on the embedded engine: idempotent DDL, dedup tokens, natural-key
-collapse, the seed's emotion_records queries and the Grafana dashboard queries."""
-import json
-import re
-from pathlib import Path
-
+collapse, the seed's emotion_records queries (the Grafana panels: test_grafana_panels.py)."""
 import pytest
 
 from emowatch.rules.examples import probs_to_logits
@@ -56,7 +52,7 @@ def test_dedup_token_and_natural_key_make_redelivery_idempotent(ch):
     assert ch.query(f"SELECT chunks, top_emotion FROM {DB}.calls").result_rows == [(5, "angry")]
 
 
-def test_seed_queries_and_dashboards_run(ch):
+def test_seed_queries_run(ch):
     import time
 
     now = int(time.time() * 1000)
@@ -83,9 +79,38 @@ def test_seed_queries_and_dashboards_run(ch):
     agents = ch.query(f"SELECT DISTINCT agent FROM {DB}.emotion_records").result_rows
     assert agents == [("agent-7",)]
     assert ch.query(f"SELECT sum(chunks) FROM {DB}.emotion_minute").result_rows[0][0] == 4
-    dash = json.loads((Path(__file__).parents[2] / "infra/grafana/dashboards/emowatch-overview.json").read_text())
-    for panel in dash["panels"]:
-        sql = panel["targets"][0]["rawSql"]
-        sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 > now() - INTERVAL 1 DAY", sql)
-        sql = sql.replace("${business_line:singlequote}", "'retail'")
-        ch.query(sql)  # raises on a broken dashboard query
+
+
+def test_logit_sums_of_migration_0005_for_old_and_new_chunks(tmp_path):
+    """0005 adds per-chunk logit sums (the console's call list reads them): chunks stored before the migration
+    get them too, equal to summing the logits when read."""
+    import shutil
+    import time
+
+    from emowatch.streams.resources import clickhouse_migrations_dir
+    from emowatch.streams.sink.migrations import apply_migrations
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in sorted(clickhouse_migrations_dir().glob("000[1234]_*.sql")):
+        shutil.copy(f, before / f.name)
+    client = connect(None, tmp_path, DB)
+    try:
+        assert apply_migrations(client, DB, before) == [1, 2, 3, 4]
+        now = int(time.time() * 1000)
+        old = [scores_row(scores("old", s, "sad", now), 0, s) for s in range(3)]
+        insert(client, "scores", SCORES_COLUMNS, old, "o")
+        assert 5 in apply_migrations(client, DB)
+        insert(client, "scores", SCORES_COLUMNS, [scores_row(scores("new", s, "angry", now), 0, s) for s in range(2)],
+               "n")
+        rows = client.query(f"""
+            SELECT call_id, logit_sums, arrayMap(k -> arraySum(arrayMap(f -> logits[f * length(labels) + k],
+                                                                        range(n_frames))), range(1, 10)) AS summed
+            FROM {DB}.scores ORDER BY call_id, seq""").result_rows
+        assert [r[0] for r in rows] == ["new"] * 2 + ["old"] * 3
+        for _, stored, summed in rows:
+            assert len(stored) == 9 and stored == summed
+        assert max(range(9), key=lambda k: rows[0][1][k]) == 0 and max(range(9), key=lambda k: rows[-1][1][k]) == 6
+        assert "logit_sums" not in client.query(f"SELECT * FROM {DB}.scores LIMIT 1").column_names
+    finally:
+        client.close()
