@@ -120,7 +120,7 @@ class HistoryReader:
         chunks = self._chunks(call_id)
         if chunks is None:
             return None
-        business_line, labels, per_role = chunks
+        business_line, agent, labels, per_role = chunks
         roles: dict[str, dict] = {}
         for role, c in per_role.items():
             lg = c["logits"]
@@ -135,13 +135,13 @@ class HistoryReader:
             }
         starts = np.concatenate([c["start_ms"] for c in per_role.values()])
         ends = np.concatenate([c["start_ms"] + c["n_frames"] * c["frame_ms"] for c in per_role.values()])
-        return {"call_id": call_id, "business_line": business_line,
+        return {"call_id": call_id, "business_line": business_line, "agent": agent,
                 "duration_ms": int(ends.max() - starts.min()), "labels": labels, "roles": roles,
                 "alerts": self.alerts(call_id=call_id, limit=10_000, newest_first=False)}
 
-    def _chunks(self, call_id: str) -> tuple[str, list[str], dict[str, dict[str, np.ndarray]]] | None:
+    def _chunks(self, call_id: str) -> tuple[str, str, list[str], dict[str, dict[str, np.ndarray]]] | None:
         """The call's chunks, one per (role, seq) - the newest copy (``inserted_at``), as FINAL and the natural
-        key would keep - in (start_ms, seq) order per role (roles sorted): the business line, the labels and
+        key would keep - in (start_ms, seq) order per role (roles sorted): the business line, the agent, the labels and
         per role its columns and frame logits concatenated (n_frames x labels, float32). None: no chunk.
 
         Every stored copy is read and the newest picked here: no FINAL (with it the call_id condition is not a
@@ -149,7 +149,7 @@ class HistoryReader:
         moved every copy's logits). Arrow: the logits arrive as one float32 buffer, not a Python float each."""
         with self._lock:
             table = self.client.query_arrow("""
-                SELECT business_line, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before,
+                SELECT business_line, agent, role, seq, start_ms, frame_ms, n_frames, labels, logits, gap_before,
                        toUnixTimestamp64Milli(inserted_at) AS inserted_ms
                 FROM {db}.scores WHERE call_id = {call_id:String}""".replace("{db}", self.db),
                                             parameters={"call_id": call_id}, use_strings=True)
@@ -180,7 +180,9 @@ class HistoryReader:
             else:
                 part = np.concatenate([flat[bounds[i]:bounds[i + 1]] for i in idx])
             per_role[str(role)] = {**{k: v[idx] for k, v in num.items()}, "logits": part.reshape(-1, len(labels))}
-        return str(table.column("business_line")[int(order[0])].as_py()), labels, per_role
+        head = int(order[0])
+        return (str(table.column("business_line")[head].as_py()), str(table.column("agent")[head].as_py()), labels,
+                per_role)
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, business_line: str | None = None, priority: list[str] | None = None,
