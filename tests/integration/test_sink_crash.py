@@ -32,6 +32,7 @@ import threading
 import time
 
 import pytest
+from sink_helpers import count_inserted_rows, inserted_rows
 
 from emowatch.streams.kafka.admin import group_lag
 from emowatch.streams.kafka.clients import group_name, make_producer, serde_for, topics_for
@@ -86,25 +87,6 @@ class Trickle:
         assert not self.thread.is_alive() and not self.errors, self.errors
 
 
-def _count_inserted_rows(data_dir) -> None:
-    """The schema, plus a count of the rows of every insert into scores and alerts that ClickHouse did not
-    drop as a repeat: materialized views into a SummingMergeTree with the same deduplication window as the
-    tables (a repeated block is dropped there too), so a duplicate stays counted after a merge of the
-    ReplacingMergeTree tables collapsed it - count() alone can miss one."""
-    from emowatch.streams.sink.clickhouse import apply_schema, connect
-
-    client = connect(None, data_dir, "emowatch")
-    try:
-        apply_schema(client, "emowatch")
-        client.command("CREATE TABLE emowatch.test_inserted (tbl String, n UInt64) ENGINE = SummingMergeTree "
-                       "ORDER BY tbl SETTINGS non_replicated_deduplication_window = 1000")
-        for table in ("scores", "alerts"):
-            client.command(f"CREATE MATERIALIZED VIEW emowatch.test_inserted_{table} TO emowatch.test_inserted "
-                           f"AS SELECT '{table}' AS tbl, count() AS n FROM emowatch.{table}")
-    finally:
-        client.close()
-
-
 def _log(stack: LocalStack, name: str) -> list[dict]:
     out = []
     for line in (stack.data_dir / "logs" / f"{name}.log").read_text(errors="replace").splitlines():
@@ -143,7 +125,7 @@ def test_kill_minus_9_inside_the_crash_windows_and_restarts_leave_every_row_exac
     stack = LocalStack(data_dir=tmp_path, broker=broker, topic_prefix=f"sk{unique}.").start()
     trickle = None
     try:
-        _count_inserted_rows(tmp_path)
+        count_inserted_rows(tmp_path)
         kafka = stack.kafka_settings()
         t = topics_for(kafka)
         group, topics = group_name(kafka, "emowatch-sink"), [t.scores, t.alerts]
@@ -179,7 +161,7 @@ def test_kill_minus_9_inside_the_crash_windows_and_restarts_leave_every_row_exac
         try:
             scores = client.query("SELECT count(), uniqExact(call_id, role, seq) FROM emowatch.scores").result_rows[0]
             alerts = client.query("SELECT count(), uniqExact(alert_id, status) FROM emowatch.alerts").result_rows[0]
-            landed = dict(client.query("SELECT tbl, sum(n) FROM emowatch.test_inserted GROUP BY tbl").result_rows)
+            landed = inserted_rows(client)
         finally:
             client.close()
         n_scores, n_alerts = trickle.scores, trickle.alerts
