@@ -31,7 +31,7 @@ import numpy as np
 from emowatch.bench.machine import machine_info
 from emowatch.rules.testing import interleave, random_timeline, synthetic_call
 
-SIZES = {True: {"messages": 20_000, "single": 1_000}, False: {"messages": 100_000, "single": 5_000}}
+SIZES = {True: {"messages": 20_000, "single": 1_000}, False: {"messages": 100_000, "single": 2_000}}
 SECONDS_PER_CALL = 60
 TARGETS = {"sink_msgs_per_s_min": 5_000, "sink_frames_per_s_min": 250_000, "sink_batch_over_single_min": 20.0}
 TIMEOUT_S = 600.0
