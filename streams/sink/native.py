@@ -11,7 +11,7 @@ Format (ClickHouse ``Native`` input, no protocol revision): ``columns`` and ``ro
 LEB128, then per column its name, its type name and its data. Columns are sent as the plain types of
 :data:`TYPES` (``String`` for a ``LowCardinality(String)`` column, ``Map(String, String)`` ...): ClickHouse
 converts a Native column to the table's type on insert (``input_format_native_allow_types_conversion``,
-on by default). Byte order little-endian, as ClickHouse requires.
+on by default since ClickHouse 23.3). Byte order little-endian, as ClickHouse requires.
 """
 from __future__ import annotations
 
