@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from base64 import b64decode
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -23,10 +24,10 @@ _CODE = re.compile(r"Code: (\d+)")
 
 
 class ClickHouseRelay:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, password: str | None = None) -> None:
         from emowatch.streams.sink.clickhouse import connect
 
-        self.port = port
+        self.port, self.password = port, password  # password: another in the Basic auth is answered 403, code 516
         self.client = connect(None, data_dir, "default")
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -42,6 +43,15 @@ class ClickHouseRelay:
                 self._answer(200, b"Ok.\n", {})
 
             def do_POST(self):  # noqa: N802
+                auth = self.headers.get("Authorization", "")
+                if relay.password is not None and not (
+                        auth.startswith("Basic ")
+                        and b64decode(auth[6:]).decode().partition(":")[2] == relay.password):
+                    self._body()
+                    self._answer(403, b"Code: 516. DB::Exception: emowatch: Authentication failed: password is "
+                                      b"incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)",
+                                 {"X-ClickHouse-Exception-Code": "516"})
+                    return
                 url = urlsplit(self.path)
                 params = dict(parse_qsl(url.query, keep_blank_values=True))
                 body = self._body()

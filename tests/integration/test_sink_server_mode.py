@@ -6,7 +6,9 @@
 * recovery: the "server" is ``tests/clickhouse_relay.py`` (ClickHouse's HTTP interface answered by an
   embedded chDB in this process), started only after the sink has failed to reach it, stopped again while
   the sink writes and started again: the sink connects, migrates, writes, pauses through the outage and
-  stores every row once.
+  stores every row once;
+* a rejected password (the stand-in answers 403, code 516 AUTHENTICATION_FAILED, as ClickHouse does): not
+  retryable, the sink stops at start-up instead of waiting.
 """
 from __future__ import annotations
 
@@ -140,6 +142,31 @@ def test_the_sink_connects_once_the_server_is_up_and_writes_through_an_outage_ex
             alerts = client.query("SELECT count(), uniqExact(alert_id, status) FROM emowatch.alerts").result_rows
             landed = inserted_rows(client)
         assert scores == [(60, 60)] and alerts == [(12, 12)] and landed == {"scores": 60, "alerts": 12}
+    finally:
+        stack.stop()
+        relay.close()
+
+
+def test_a_rejected_password_at_start_up_stops_the_sink_instead_of_waiting(broker, tmp_path, unique):
+    port = free_port()
+    relay = ClickHouseRelay(tmp_path / "server", port, password="the-right-one").start()
+    stack = LocalStack(data_dir=tmp_path / "stack", broker=broker, topic_prefix=f"sp{unique}.").start()
+    try:
+        kafka = stack.kafka_settings()
+        t = topics_for(kafka)
+        _produce(kafka, 0, 5)
+        w = stack.start_worker("sink", ["sink"], env={"EMOWATCH_SINK__CLICKHOUSE_URL":
+                                                      f"http://emowatch:{PW}@127.0.0.1:{port}"})
+        deadline = time.monotonic() + 60
+        while w.alive():
+            assert time.monotonic() < deadline, f"the sink kept waiting for a server that rejects it:\n{w.tail()}"
+            time.sleep(0.1)  # polling interval of a deadline loop
+        assert stack.stop_worker("sink") not in (0, None)
+        text = (stack.data_dir / "logs" / "sink.log").read_text()
+        assert '"msg": "clickhouse unusable at start-up: stopping"' in text and "AUTHENTICATION_FAILED" in text
+        assert "clickhouse unreachable at start-up: waiting" not in text and PW not in text
+        group = group_name(kafka, "emowatch-sink")
+        assert group_lag(stack.bootstrap, group, [t.scores, t.alerts]) == {t.scores: 5, t.alerts: 1}
     finally:
         stack.stop()
         relay.close()
