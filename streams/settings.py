@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from emowatch.streams.faults import parse as parse_fault_points
 from emowatch.topics.errors import EmowatchError
 from emowatch.topics.security import SASL_MECHANISMS, SECURITY_PROTOCOLS, kafka_security_config
 
@@ -237,6 +238,15 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     gateway: GatewaySettings = GatewaySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Test and chaos tool, off by default: "point=action,..." (streams/faults.py, docs/ARCHITECTURE.md
+    # "Fault points"), e.g. "sink.after_insert=kill@3" kills the worker at the 3rd insert before its commit.
+    fault_points: str = ""
+
+    @field_validator("fault_points")
+    @classmethod
+    def _fault_points(cls, v: str) -> str:
+        parse_fault_points(v)  # a FaultSpecError (a ValueError) names the bad part
+        return v
 
     def with_overrides(self, **sections: dict) -> Settings:
         """A copy with some section fields replaced (validated again)."""

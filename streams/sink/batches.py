@@ -29,6 +29,7 @@ class Batch:
     first: int
     last: int
     rows: list
+    recut: bool = False  # cut at the offsets recorded before a restart (Batcher.load), not by this process
 
     @property
     def token(self) -> str:
@@ -40,6 +41,7 @@ class _Part:
     started: float = 0.0
     entries: list[tuple[int, list | None]] = field(default_factory=list)  # (offset, row; None = dead-lettered)
     pinned: tuple[int, int] | None = None
+    from_record: bool = False  # ``pinned`` came from the record of a previous run (Batcher.load)
     loaded: bool = False  # the recorded cut was looked up since this partition was assigned
 
 
@@ -66,7 +68,7 @@ class Batcher:
         part = self.parts[tp]
         part.loaded = True
         if recorded is not None and part.entries and recorded[0] == part.entries[0][0]:
-            part.pinned = recorded
+            part.pinned, part.from_record = recorded, True
 
     def cut(self, tp: TP, now: float, final: bool = False) -> Batch | None:
         """The next batch of ``tp`` if one is due (pinned from then on until :meth:`done`), else None.
@@ -76,7 +78,7 @@ class Batcher:
             return None
         first, newest = part.entries[0][0], part.entries[-1][0]
         if part.pinned is not None and part.pinned[0] != first:
-            part.pinned = None  # recorded for offsets this consumer does not hold (stale record)
+            part.pinned, part.from_record = None, False  # recorded for offsets this consumer does not hold (stale)
         if part.pinned is not None:
             last = part.pinned[1]
             if newest < last:
@@ -91,7 +93,7 @@ class Batcher:
                 return None
             part.pinned = (first, last)
         rows = [r for o, r in part.entries if o <= last and r is not None]
-        return Batch(tp[0], tp[1], first, last, rows)
+        return Batch(tp[0], tp[1], first, last, rows, part.from_record)
 
     def ready(self, now: float, final: bool = False, only: set[TP] | None = None) -> Iterator[Batch]:
         """Every due batch, in offset order per partition; the caller calls :meth:`done` after each."""
@@ -107,7 +109,7 @@ class Batcher:
         """``batch`` was inserted and its offsets committed: forget it."""
         part = self.parts[(batch.topic, batch.partition)]
         part.entries = [(o, r) for o, r in part.entries if o > batch.last]
-        part.pinned = None
+        part.pinned, part.from_record = None, False
         part.started = now
 
     def drop(self, tps) -> None:

@@ -1,16 +1,31 @@
-"""Avro records -> ClickHouse rows for the sink. Pure."""
+"""Avro records -> ClickHouse rows for the sink. Pure.
+
+Float arrays may be lists (fastavro) or numpy arrays (the sink decodes with ``float_arrays="numpy"``);
+rows keep them as given. ``*_NATIVE`` are the types each column is sent as in a Native block
+(:mod:`emowatch.streams.sink.native`): the table's type, or the plain type ClickHouse converts from.
+"""
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import numpy as np
 
-SCORES_COLUMNS = ["business_line", "call_id", "role", "seq", "start_ms", "ts", "frame_ms", "n_frames", "labels",
-                  "probs", "top_emotion", "top_prob", "logits", "embedding", "gap_before", "end_of_call", "model",
-                  "model_version", "attributes", "kafka_partition", "kafka_offset"]
-ALERTS_COLUMNS = ["business_line", "call_id", "ts", "alert_id", "status", "rule_id", "rule_version", "rule_set",
-                  "priority", "action", "role", "emotions", "value", "threshold", "started_ms", "fired_ms",
-                  "channels", "labels", "replay_id", "kafka_partition", "kafka_offset"]
+SCORES_NATIVE = [
+    ("business_line", "String"), ("call_id", "String"), ("role", "String"), ("seq", "Int64"), ("start_ms", "Int64"),
+    ("ts", "DateTime64(3, 'UTC')"), ("frame_ms", "UInt16"), ("n_frames", "UInt16"), ("labels", "Array(String)"),
+    ("probs", "Array(Float32)"), ("top_emotion", "String"), ("top_prob", "Float32"), ("logits", "Array(Float32)"),
+    ("embedding", "Array(Float32)"), ("gap_before", "Bool"), ("end_of_call", "Bool"), ("model", "String"),
+    ("model_version", "String"), ("attributes", "Map(String, String)"), ("kafka_partition", "UInt16"),
+    ("kafka_offset", "Int64")]
+ALERTS_NATIVE = [
+    ("business_line", "String"), ("call_id", "String"), ("ts", "DateTime64(3, 'UTC')"), ("alert_id", "String"),
+    ("status", "String"), ("rule_id", "String"), ("rule_version", "String"), ("rule_set", "String"),
+    ("priority", "String"), ("action", "String"), ("role", "String"), ("emotions", "Array(String)"),
+    ("value", "Float64"), ("threshold", "Float64"), ("started_ms", "Int64"), ("fired_ms", "Int64"),
+    ("channels", "Array(String)"), ("labels", "Map(String, String)"), ("replay_id", "String"),
+    ("kafka_partition", "UInt16"), ("kafka_offset", "Int64")]
+SCORES_COLUMNS = [name for name, _type in SCORES_NATIVE]
+ALERTS_COLUMNS = [name for name, _type in ALERTS_NATIVE]
 
 
 def _ts(ms: int) -> datetime:
@@ -19,13 +34,14 @@ def _ts(ms: int) -> datetime:
 
 def scores_row(r: dict, partition: int, offset: int) -> list:
     probs = r["chunk_probs"]
-    top = int(np.argmax(probs)) if probs else 0
+    top = int(np.argmax(probs)) if len(probs) else 0
     labels = r["labels"]
+    embedding = r.get("embedding")
     return [r["business_line"], r["call_id"], r["role"], r["seq"], r["start_ms"], _ts(r["event_time"]),
             r["frame_ms"], r["n_frames"], labels, probs,
-            labels[top] if labels else "", float(probs[top]) if probs else 0.0,
-            r["logits"], r.get("embedding") or [], r["gap_before"], r["end_of_call"], r["model"]["name"],
-            r["model"]["version"], r.get("attributes") or {}, partition, offset]
+            labels[top] if labels else "", float(probs[top]) if len(probs) else 0.0,
+            r["logits"], [] if embedding is None else embedding, r["gap_before"], r["end_of_call"],
+            r["model"]["name"], r["model"]["version"], r.get("attributes") or {}, partition, offset]
 
 
 def alerts_row(r: dict, partition: int, offset: int) -> list:

@@ -1,8 +1,12 @@
 """The sink's writes to ClickHouse: a batch's cut record (``sink_batches``) and its rows.
 
+Rows are sent as one Native block per batch (:mod:`emowatch.streams.sink.native`: float arrays straight
+from numpy, no Python object per value) with the batch's ``insert_deduplication_token``.
+
 ``fault`` is the test seam for ClickHouse outages on the embedded engine: when set, it is called with the
 operation's name (``"recorded"``, ``"record"``, ``"insert"``) before each ClickHouse call and may raise,
-as a failing server would. Production never sets it.
+as a failing server would. Production never sets it (the named fault points of
+:mod:`emowatch.streams.faults` are the seam that works in a worker process).
 
 On a ClickHouse cluster ``sink_batches`` is one replicated table on every server (cluster_ddl.py) and the
 sink may reach another server after a restart: with ``sync_replica`` the read waits until that server has
@@ -10,16 +14,17 @@ every record already written anywhere (``SYSTEM SYNC REPLICA``, which needs that
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from emowatch.streams.sink.batches import Batch
+from emowatch.streams.sink.native import native_block
 
 STATE_TABLE = "sink_batches"
 
 
 class SinkWriter:
     def __init__(self, client, database: str, group_id: str, sync_replica: bool = False) -> None:
-        self.client, self.database, self.group_id = client, database, group_id
+        self.client, self.database, self.group_id = client, database, group_id  # client: set once connected
         self.sync_replica = sync_replica
         self.fault: Callable[[str], None] | None = None
 
@@ -45,9 +50,11 @@ class SinkWriter:
                                           len(batch.rows)]], database=self.database,
                            column_names=["group_id", "topic", "partition", "first_offset", "last_offset", "rows"])
 
-    def insert(self, table: str, columns: list[str], batch: Batch) -> None:
-        """Insert ``batch``'s rows with its deduplication token (a repeat of a landed batch is dropped)."""
+    def insert(self, table: str, columns: Sequence[tuple[str, str]], batch: Batch) -> None:
+        """Insert ``batch``'s rows (``columns``: name and Native type, in row order) with its deduplication
+        token: a repeat of a landed batch is dropped."""
         self._check("insert")
         if batch.rows:
-            self.client.insert(table, batch.rows, database=self.database, column_names=columns,
-                               settings={"insert_deduplication_token": batch.token})
+            self.client.raw_insert(f"{self.database}.{table}", [name for name, _type in columns],
+                                   insert_block=native_block(columns, batch.rows), fmt="Native",
+                                   settings={"insert_deduplication_token": batch.token})

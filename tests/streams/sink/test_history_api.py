@@ -80,7 +80,7 @@ def sink(kafka_settings, topics, tmp_path):
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    _poll(lambda: svc.http is not None, "the sink's web server")
+    _poll(lambda: svc.http is not None and svc.health()["status"] == "ok", "the sink connected, its web server up")
     client = httpx.Client(base_url=f"http://127.0.0.1:{svc.http.port}", timeout=30)
     try:
         yield svc, client
