@@ -118,7 +118,7 @@ def main(data_dir: str, shards: int, folder: str | None = None) -> dict:
     from emowatch.streams.sink.batches import Batch
     from emowatch.streams.sink.cluster_ddl import CLIENT_SETTINGS, ClusterSpec
     from emowatch.streams.sink.migrations import apply_migrations
-    from emowatch.streams.sink.rows import SCORES_COLUMNS
+    from emowatch.streams.sink.rows import SCORES_NATIVE
     from emowatch.streams.sink.writer import SinkWriter
 
     cfg = config(Path(data_dir) / "config.xml", shards)
@@ -139,8 +139,8 @@ def main(data_dir: str, shards: int, folder: str | None = None) -> dict:
     batch = Batch("scores-topic", 0, 0, len(rows) - 1, rows)
     writer.record(batch)
     out["recorded"] = list(writer.recorded("scores-topic", 0))
-    writer.insert("scores", SCORES_COLUMNS, batch)
-    writer.insert("scores", SCORES_COLUMNS, batch)  # the retried batch: dropped on its shard
+    writer.insert("scores", SCORES_NATIVE, batch)
+    writer.insert("scores", SCORES_NATIVE, batch)  # the retried batch: dropped on its shard
     out["scores"] = one(f"SELECT count() FROM {DB}.scores")
     out["scores_local"] = one(f"SELECT count() FROM {DB}.scores_local")
     out["emotion_minute"] = one(f"SELECT sum(chunks) FROM {DB}.emotion_minute")
