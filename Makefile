@@ -9,6 +9,12 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.emowatch-installed
 PYTEST_ARGS ?=
+# The suite runs in this many pytest-xdist worker processes (each with its own local broker), whole test files
+# per worker (--dist loadfile: a file's module fixtures stay in one process). Most integration tests wait on
+# group joins, rebalances and restarts rather than compute, so two workers on two cores halve the wall time.
+# PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: help setup deps-system demo test test-full test-unit lint bench clean
 
@@ -65,14 +71,14 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	@echo ">> running the test suite"
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-full: $(STAMP) lint
 	@echo ">> running the test suite at full size (EMOWATCH_FULL=1)"
-	@EMOWATCH_FULL=1 $(PY) -m pytest $(PYTEST_ARGS)
+	@EMOWATCH_FULL=1 $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	@$(PY) -m pytest $(XDIST) -m "not integration" $(PYTEST_ARGS)
 
 # Results live in docs/bench/ (full runs: <name>.json, quick runs: <name>-quick.json); see docs/benchmarks.md.
 bench: $(STAMP)
