@@ -94,6 +94,8 @@ class ClickHouseRelay:
 
         self.requests += 1
         settings = {k: v for k, v in params.items() if k not in _NOT_SETTINGS and not k.startswith("param_")}
+        # server-side query parameters ({name:Type} in the SQL), sent as param_<name> in ClickHouse's text format
+        bound = {k[len("param_"):]: _value(v) for k, v in params.items() if k.startswith("param_")}
         query = params.get("query", "")
         if encoding and encoding != "identity":
             body = _decompress(body, encoding)
@@ -108,7 +110,11 @@ class ClickHouseRelay:
                 return b"", None
             sql = (query + "\n" + body.decode()).strip()
             fmt = re.search(r"\bFORMAT\s+(\w+)\s*$", sql, re.I)
-            return self.client.raw_query(sql, settings=settings, use_database=False), fmt.group(1) if fmt else None
+            database = params.get("database")  # the client's default database for unqualified names
+            if database:
+                self.client.database = database
+            return (self.client.raw_query(sql, parameters=bound or None, settings=settings,
+                                          use_database=bool(database)), fmt.group(1) if fmt else None)
 
     def stop(self) -> None:
         if self.server is not None:
@@ -119,3 +125,16 @@ class ClickHouseRelay:
     def close(self) -> None:
         self.stop()
         self.client.close()
+
+
+def _value(text: str):
+    """A parameter in ClickHouse's text format as the embedded client takes it: arrays as Python lists (the
+    client would quote the text again), everything else as the text itself."""
+    if text.startswith("["):
+        import ast
+
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+    return text
