@@ -8,10 +8,12 @@ manifest.json is a list of objects::
     {"call_id": "demo-agitated-01", "file": "agitated_01.wav", "business_line": "collections",
      "role": "CUSTOMER", "expected_mood": "angry", "duration_s": 10.0, "sample_rate": 16000,
      "segments": [{"start_s": 0.0, "end_s": 10.0, "mood": "angry"}],
-     "description": "...", "seed": 102, "synthetic": true}
+     "description": "...", "seed": 102, "synthetic": true, "attributes": {"agent_id": "agent-wang"}}
 
 ``expected_mood`` is the emowatch label the call should be flagged with (for
-``escalating_01`` the mood it escalates to); ``segments`` is the ground-truth timeline.
+``escalating_01`` the mood it escalates to); ``segments`` is the ground-truth timeline;
+``attributes`` are the call attributes the demo sends with it (the agent, 坐席, who took the
+call: ClickHouse's ``agent`` column and the per-agent analyses).
 Read it with :func:`emowatch.streams.resources.sample_manifest`.
 """
 
@@ -41,19 +43,21 @@ class SampleSpec:
     segments: tuple[tuple[str, float], ...]
     seed: int
     description: str
+    agent: str
 
 
 SAMPLES: tuple[SampleSpec, ...] = (
     SampleSpec("demo-calm-01", "calm_01.wav", "retail", "CUSTOMER", "neutral",
-               (("neutral", 10.0),), 101, "calm customer, steady mid pitch and pace"),
+               (("neutral", 10.0),), 101, "calm customer, steady mid pitch and pace", "agent-li"),
     SampleSpec("demo-agitated-01", "agitated_01.wav", "collections", "CUSTOMER", "angry",
-               (("angry", 10.0),), 102, "agitated customer: loud, high rising pitch, fast"),
+               (("angry", 10.0),), 102, "agitated customer: loud, high rising pitch, fast", "agent-wang"),
     SampleSpec("demo-escalating-01", "escalating_01.wav", "retail", "CUSTOMER", "angry",
-               (("neutral", 7.0), ("angry", 7.0)), 103, "starts calm, escalates to agitated at 7 s"),
+               (("neutral", 7.0), ("angry", 7.0)), 103, "starts calm, escalates to agitated at 7 s", "agent-li"),
     SampleSpec("demo-sad-01", "sad_01.wav", "collections", "CUSTOMER", "sad",
-               (("sad", 10.0),), 104, "sad customer: quiet, low falling pitch, slow, long pauses"),
+               (("sad", 10.0),), 104, "sad customer: quiet, low falling pitch, slow, long pauses",
+               "agent-wang"),
     SampleSpec("demo-quiet-01", "quiet_01.wav", "retail", "CUSTOMER", "unknown",
-               (("unknown", 6.0),), 105, "no speech: line noise / hum / near silence"),
+               (("unknown", 6.0),), 105, "no speech: line noise / hum / near silence", "agent-zhang"),
 )
 
 
@@ -75,6 +79,7 @@ def _manifest_entry(spec: SampleSpec) -> dict:
         "description": spec.description,
         "seed": spec.seed,
         "synthetic": True,
+        "attributes": {"agent_id": spec.agent},
     }
 
 

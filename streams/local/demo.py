@@ -201,4 +201,9 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
     alerts = [a for a in got[t.alerts] if a]
     console.print(f"{sent} chunks -> {len(got[t.scores])} score messages, {len(alerts)} alert events, "
                   f"{len(got[t.dlq])} dead letters, {hook.count} notifications delivered")
+    worst = max(rows, key=lambda r: r[cols.index("alerts_fired")], default=None) if "alerts_fired" in cols else None
+    call = worst[cols.index("call_id")] if worst else "CALL_ID"
+    console.print(f"the history stays in {data_dir}: try [cyan]emowatch query agents --data-dir {data_dir}[/], "
+                  f"[cyan]emowatch query alerts --data-dir {data_dir}[/] or "
+                  f"[cyan]emowatch report call {call} --data-dir {data_dir} --png call.png[/]")
     return DemoResult(sent, got[t.scores], alerts, rows, cols, data_dir, got[t.dlq])
