@@ -49,3 +49,18 @@ def open_history(clickhouse_url: str | None, data_dir: Path | None) -> Iterator[
         yield client, s.sink.database
     finally:
         client.close()
+
+
+def load_call_or_exit(clickhouse_url: str | None, data_dir: Path | None, call_id: str) -> dict:
+    """The call as ``emowatch.streams.analytics.call_summary.load_call`` reads it; exit 3 when the read fails,
+    1 when no scores are stored for it."""
+    from emowatch.streams.analytics.call_summary import load_call
+
+    with open_history(clickhouse_url, data_dir) as (client, db):
+        try:
+            found = load_call(client, db, call_id)
+        except Exception as exc:  # noqa: BLE001 - AnalyticsError, or the client's own errors from HistoryReader
+            raise fail(f"reading call {call_id} failed: {type(exc).__name__}: {str(exc)[:500]}", 3) from None
+    if found is None:
+        raise fail(f"no scores stored for call {call_id!r}", 1)
+    return found

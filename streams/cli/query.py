@@ -13,7 +13,14 @@ from pathlib import Path
 import typer
 
 from emowatch.streams.cli.common import console
-from emowatch.streams.cli.history_store import CLICKHOUSE_URL, DATA_DIR, fail, now_ms, open_history
+from emowatch.streams.cli.history_store import (
+    CLICKHOUSE_URL,
+    DATA_DIR,
+    fail,
+    load_call_or_exit,
+    now_ms,
+    open_history,
+)
 
 query_app = typer.Typer(no_args_is_help=True, help="The seed's analyses over the history (ClickHouse): alerts, "
                                                    "emotion distribution, agents, one call, read-only SQL.")
@@ -139,17 +146,11 @@ def call(
     fmt: str = FORMAT, clickhouse_url: str = CLICKHOUSE_URL, data_dir: Path = DATA_DIR,
 ) -> None:
     """One call: business line, agent, duration, per role the seed's summary line and segments; its alerts."""
-    from emowatch.streams.analytics.call_summary import call_sections, load_call
+    from emowatch.streams.analytics.call_summary import call_sections
     from emowatch.streams.analytics.output import render
 
     fmt = _format(fmt)
-    with open_history(clickhouse_url, data_dir) as (client, db):
-        try:
-            found = load_call(client, db, call_id)
-        except Exception as exc:  # noqa: BLE001 - AnalyticsError, or the client's own errors from HistoryReader
-            raise fail(f"reading call {call_id} failed: {type(exc).__name__}: {str(exc)[:500]}", 3) from None
-    if found is None:
-        raise fail(f"no scores stored for call {call_id!r}", 1)
+    found = load_call_or_exit(clickhouse_url, data_dir, call_id)
     sections = call_sections(found)
     if fmt == "table":
         console.print(f"[bold]call {found['call_id']}[/] · line {found['business_line']} · agent "

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from emowatch.streams.cli.common import console
-from emowatch.streams.cli.history_store import CLICKHOUSE_URL, DATA_DIR, fail, open_history
+from emowatch.streams.cli.history_store import CLICKHOUSE_URL, DATA_DIR, fail, load_call_or_exit
 
 report_app = typer.Typer(no_args_is_help=True, help="Pictures of the history.")
 
@@ -26,18 +26,11 @@ def report_call(
 ) -> None:
     """The call's emotion timeline per role (stacked probabilities), segment summary and alerts, as a PNG."""
     from emowatch.models.timeline import DEFAULT_STEP_MS
-    from emowatch.streams.analytics.call_summary import load_call
     from emowatch.streams.analytics.report import render_call_png
 
     if step_ms < DEFAULT_STEP_MS or step_ms % DEFAULT_STEP_MS:
         raise fail(f"--step-ms must be a positive multiple of {DEFAULT_STEP_MS}, not {step_ms}", 2)
-    with open_history(clickhouse_url, data_dir) as (client, db):
-        try:
-            found = load_call(client, db, call_id)
-        except Exception as exc:  # noqa: BLE001 - AnalyticsError, or the client's own errors from HistoryReader
-            raise fail(f"reading call {call_id} failed: {type(exc).__name__}: {str(exc)[:500]}", 3) from None
-    if found is None:
-        raise fail(f"no scores stored for call {call_id!r}", 1)
+    found = load_call_or_exit(clickhouse_url, data_dir, call_id)
     found.pop("first_time", None)
     data = render_call_png(found, step_ms=step_ms)
     try:
