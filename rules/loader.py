@@ -33,13 +33,17 @@ def parse_ruleset(text: str, source_name: str = "<string>") -> RuleSet:
 
 def load_ruleset(path: str | Path) -> RuleSet:
     """Read and parse a rule file (``OSError`` becomes a :class:`RuleFileError` at line 0)."""
+    return parse_ruleset(read_rule_file(path), str(path))
+
+
+def read_rule_file(path: str | Path) -> str:
+    """A rule file's text (``OSError``, bad UTF-8: a :class:`RuleFileError` at line 0)."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError(name, 0, 0, f"cannot read rule file: {exc}",
                             errors=[RuleFileError(name, 0, 0, f"cannot read rule file: {exc}")]) from exc
-    return parse_ruleset(text, name)
 
 
 def bundled_rule_files() -> list[Path]:
