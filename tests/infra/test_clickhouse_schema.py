@@ -139,7 +139,8 @@ def test_voice_activity_columns_of_migration_0006(tmp_path):
                [scores_row(scores("old", 0, "sad", now), 0, 0)[:-len(VOICE)]], "o")
         assert apply_migrations(client, DB) == [6]
         speech, energy = [0.0, 0.25, 0.5, 0.75, 1.0] * 10, [-100.0, -50.5, -20.0, -9.0, -3.0] * 10  # 50 frames
-        new = dict(scores("new", 0, "angry", now), speech=speech, energy_db=energy, vad="silero-vad 6.2.3 context 512 ms")
+        new = dict(scores("new", 0, "angry", now), speech=speech, energy_db=energy,
+                   vad="silero-vad 6.2.3 context 512 ms")
         insert(client, "scores", SCORES_COLUMNS, [scores_row(new, 0, 1)], "n")
         rows = client.query(f"SELECT call_id, speech, energy_db, vad FROM {DB}.scores ORDER BY call_id").result_rows
         assert rows == [("new", speech, energy, new["vad"]), ("old", [], [], "")]
