@@ -44,7 +44,8 @@ from emowatch.topics.model_io import SAMPLE_RATE
 __all__ = ["BLOCK", "FRONT_BLOCK", "WINDOW", "SileroError", "SileroVad", "silero_version"]
 
 DISTRIBUTION = "silero-vad"
-WINDOW = 512  #: samples per model step at 16 kHz (32 ms)
+WINDOW = 512  #: samples per model step of the 16 kHz model
+_WINDOW_MS = 32  #: ... i.e. 32 ms: the model's rate is the agent's (topics.model_io.SAMPLE_RATE)
 _CONTEXT = 64  #: samples of the previous window each step also sees
 _N_FFT, _HOP = 256, 128
 BLOCK = 8  #: streams per fixed-shape pass of the LSTM
@@ -79,7 +80,7 @@ class SileroVad:
     """Speech probability per 512-sample window of 16 kHz streams (see the module docstring)."""
 
     def __init__(self) -> None:
-        if SAMPLE_RATE != 16_000:  # pragma: no cover - the 16 kHz model is the one used
+        if WINDOW * 1000 != SAMPLE_RATE * _WINDOW_MS:  # pragma: no cover - the 16 kHz model is the one used
             raise SileroError(f"the silero model used here is the 16 kHz one, the audio is {SAMPLE_RATE} Hz")
         self.version = silero_version()
         path = _model_file()
