@@ -6,10 +6,10 @@ chunk (VAD warm-up from the left context + the chunk, from a fresh state: :mod:`
 and many streams at once, so this module runs the same network itself, with the weights read from the
 package's ``silero_vad.jit``:
 
-* front end per window (independent of the state, so all windows of all streams in one pass): the 64
+* front end per window (independent of the state, so the windows of all streams share its passes): the 64
   context samples + the 512 window samples, right-padded by reflection to 640, a 256-point STFT at hop
   128 (periodic Hann window, the model's ``forward_basis_buffer``; computed here with ``torch.fft.rfft``),
-  magnitudes, four conv + ReLU layers -> 128 features;
+  magnitudes, four conv + ReLU layers (each as one matrix product) -> 128 features;
 * the LSTM cell (128) stepped over the windows of each stream, then ReLU, a 1x1 conv and a sigmoid ->
   the speech probability of each window.
 
@@ -48,8 +48,8 @@ WINDOW = 512  #: samples per model step of the 16 kHz model
 _WINDOW_MS = 32  #: ... i.e. 32 ms: the model's rate is the agent's (topics.model_io.SAMPLE_RATE)
 _CONTEXT = 64  #: samples of the previous window each step also sees
 _N_FFT, _HOP = 256, 128
-BLOCK = 8  #: streams per fixed-shape pass of the LSTM
-FRONT_BLOCK = 64  #: windows per fixed-shape pass of the front end
+BLOCK = 4  #: streams per fixed-shape pass of the LSTM (its cost is per stream: a small block wastes little)
+FRONT_BLOCK = 32  #: windows per fixed-shape pass of the front end (windows of all streams share the blocks)
 _FEATURES = 128
 _ENCODER_STRIDES = (1, 2, 2, 1)
 
@@ -89,8 +89,9 @@ class SileroVad:
             w = {k[len("_model."):]: v.detach().to(torch.float32).clone()
                  for k, v in state.items() if k.startswith("_model.")}
             basis = w["stft.forward_basis_buffer"]
-            self._conv = [(w[f"encoder.{i}.reparam_conv.weight"], w[f"encoder.{i}.reparam_conv.bias"], s)
-                          for i, s in enumerate(_ENCODER_STRIDES)]
+            # each conv (kernel 3, padding 1) as one matrix product over its unfolded input
+            self._conv = [(w[f"encoder.{i}.reparam_conv.weight"].flatten(1).T.contiguous(),
+                           w[f"encoder.{i}.reparam_conv.bias"], s) for i, s in enumerate(_ENCODER_STRIDES)]
             self._lstm = torch.nn.LSTM(_FEATURES, _FEATURES, batch_first=True)
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(self._lstm, f"{name}_l0").data.copy_(w[f"decoder.rnn.{name}"])
@@ -125,8 +126,12 @@ class SileroVad:
         """STFT frames of :data:`FRONT_BLOCK` windows ``(FRONT_BLOCK, 4, 256)`` -> features ``(FRONT_BLOCK, 128)``."""
         spec = torch.fft.rfft(frames * self._hann, dim=-1)
         feats = torch.sqrt(spec.real.square() + spec.imag.square()).transpose(1, 2)  # (w, 129, 4)
-        for weight, bias, stride in self._conv:
-            feats = F.relu(F.conv1d(feats, weight, bias, stride=stride, padding=1))
+        n = feats.shape[0]
+        for weight, bias, stride in self._conv:  # conv1d(kernel 3, padding 1) + ReLU, as im2col @ weight
+            cols = F.pad(feats, (1, 1)).unfold(2, 3, stride)  # (w, channels, steps, 3)
+            steps = cols.shape[2]
+            out = F.relu(cols.permute(0, 2, 1, 3).reshape(n * steps, -1) @ weight + bias)
+            feats = out.reshape(n, steps, -1).transpose(1, 2)
         return feats.squeeze(-1)
 
     def _recur(self, feats: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,6 @@ def test_configuration_doc_is_generated_from_the_settings_model():
 
 
 def test_voice_activity_settings():
-    assert (load_settings({}).infer.vad, load_settings({}).infer.vad_context_ms) == ("silero", 512)
+    assert (load_settings({}).infer.vad, load_settings({}).infer.vad_context_ms) == ("silero", 256)
     s = load_settings({"EMOWATCH_INFER__VAD": "webrtc", "EMOWATCH_INFER__VAD_WEBRTC_MODE": "3"})
     assert (s.infer.vad, s.infer.vad_webrtc_mode) == ("webrtc", 3)

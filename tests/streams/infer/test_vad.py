@@ -22,12 +22,12 @@ CONTEXT = 2 * SECOND  # the agent's default context_s
 
 @pytest.fixture(scope="module")
 def silero():
-    return make_frame_activity("silero", context_ms=512, max_context_s=2.0)
+    return make_frame_activity("silero", context_ms=256, max_context_s=2.0)
 
 
 @pytest.fixture(scope="module")
 def webrtc():
-    return make_frame_activity("webrtc", context_ms=512, webrtc_mode=2, max_context_s=2.0)
+    return make_frame_activity("webrtc", context_ms=256, webrtc_mode=2, max_context_s=2.0)
 
 
 def sample(name: str) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_silero_speech_high_on_the_bundled_speech(silero, name: str) -> None:
     audio = sample(name)
     speech = speech_of(silero, audio)
     assert speech.shape == (len(audio) // SECOND * 50,) and speech.dtype == np.float32
-    assert speech.mean() > 0.5 and (speech > 0.5).mean() > 0.5  # measured: 0.66 / 0.68 and 0.57 / 0.55
+    assert speech.mean() > 0.5 and (speech > 0.5).mean() > 0.5  # measured: 0.61 / 0.65 and 0.56 / 0.57
 
 
 @pytest.mark.parametrize("kind", ["silence", "white", "hum"])
@@ -174,7 +174,7 @@ def test_off_computes_energy_only() -> None:
 
 
 def test_names_carry_version_and_settings(silero) -> None:
-    assert silero.name == f"silero-vad {metadata.version('silero-vad')} context 512 ms"
+    assert silero.name == f"silero-vad {metadata.version('silero-vad')} context 256 ms"
     capped = make_frame_activity("silero", context_ms=5000, max_context_s=1.0)
     assert capped.name.endswith("context 1000 ms") and capped.detector.context == SECOND
     with pytest.raises(VadError, match="EMOWATCH_INFER__VAD"):

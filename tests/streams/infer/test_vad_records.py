@@ -20,7 +20,7 @@ LABELS = [f"l{i}" for i in range(9)]
 
 @pytest.fixture(scope="module")
 def silero():
-    return make_frame_activity("silero", context_ms=512, max_context_s=2.0)
+    return make_frame_activity("silero", context_ms=256, max_context_s=2.0)
 
 
 def chunk(seq: int, audio: np.ndarray) -> dict:
