@@ -17,6 +17,11 @@ largest sustained N. Results are printed and, with ``--json``, written to a file
 The agent runs with default settings and the demo model unless ``EMOWATCH_INFER__*`` /
 ``EMOWATCH_MODEL__*`` variables are set for the bench (they are passed to the agent and
 recorded in the report), e.g. ``EMOWATCH_INFER__MAX_WAIT_MS=150 emowatch bench pipeline-infer``.
+
+Voice activity: every step records the agent's own time on voice activity + frame energy per chunk
+(``emowatch_infer_vad_seconds``, on the model thread with one torch thread, so ~CPU time). ``--vad off,silero``
+runs the whole ladder once per ``EMOWATCH_INFER__VAD`` value in one invocation (a fresh broker and agent each)
+and prints, per load step, the agent CPU per chunk of each and the difference to the first.
 """
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ class Step:
     cpu_per_call: float = 0.0
     bench_cpu_cores: float = 0.0
     mean_batch: float | None = None
+    vad_ms_per_chunk: float | None = None  # agent time on voice activity + energy per scored chunk
     model_s_per_audio_s: float | None = None
     agent_p99_le_s: float | None = None  # agent side: input timestamp -> score produced (histogram bound)
     bytes_per_call: float | None = None
@@ -85,7 +91,8 @@ def _metrics(port: int) -> dict[str, float]:
     for le, v in re.findall(r'^emowatch_infer_latency_seconds_bucket\{le="([^"]+)"\} ([0-9.eE+-]+)$', text, re.M):
         out[f"lat_le_{le}"] = float(v)
     for name in ("emowatch_infer_batch_size_sum", "emowatch_infer_batch_size_count",
-                 "emowatch_infer_model_seconds_sum", "emowatch_infer_audio_seconds_total"):
+                 "emowatch_infer_model_seconds_sum", "emowatch_infer_audio_seconds_total",
+                 "emowatch_infer_vad_seconds", "emowatch_infer_scored_total"):
         m = re.search(rf"^{name} ([0-9.eE+-]+)$", text, re.M)
         out[name] = float(m.group(1)) if m else 0.0
     return out
@@ -204,6 +211,10 @@ def _run_step(stack, kafka, topics, worker, calls: int, seconds: int, chunks, st
     if audio:
         st.model_s_per_audio_s = round((m1["emowatch_infer_model_seconds_sum"]
                                         - m0["emowatch_infer_model_seconds_sum"]) / audio, 4)
+    scored = m1["emowatch_infer_scored_total"] - m0["emowatch_infer_scored_total"]
+    if scored:
+        st.vad_ms_per_chunk = round((m1["emowatch_infer_vad_seconds"] - m0["emowatch_infer_vad_seconds"])
+                                    / scored * 1000.0, 3)
     st.agent_p99_le_s = _bucket_quantile(m0, m1, 0.99)
     st.bytes_per_call = mid.get("bytes_per_call") if mid_sampled else None
     st.active_contexts = mid.get("active_calls") if mid_sampled else None
@@ -233,7 +244,7 @@ def _wait_ready(stack, worker, timeout_s: float = 180.0) -> None:
         time.sleep(0.3)
 
 
-def run_bench(quick: bool) -> Report:
+def run_bench(quick: bool, extra_env: dict[str, str] | None = None) -> Report:
     from emowatch.streams.kafka.clients import topics_for
     from emowatch.streams.local.stack import LocalStack
     from emowatch.streams.resources import demo_model_dir
@@ -243,7 +254,8 @@ def run_bench(quick: bool) -> Report:
     seconds = 12 if quick else 30
     # the agent runs with the caller's EMOWATCH_INFER__* / EMOWATCH_MODEL__* settings (demo model by default)
     agent_env = {"EMOWATCH_MODEL__MODEL": str(demo_model_dir()),
-                 **{k: v for k, v in os.environ.items() if k.upper().startswith(AGENT_ENV_PREFIXES)}}
+                 **{k: v for k, v in os.environ.items() if k.upper().startswith(AGENT_ENV_PREFIXES)},
+                 **(extra_env or {})}
     agent = load_settings(agent_env)
     report = Report(machine=machine_info(("confluent-kafka", "torch", "funasr"),
                                          loadavg_at_start=[round(x, 2) for x in os.getloadavg()]),
@@ -287,20 +299,59 @@ def _step(stack, kafka, topics, worker, n, seconds, chunks, step_no, report: Rep
     report.steps.append(st)
     print(f"  {n:4d} calls x {seconds}s: scored {st.scored}/{st.chunks}  p50 {st.p50_s}s  p99 {st.p99_s}s  "
           f"(agent side p99 <= {st.agent_p99_le_s}s)  agent CPU {st.agent_cpu_cores} cores ({st.cpu_per_call}/call)  "
-          f"mean batch {st.mean_batch}  {'SUSTAINED' if st.sustained else 'not sustained'} {st.note}", flush=True)
+          f"mean batch {st.mean_batch}  VAD {st.vad_ms_per_chunk} ms/chunk  "
+          f"{'SUSTAINED' if st.sustained else 'not sustained'} {st.note}", flush=True)
     return st
 
 
-def main(quick: bool = False, json_path: Path | None = None) -> dict:
-    """Run the benchmark, print a summary, optionally write JSON; returns the report as a dict."""
+def compare_vads(reports: dict[str, dict]) -> list[dict]:
+    """Per load step run by every report: agent CPU per chunk (ms; a call sends one 1 s chunk a second) of each
+    ``EMOWATCH_INFER__VAD`` value, and each one's difference to the first value's."""
+    first, *_ = reports
+    out = []
+    for i, base in enumerate(reports[first]["steps"]):
+        row: dict = {"calls": base["calls"]}
+        for vad, rep in reports.items():
+            if i < len(rep["steps"]) and rep["steps"][i]["calls"] == base["calls"]:
+                step = rep["steps"][i]
+                row[f"{vad}_cpu_ms_per_chunk"] = round(step["cpu_per_call"] * 1000.0, 2)
+                row[f"{vad}_vad_ms_per_chunk"] = step["vad_ms_per_chunk"]
+                row[f"{vad}_sustained"] = step["sustained"]
+                if vad != first:
+                    row[f"{vad}_added_cpu_ms_per_chunk"] = round((step["cpu_per_call"] - base["cpu_per_call"])
+                                                                 * 1000.0, 2)
+        out.append(row)
+    return out
+
+
+def main(quick: bool = False, json_path: Path | None = None, vads: list[str] | None = None) -> dict:
+    """Run the benchmark, print a summary, optionally write JSON; returns the report as a dict.
+
+    ``vads``: one run per EMOWATCH_INFER__VAD value, compared (the JSON then holds ``runs`` and ``comparison``)."""
+    if vads:
+        runs = {}
+        for vad in vads:
+            print(f"--- EMOWATCH_INFER__VAD={vad}", flush=True)
+            runs[vad] = _one(quick, {"EMOWATCH_INFER__VAD": vad})
+        out = {"runs": runs, "comparison": compare_vads(runs),
+               "sustained_calls": {vad: r["sustained_calls"] for vad, r in runs.items()}}
+        for row in out["comparison"]:
+            print("  " + "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+        print(f"sustained real-time calls: {out['sustained_calls']}", flush=True)
+    else:
+        out = _one(quick, None)
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(out, indent=2))
+        print(f"wrote {json_path}")
+    return out
+
+
+def _one(quick: bool, extra_env: dict[str, str] | None) -> dict:
     print(f"emowatch bench pipeline-infer ({'quick' if quick else 'full'}): real-time calls -> local broker -> "
           f"inference agent -> scores", flush=True)
-    report = run_bench(quick)
+    report = run_bench(quick, extra_env)
     print(f"agent settings: {report.agent_settings}", flush=True)
     out = asdict(report)
     print(f"sustained real-time calls with p99 <= {TARGET_P99_S}s and nothing lost: {report.sustained_calls} "
           f"(target {report.target['calls']}); idle agent CPU {report.idle_agent_cpu_cores} cores", flush=True)
-    if json_path is not None:
-        Path(json_path).write_text(json.dumps(out, indent=2))
-        print(f"wrote {json_path}")
     return out

@@ -104,6 +104,11 @@ class InferSettings(_Section):
     reorder_timeout_s: float = Field(1.0, ge=0.0, le=30.0)  # then the gap is declared (gap_before=True)
     stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
     http_port: int = Field(0, ge=0, le=65535)
+    # Voice activity per 20 ms frame in FrameScores `speech`/`vad` (streams/infer/vad.py): silero (silero-vad's
+    # model, a probability), webrtc (webrtcvad, 0 or 1), off (null). `energy_db` is computed in every case.
+    vad: Literal["silero", "webrtc", "off"] = "silero"
+    vad_context_ms: int = Field(256, ge=0, le=30_000)  # warm-up audio before the chunk (at most context_s)
+    vad_webrtc_mode: int = Field(2, ge=0, le=3)  # webrtcvad aggressiveness (3: most audio called non-speech)
 
 
 class RulesSettings(_Section):

@@ -23,11 +23,14 @@ def bench_infer(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
 
 
 @bench_app.command("pipeline-infer")
-def bench_pipeline_infer(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+def bench_pipeline_infer(quick: bool = QUICK, json_path: Path | None = JSON,
+                         vad: str | None = typer.Option(
+                             None, "--vad", help="Comma-separated EMOWATCH_INFER__VAD values (off,silero,webrtc): "
+                                                 "one run each in this invocation, compared per load step.")) -> None:
     """Simulated real-time calls through broker + inference agent (demo model)."""
     from emowatch.bench.pipeline_infer import main
 
-    main(quick=quick, json_path=json_path)
+    main(quick=quick, json_path=json_path, vads=[v.strip() for v in vad.split(",") if v.strip()] if vad else None)
 
 
 @bench_app.command("rules")

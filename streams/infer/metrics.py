@@ -39,4 +39,6 @@ class InferMetrics:
         self.bytes_per_call = m.gauge("infer_bytes_per_call", "Context bytes per active call+role")
         self.held = m.gauge("infer_reorder_held", "Chunks held in reorder buffers waiting for a missing seq")
         self.queued = m.gauge("infer_queued", "Windows waiting in the batcher")
+        self.vad_seconds = m.gauge("infer_vad_seconds", "Seconds spent on voice activity + frame energy since start")
+        self.vad_failures = m.gauge("infer_vad_failures", "Batches whose voice activity failed (speech left null)")
         self.paused = m.gauge("infer_paused", "1 while partitions are paused by backpressure")

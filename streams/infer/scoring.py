@@ -5,6 +5,7 @@ Kafka I/O lives in ``emowatch.streams.infer.service``; the model in ``emowatch.m
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from emowatch.streams.audio.codec import AudioError, decode_pcm
 from emowatch.streams.infer.context import Admitted, ContextStore
+from emowatch.streams.infer.vad import Activity, FrameActivity
 
 ROLES = ("CUSTOMER", "AGENT", "MIXED")
 
@@ -128,17 +130,39 @@ def release_expired(ctx: ContextStore, now: float) -> list[ChunkRef]:
     return [to_ref(a) for a in ctx.flush_expired(now)]
 
 
+def score_batch(infer: Callable[[list[Any]], list[Any]], activity: FrameActivity | None,
+                refs: Sequence[ChunkRef]) -> list[tuple[Any, Activity | None]]:
+    """Engine results (Result or ItemError) and voice activity of a batch, one ``(result, activity)`` per ref.
+
+    ``infer`` is the engine's ``infer_batch``; ``activity`` None computes none (records get null fields)."""
+    from emowatch.models.engine import Window  # torch: only where a model runs (the gateway imports ROLES)
+
+    results = infer([Window(key=i, audio=r.window, emit_samples=r.emit_samples) for i, r in enumerate(refs)])
+    acts = activity.annotate([(r.window, r.emit_samples) for r in refs]) if activity is not None else []
+    return list(zip(results, acts or [None] * len(refs)))
+
+
 def frame_scores_record(ref: ChunkRef, logits: np.ndarray, probs: np.ndarray, embedding: np.ndarray | None,
-                        *, labels: list[str], model_name: str, model_version: str, frame_ms: int) -> dict:
-    """The FrameScores record for one scored chunk (see topics/schemas/FrameScores.v1.avsc)."""
+                        *, labels: list[str], model_name: str, model_version: str, frame_ms: int,
+                        activity: Activity | None = None) -> dict:
+    """The FrameScores record for one scored chunk (see topics/schemas/FrameScores.v3.avsc).
+
+    ``activity`` fills ``speech``/``energy_db``/``vad`` (null without it); its arrays have one value per
+    logit frame."""
     c = ref.chunk
+    n_frames = int(logits.shape[0])
+    speech = energy = None
+    if activity is not None:
+        speech, energy = activity.speech, activity.energy_db
+        if len(energy) != n_frames or (speech is not None and len(speech) != n_frames):
+            raise ValueError(f"voice activity of {len(energy)} frames for {n_frames} logit frames")
     return {
         "call_id": c["call_id"],
         "role": ref.role,
         "seq": c["seq"],
         "start_ms": c["start_ms"],
         "frame_ms": frame_ms,
-        "n_frames": int(logits.shape[0]),
+        "n_frames": n_frames,
         "labels": list(labels),
         "logits": logits.astype(np.float32).ravel().tolist(),
         "chunk_probs": probs.astype(np.float32).tolist(),
@@ -149,4 +173,7 @@ def frame_scores_record(ref: ChunkRef, logits: np.ndarray, probs: np.ndarray, em
         "end_of_call": bool(c.get("end_of_call", False)),
         "attributes": dict(c.get("attributes") or {}),
         "embedding": None if embedding is None else embedding.astype(np.float32).tolist(),
+        "speech": None if speech is None else speech.astype(np.float32).tolist(),
+        "energy_db": None if energy is None else energy.astype(np.float32).tolist(),
+        "vad": None if speech is None or activity is None else activity.vad,
     }

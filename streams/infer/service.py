@@ -29,7 +29,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from emowatch.models.engine import ItemError, Window
+from emowatch.models.engine import ItemError
 from emowatch.streams.infer.batcher import Batcher
 from emowatch.streams.infer.context import ContextStore
 from emowatch.streams.infer.metrics import InferMetrics
@@ -41,7 +41,9 @@ from emowatch.streams.infer.scoring import (
     frame_scores_record,
     parse_stereo_roles,
     release_expired,
+    score_batch,
 )
+from emowatch.streams.infer.vad import make_frame_activity
 from emowatch.streams.kafka.admin import assigned_lag
 from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
@@ -77,6 +79,8 @@ class InferenceAgent:
         if inf.max_batch > 64:
             opts["max_batch"] = inf.max_batch
         self.engine = model.engine(**opts)
+        self.activity = make_frame_activity(inf.vad, context_ms=inf.vad_context_ms, webrtc_mode=inf.vad_webrtc_mode,
+                                            max_context_s=inf.context_s)  # fails fast when it cannot load
         self.topics = topics_for(settings.kafka)
         self.audio_serde = serde_for(settings.kafka, "AudioChunk")
         self.scores_serde = serde_for(settings.kafka, "FrameScores")
@@ -93,6 +97,8 @@ class InferenceAgent:
                                                   capacity=cap)
         self.runner: ModelRunner[ChunkRef] = ModelRunner(self._infer, threaded=threaded)
         self.metrics = InferMetrics()
+        self.metrics.vad_seconds.set_function(lambda: self.activity.seconds)
+        self.metrics.vad_failures.set_function(lambda: self.activity.failures)
         self.dlq = DeadLetters(settings.kafka, self.topics.dlq, inf.group_id, metrics=self.metrics.stage,
                                producer=self.producer)
         self.assigned: set[tuple[str, int]] = set()
@@ -148,7 +154,8 @@ class InferenceAgent:
 
     def _model_info(self) -> dict:
         m = self.model
-        return {"name": m.name, "version": m.version, "device": str(getattr(m, "device", "?"))}
+        return {"name": m.name, "version": m.version, "device": str(getattr(m, "device", "?")),
+                "vad": self.activity.name}
 
     # ---- main loop -------------------------------------------------------------------------
     def _iterate(self) -> None:
@@ -226,9 +233,8 @@ class InferenceAgent:
                 self.runner.submit(batch)
 
     def _infer(self, refs: Sequence[ChunkRef]) -> list[object]:
-        """Runs on the model thread: windows -> engine results (Result or ItemError per item)."""
-        return self.engine.infer_batch([Window(key=i, audio=r.window, emit_samples=r.emit_samples)
-                                        for i, r in enumerate(refs)])
+        """Runs on the model thread: windows -> (engine result (Result or ItemError), voice activity) per item."""
+        return score_batch(self.engine.infer_batch, self.activity, refs)  # type: ignore[return-value]
 
     # ---- results ---------------------------------------------------------------------------
     def _collect(self) -> None:
@@ -248,13 +254,14 @@ class InferenceAgent:
         for i, (ref, fut) in enumerate(zip(batch.items, batch.futures)):  # every future is complete here
             msg: Message = ref.source
             exc = fut.exception(timeout=0)
-            res = ItemError(i, "internal", f"{type(exc).__name__}: {exc}") if exc is not None else fut.result(timeout=0)
+            res, act = (ItemError(i, "internal", f"{type(exc).__name__}: {exc}"), None) if exc is not None \
+                else fut.result(timeout=0)
             if isinstance(res, ItemError):
                 self._dead_letter(msg, DeadLetterError("INFER", f"{res.code}: {res.reason}"), ref.call_id, pending=True)
                 continue
             record = frame_scores_record(ref, res.logits, res.probs, res.embedding, labels=self.model.labels,
                                          model_name=self.model.name, model_version=self.model.version,
-                                         frame_ms=self.model.frame_ms)
+                                         frame_ms=self.model.frame_ms, activity=act)
             value = self.scores_serde.encode(record, topic=self.topics.scores)
             self._produce(encode_key(ref.call_id), value, (msg.topic(), msg.partition(), msg.offset()))
             m.scored.inc()

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from emowatch.streams.infer.scoring import parse_stereo_roles
+from emowatch.streams.infer.vad import make_frame_activity
 from emowatch.streams.kafka.admin import ensure_topic
 from emowatch.streams.kafka.audio_reader import AudioReader
 from emowatch.streams.kafka.clients import base_config, topics_for
@@ -106,7 +107,10 @@ class Rescore:
                                     model_version=model.version, frame_ms=model.frame_ms, context_s=inf.context_s,
                                     reorder_max=inf.reorder_max, reorder_timeout_s=inf.reorder_timeout_s,
                                     max_chunk_s=inf.max_chunk_s, stereo_roles=parse_stereo_roles(inf.stereo_roles),
-                                    max_batch=inf.max_batch)
+                                    max_batch=inf.max_batch,
+                                    activity=make_frame_activity(inf.vad, context_ms=inf.vad_context_ms,
+                                                                 webrtc_mode=inf.vad_webrtc_mode,
+                                                                 max_context_s=inf.context_s))
         self._to_store: list[tuple[dict, int, int]] = []
 
     def run(self) -> RescoreSummary:

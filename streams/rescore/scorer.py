@@ -19,7 +19,8 @@ from typing import Any
 
 from emowatch.models.engine import ItemError, Window
 from emowatch.streams.infer.context import ContextStore
-from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, release_expired
+from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, release_expired, score_batch
+from emowatch.streams.infer.vad import FrameActivity
 from emowatch.topics.model_io import SAMPLE_RATE
 
 log = logging.getLogger("emowatch.rescore")
@@ -51,12 +52,15 @@ class OfflineScorer:
     """Feeds chunks through a context store and scores the wanted ones in batches of ``max_batch``.
 
     ``infer(windows)`` is the engine's ``infer_batch``; ``model_meta`` holds the labels, name,
-    version and frame_ms written into every record."""
+    version and frame_ms written into every record; ``activity`` the voice activity detector (the agent's
+    ``EMOWATCH_INFER__VAD*`` settings give the same ``speech``/``energy_db``/``vad``; None leaves them null)."""
 
     def __init__(self, infer: Callable[[list[Window]], list[Any]], *, labels: list[str], model_name: str,
                  model_version: str, frame_ms: int, context_s: float, reorder_max: int, reorder_timeout_s: float,
-                 max_chunk_s: float, stereo_roles: tuple[str, str] | None, max_batch: int = 64) -> None:
+                 max_chunk_s: float, stereo_roles: tuple[str, str] | None, max_batch: int = 64,
+                 activity: FrameActivity | None = None) -> None:
         self.infer = infer
+        self.activity = activity
         self.meta = {"labels": labels, "model_name": model_name, "model_version": model_version,
                      "frame_ms": frame_ms}
         self.ctx = ContextStore(context_s, reorder_max=reorder_max, reorder_timeout_s=reorder_timeout_s)
@@ -95,16 +99,15 @@ class OfflineScorer:
         while len(self.pending) >= self.max_batch or (force and self.pending):
             batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
             t0 = time.perf_counter()
-            results = self.infer([Window(key=i, audio=r.window, emit_samples=r.emit_samples)
-                                  for i, r in enumerate(batch)])
+            results = score_batch(self.infer, self.activity, batch)
             self.counts.model_s += time.perf_counter() - t0
-            for ref, res in zip(batch, results):
+            for ref, (res, act) in zip(batch, results):
                 if isinstance(res, ItemError):
                     self.counts.failed += 1
                     log.warning("window not scored", extra={"call_id": ref.call_id, "seq": ref.seq,
                                                             "error": f"{res.code}: {res.reason}"})
                     continue
-                out.append(frame_scores_record(ref, res.logits, res.probs, res.embedding, **self.meta))
+                out.append(frame_scores_record(ref, res.logits, res.probs, res.embedding, **self.meta, activity=act))
                 self.counts.scored += 1
                 self.counts.audio_s += ref.emit_samples / SAMPLE_RATE
                 self.counts.calls.add(ref.call_id)

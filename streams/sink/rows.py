@@ -16,7 +16,7 @@ SCORES_NATIVE = [
     ("probs", "Array(Float32)"), ("top_emotion", "String"), ("top_prob", "Float32"), ("logits", "Array(Float32)"),
     ("embedding", "Array(Float32)"), ("gap_before", "Bool"), ("end_of_call", "Bool"), ("model", "String"),
     ("model_version", "String"), ("attributes", "Map(String, String)"), ("kafka_partition", "UInt16"),
-    ("kafka_offset", "Int64")]
+    ("kafka_offset", "Int64"), ("speech", "Array(Float32)"), ("energy_db", "Array(Float32)"), ("vad", "String")]
 ALERTS_NATIVE = [
     ("business_line", "String"), ("call_id", "String"), ("ts", "DateTime64(3, 'UTC')"), ("alert_id", "String"),
     ("status", "String"), ("rule_id", "String"), ("rule_version", "String"), ("rule_set", "String"),
@@ -33,6 +33,8 @@ def _ts(ms: int) -> datetime:
 
 
 def scores_row(r: dict, partition: int, offset: int) -> list:
+    """One ``scores`` row; ``speech``/``energy_db`` null (not computed, or a record older than FrameScores v3)
+    are stored as empty arrays and ``vad`` null as ''."""
     probs = r["chunk_probs"]
     top = int(np.argmax(probs)) if len(probs) else 0
     labels = r["labels"]
@@ -41,7 +43,12 @@ def scores_row(r: dict, partition: int, offset: int) -> list:
             r["frame_ms"], r["n_frames"], labels, probs,
             labels[top] if labels else "", float(probs[top]) if len(probs) else 0.0,
             r["logits"], [] if embedding is None else embedding, r["gap_before"], r["end_of_call"],
-            r["model"]["name"], r["model"]["version"], r.get("attributes") or {}, partition, offset]
+            r["model"]["name"], r["model"]["version"], r.get("attributes") or {}, partition, offset,
+            _array(r.get("speech")), _array(r.get("energy_db")), r.get("vad") or ""]
+
+
+def _array(values):
+    return [] if values is None else values
 
 
 def alerts_row(r: dict, partition: int, offset: int) -> list:

@@ -41,3 +41,19 @@ def test_load_generator_sends_each_call_in_seq_order_with_end_of_call(monkeypatc
 @pytest.mark.parametrize("q", [0.5, 0.99])
 def test_bucket_quantile_empty_is_none(q):
     assert _bucket_quantile({}, {}, q) is None
+
+
+def test_compare_vads_reports_added_cpu_per_chunk_per_step():
+    from emowatch.bench.pipeline_infer import compare_vads
+
+    def rep(*steps):
+        return {"steps": [{"calls": c, "cpu_per_call": cpu, "vad_ms_per_chunk": v, "sustained": ok}
+                          for c, cpu, v, ok in steps]}
+
+    rows = compare_vads({"off": rep((16, 0.0100, 0.02, True), (32, 0.0090, 0.02, True)),
+                         "silero": rep((16, 0.0112, 0.9, True))})  # stopped earlier: no 32-call row for it
+    assert rows[0] == {"calls": 16, "off_cpu_ms_per_chunk": 10.0, "off_vad_ms_per_chunk": 0.02,
+                       "off_sustained": True, "silero_cpu_ms_per_chunk": 11.2, "silero_vad_ms_per_chunk": 0.9,
+                       "silero_sustained": True, "silero_added_cpu_ms_per_chunk": 1.2}
+    assert rows[1] == {"calls": 32, "off_cpu_ms_per_chunk": 9.0, "off_vad_ms_per_chunk": 0.02,
+                       "off_sustained": True}

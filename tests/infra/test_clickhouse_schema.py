@@ -9,6 +9,7 @@ from emowatch.topics.examples import example_record
 
 pytestmark = pytest.mark.integration  # the embedded ClickHouse (chDB)
 DB = "emowatch"
+VOICE = ("speech", "energy_db", "vad")  # the last columns of a scores row since migration 0006
 
 
 @pytest.fixture
@@ -98,8 +99,8 @@ def test_logit_sums_of_migration_0005_for_old_and_new_chunks(tmp_path):
     try:
         assert apply_migrations(client, DB, before) == [1, 2, 3, 4]
         now = int(time.time() * 1000)
-        old = [scores_row(scores("old", s, "sad", now), 0, s) for s in range(3)]
-        insert(client, "scores", SCORES_COLUMNS, old, "o")
+        old = [scores_row(scores("old", s, "sad", now), 0, s)[:-len(VOICE)] for s in range(3)]
+        insert(client, "scores", SCORES_COLUMNS[:-len(VOICE)], old, "o")  # as the sink wrote rows before 0006
         assert 5 in apply_migrations(client, DB)
         insert(client, "scores", SCORES_COLUMNS, [scores_row(scores("new", s, "angry", now), 0, s) for s in range(2)],
                "n")
@@ -112,5 +113,44 @@ def test_logit_sums_of_migration_0005_for_old_and_new_chunks(tmp_path):
             assert len(stored) == 9 and stored == summed
         assert max(range(9), key=lambda k: rows[0][1][k]) == 0 and max(range(9), key=lambda k: rows[-1][1][k]) == 6
         assert "logit_sums" not in client.query(f"SELECT * FROM {DB}.scores LIMIT 1").column_names
+    finally:
+        client.close()
+
+
+def test_voice_activity_columns_of_migration_0006(tmp_path):
+    """0006 adds speech/energy_db/vad to scores and scores_rescored, and to emotion_frames per frame: rows stored
+    before it read as empty arrays / '' (NULL per frame), rows of v3 records with their values."""
+    import shutil
+    import time
+
+    from emowatch.streams.resources import clickhouse_migrations_dir
+    from emowatch.streams.sink.migrations import apply_migrations
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in sorted(clickhouse_migrations_dir().glob("000[12345]_*.sql")):
+        shutil.copy(f, before / f.name)
+    assert tuple(SCORES_COLUMNS[-len(VOICE):]) == VOICE
+    client = connect(None, tmp_path, DB)
+    try:
+        assert apply_migrations(client, DB, before) == [1, 2, 3, 4, 5]
+        now = int(time.time() * 1000)
+        insert(client, "scores", SCORES_COLUMNS[:-len(VOICE)],
+               [scores_row(scores("old", 0, "sad", now), 0, 0)[:-len(VOICE)]], "o")
+        assert apply_migrations(client, DB) == [6]
+        speech, energy = [0.0, 0.25, 0.5, 0.75, 1.0] * 10, [-100.0, -50.5, -20.0, -9.0, -3.0] * 10  # 50 frames
+        new = dict(scores("new", 0, "angry", now), speech=speech, energy_db=energy,
+                   vad="silero-vad 6.2.3 context 512 ms")
+        insert(client, "scores", SCORES_COLUMNS, [scores_row(new, 0, 1)], "n")
+        rows = client.query(f"SELECT call_id, speech, energy_db, vad FROM {DB}.scores ORDER BY call_id").result_rows
+        assert rows == [("new", speech, energy, new["vad"]), ("old", [], [], "")]
+        frames = client.query(f"SELECT call_id, frame, speech, energy_db FROM {DB}.emotion_frames "
+                              "ORDER BY call_id, frame").result_rows
+        assert frames == [("new", f, speech[f], energy[f]) for f in range(50)] + [("old", f, None, None)
+                                                                                  for f in range(50)]
+        cols = {r[0]: r[1] for r in client.query(
+            f"SELECT name, type FROM system.columns WHERE database = '{DB}' AND table = 'scores_rescored'").result_rows}
+        assert (cols["speech"], cols["energy_db"], cols["vad"]) == (
+            "Array(Float32)", "Array(Float32)", "LowCardinality(String)")
     finally:
         client.close()

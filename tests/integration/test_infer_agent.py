@@ -101,6 +101,13 @@ def test_out_of_order_and_duplicated_chunks_are_scored_once_each_in_seq_order(ag
     for s in got:
         np.testing.assert_allclose(s["chunk_probs"], ref[s["seq"]]["chunk_probs"], atol=1e-5)
         assert s["start_ms"] == ref[s["seq"]]["start_ms"] and s["end_of_call"] == (s["seq"] == n - 1)
+        # voice activity (FrameScores v3): one value per frame, bit for bit the in-order call's, whatever
+        # the arrival order and the batches each chunk was scored in
+        assert len(s["speech"]) == len(s["energy_db"]) == s["n_frames"] == 50
+        assert s["vad"].startswith("silero-vad ") and s["vad"] == ref[s["seq"]]["vad"]
+        assert (s["speech"], s["energy_db"]) == (ref[s["seq"]]["speech"], ref[s["seq"]]["energy_db"])
+        assert all(0.0 <= p <= 1.0 for p in s["speech"]) and min(s["energy_db"]) >= -100.0
+    assert np.mean([p for s in got for p in s["speech"]]) > 0.5  # escalating_01 is speech
 
 
 def stereo_records(call_id: str, left: np.ndarray, right: np.ndarray, seconds: int) -> list[dict]:
@@ -213,13 +220,16 @@ def test_health_and_metrics_report_the_agent_state(agent):
     assert health["status"] == "ok" and health["problems"] == [], health
     assert health["consumer_lag"] == 0 and health["inputs_in_flight"] == 0 and health["queued"] == 0
     assert health["model"]["name"] and health["group"] == "emowatch-infer"
+    assert health["model"]["vad"].startswith("silero-vad ")  # the default detector
+    assert max(p for x in agent.scores_of(f"h-{u}") for p in x["speech"]) < 0.5  # quiet_01: no speech
     assert health["partitions"] == [0, 1, 2, 3] and health["received"] >= 3 and health["scored"] >= 3
     metrics = urllib.request.urlopen(health_url_metrics(url), timeout=10).read().decode()
     for name in ("emowatch_infer_received_total", "emowatch_infer_scored_total", "emowatch_infer_dlq_total",
                  "# TYPE emowatch_infer_discarded_total counter", "# TYPE emowatch_infer_errors_total counter",
                  "emowatch_infer_batch_size_bucket", "emowatch_infer_queue_delay_seconds_bucket",
                  "emowatch_infer_model_seconds_bucket", "emowatch_infer_real_time_factor",
-                 "emowatch_infer_consumer_lag 0.0", "emowatch_infer_bytes_per_call", "emowatch_infer_latency_seconds"):
+                 "emowatch_infer_consumer_lag 0.0", "emowatch_infer_bytes_per_call", "emowatch_infer_latency_seconds",
+                 "emowatch_infer_vad_seconds", "emowatch_infer_vad_failures 0.0"):
         assert name in metrics, name
 
 

@@ -19,6 +19,9 @@ def test_env_is_read_explicitly_and_nested():
     ({"EMOWATCH_SINK__CLUSTER": "emo'; DROP", "EMOWATCH_SINK__CLICKHOUSE_URL": "http://ch:8123"},
      "EMOWATCH_SINK__CLUSTER"),
     ({"EMOWATCH_SINK__REPLICA_PATH": "/clickhouse/tables/{table}"}, "EMOWATCH_SINK__REPLICA_PATH"),  # no {shard}
+    ({"EMOWATCH_INFER__VAD": "pyannote"}, "EMOWATCH_INFER__VAD"),
+    ({"EMOWATCH_INFER__VAD_WEBRTC_MODE": "4"}, "EMOWATCH_INFER__VAD_WEBRTC_MODE"),
+    ({"EMOWATCH_INFER__VAD_CONTEXT_MS": "-1"}, "EMOWATCH_INFER__VAD_CONTEXT_MS"),
     ({"EMOWATCH_SINK__CLUSTER": "emo", "EMOWATCH_SINK__CLICKHOUSE_URL": "http://ch:8123",
       "EMOWATCH_SINK__DATABASE": "emo-watch"}, "EMOWATCH_SINK__DATABASE"),
 ])
@@ -54,3 +57,9 @@ def test_configuration_doc_is_generated_from_the_settings_model():
     doc = (docs / "configuration.md").read_text()
     assert all(f"`{name}`" in doc for name, _default, _type in settings_reference())
     assert doc == render(), "docs/configuration.md is stale: run python docs/gen_configuration.py"
+
+
+def test_voice_activity_settings():
+    assert (load_settings({}).infer.vad, load_settings({}).infer.vad_context_ms) == ("silero", 256)
+    s = load_settings({"EMOWATCH_INFER__VAD": "webrtc", "EMOWATCH_INFER__VAD_WEBRTC_MODE": "3"})
+    assert (s.infer.vad, s.infer.vad_webrtc_mode) == ("webrtc", 3)

@@ -26,14 +26,17 @@ from emowatch.topics.examples import example_record
 
 SCHEMAS = ("Alert", "AudioChunk", "DeadLetter", "FrameScores", "RuleSet")
 V1_ONLY = ("Ack", "NotificationLog", "Silence")  # the notifier's records, born with trace_id
+V3 = ("FrameScores",)  # v3 adds the voice activity fields
+ALL_VERSIONS = [(n, v) for n in SCHEMAS for v in versions(n)] + [(n, 1) for n in V1_ONLY]
 
 
 def test_all_schemas_have_v1_and_v2() -> None:
     assert schema_names() == tuple(sorted(SCHEMAS + V1_ONLY))
     for name in SCHEMAS:
-        assert versions(name) == (1, 2)
-        assert latest_version(name) == 2
-        assert load_schema(name).version == 2
+        last = 3 if name in V3 else 2
+        assert versions(name) == tuple(range(1, last + 1))
+        assert latest_version(name) == last
+        assert load_schema(name).version == last
     for name in V1_ONLY:
         assert versions(name) == (1,)
         last = load_schema(name).raw["fields"][-1]
@@ -86,6 +89,17 @@ def test_v2_adds_exactly_one_optional_field(name: str) -> None:
     assert {k: v for k, v in v2.items() if k != "fields"} == {k: v for k, v in v1.items() if k != "fields"}
 
 
+def test_frame_scores_v3_adds_the_voice_activity_fields() -> None:
+    v2, v3 = load_schema("FrameScores", 2).raw, load_schema("FrameScores", 3).raw
+    assert v3["fields"][:-3] == v2["fields"]
+    added = {f["name"]: f for f in v3["fields"][-3:]}
+    assert list(added) == ["speech", "energy_db", "vad"]
+    floats = ["null", {"type": "array", "items": "float"}]
+    assert [added[n]["type"] for n in added] == [floats, floats, ["null", "string"]]
+    assert all("default" in f and f["default"] is None for f in added.values())
+    assert {k: v for k, v in v3.items() if k != "fields"} == {k: v for k, v in v2.items() if k != "fields"}
+
+
 def test_crc64_avro_matches_the_avro_spec_vector() -> None:
     # From the Avro reference implementations' tests: "int" -> 0x7275d51a3f395c8f,
     # single-object header C3 01 8F 5C 39 3F 1A D5 75 72.
@@ -93,7 +107,7 @@ def test_crc64_avro_matches_the_avro_spec_vector() -> None:
     assert crc64_avro(b'"int"').to_bytes(8, "little") == bytes.fromhex("8f5c393f1ad57572")
 
 
-@pytest.mark.parametrize(("name", "version"), [(n, v) for n in SCHEMAS for v in (1, 2)] + [(n, 1) for n in V1_ONLY])
+@pytest.mark.parametrize(("name", "version"), ALL_VERSIONS)
 def test_fingerprint_matches_fastavro(name: str, version: int) -> None:
     info = load_schema(name, version)
     assert info.fingerprint.hex() == fastavro_fingerprint(info.canonical, "CRC-64-AVRO")
@@ -104,9 +118,8 @@ def test_fingerprint_matches_fastavro(name: str, version: int) -> None:
 
 def test_fingerprint_table_holds_every_version_once() -> None:
     table = fingerprint_table()
-    assert len(table) == 2 * len(SCHEMAS) + len(V1_ONLY)
-    assert {(i.name, i.version) for i in table.values()} == {(n, v) for n in SCHEMAS for v in (1, 2)} | {
-        (n, 1) for n in V1_ONLY}
+    assert len(table) == 2 * len(SCHEMAS) + len(V3) + len(V1_ONLY)
+    assert {(i.name, i.version) for i in table.values()} == set(ALL_VERSIONS)
     for fp, info in table.items():
         assert fp == info.fingerprint
 

@@ -11,7 +11,7 @@ import fastavro
 import numpy as np
 import pytest
 
-from emowatch.topics.catalog import load_schema
+from emowatch.topics.catalog import load_schema, versions
 from emowatch.topics.examples import EXAMPLE_EVENT_TIME_MS, example_record
 from emowatch.topics.serde import AvroSerde, SerdeError, decode_key, encode_key
 
@@ -25,17 +25,20 @@ def registry_url() -> str:
     return f"mock://{uuid.uuid4().hex}"
 
 
-def expected(record: dict, reader_version: int) -> dict:
-    out = dict(record)
-    if reader_version >= 2:
-        out.setdefault("trace_id", None)
-    else:
-        out.pop("trace_id", None)
-    return out
+SCHEMA_VERSIONS = [(n, v) for n in SCHEMAS for v in versions(n)]
+EVOLUTION = [(n, w, r) for n in SCHEMAS for w in versions(n) for r in versions(n)]
+# what each version adds, with a value (every added field is optional with a null default)
+ADDED = {2: {"trace_id": "0af7651916cd43dd8448eb211c80319c"},
+         3: {"speech": [0.0, 0.25, 1.0, 0.5, 0.75], "energy_db": [-100.0, -42.5, -6.0, -20.25, -30.0],
+             "vad": "silero-vad 6.2.3 context 512 ms"}}
 
 
-@pytest.mark.parametrize("name", SCHEMAS)
-@pytest.mark.parametrize("version", [1, 2])
+def expected(record: dict, reader_version: int, name: str = "FrameScores") -> dict:
+    """What a reader of ``reader_version`` returns for ``record``: its fields, absent ones at their null default."""
+    return {f: record.get(f) for f in load_schema(name, reader_version).field_names}
+
+
+@pytest.mark.parametrize(("name", "version"), SCHEMA_VERSIONS)
 def test_single_object_round_trip(name: str, version: int) -> None:
     serde = AvroSerde(name, version=version)
     record = example_record(name)
@@ -43,7 +46,7 @@ def test_single_object_round_trip(name: str, version: int) -> None:
     assert serde.framing == "single-object"
     assert data[:2] == b"\xc3\x01"
     assert data[2:10] == load_schema(name, version).fingerprint
-    assert serde.decode(data, topic=TOPIC) == expected(record, version)
+    assert serde.decode(data, topic=TOPIC) == expected(record, version, name)
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
@@ -56,12 +59,10 @@ def test_registry_round_trip_uses_confluent_framing_and_topic_subject(name: str,
     registered = client.get_latest_version(f"{TOPIC}-value")
     assert data[0] == 0 and int.from_bytes(data[1:5], "big") == registered.schema_id
     assert "timestamp-millis" in registered.schema.schema_str  # registered with its logical types
-    assert serde.decode(data, topic=TOPIC) == record
+    assert serde.decode(data, topic=TOPIC) == expected(record, serde.version, name)
 
 
-@pytest.mark.parametrize("name", SCHEMAS)
-@pytest.mark.parametrize("writer_version", [1, 2])
-@pytest.mark.parametrize("reader_version", [1, 2])
+@pytest.mark.parametrize(("name", "writer_version", "reader_version"), EVOLUTION)
 @pytest.mark.parametrize("framing", ["single-object", "registry"])
 def test_evolution_both_ways(
     name: str, writer_version: int, reader_version: int, framing: str, registry_url: str
@@ -70,10 +71,10 @@ def test_evolution_both_ways(
     writer = AvroSerde(name, version=writer_version, registry_url=url)
     reader = AvroSerde(name, version=reader_version, registry_url=registry_url)
     record = example_record(name)
-    if writer_version == 2:
-        record["trace_id"] = "0af7651916cd43dd8448eb211c80319c"
+    for version in range(2, writer_version + 1):
+        record.update(ADDED[version])
     out = reader.decode(writer.encode(record, topic=TOPIC), topic=TOPIC)
-    assert out == expected(record, reader_version)
+    assert out == expected(record, reader_version, name)
     assert list(out) == list(load_schema(name, reader_version).field_names)
 
 
@@ -82,8 +83,8 @@ def test_reader_accepts_both_framings_regardless_of_config(registry_url: str) ->
     plain = AvroSerde("Alert").encode(record, topic=TOPIC)
     framed = AvroSerde("Alert", registry_url=registry_url).encode(record, topic=TOPIC)
     with_registry = AvroSerde("Alert", registry_url=registry_url)
-    assert with_registry.decode(plain, topic=TOPIC) == expected(record, 2)
-    assert with_registry.decode(framed, topic=TOPIC) == expected(record, 2)
+    assert with_registry.decode(plain, topic=TOPIC) == expected(record, 2, "Alert")
+    assert with_registry.decode(framed, topic=TOPIC) == expected(record, 2, "Alert")
     with pytest.raises(SerdeError, match="registry URL .* is needed") as info:
         AvroSerde("Alert").decode(framed, topic=TOPIC, partition=2, offset=9)
     assert (info.value.topic, info.value.partition, info.value.offset) == (TOPIC, 2, 9)

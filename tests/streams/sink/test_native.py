@@ -37,6 +37,10 @@ def test_a_block_is_columns_rows_then_name_type_data_per_column():
                      + b"\x01b\x06String" + b"\x01x\x02yz")
 
 
+SPEECH = [0.0, 0.25, 0.5, 0.75, 1.0]  # FrameScores v3 voice activity of the example's 5 frames
+ENERGY = [-100.0, -60.5, -30.25, -12.0, -3.0]
+
+
 def _records(now: int) -> tuple[list[list], list[list]]:
     from emowatch.topics.serde import AvroSerde
 
@@ -46,7 +50,11 @@ def _records(now: int) -> tuple[list[list], list[list]]:
         rec = example_record("FrameScores", call_id=f"c-{i}", seq=i, event_time=now + i * 1001,
                              attributes={"agent_id": f"ag-{i}", "note": "é" * 70} if i % 2 else {},
                              embedding=[0.5, -1.25] if i == 3 else None, gap_before=i == 2, end_of_call=i == 5)
-        data = lists.encode(rec, topic="t")
+        if i in (0, 3):  # voice activity; the others have none (VAD off: energy only; or an older writer)
+            rec.update(speech=SPEECH, energy_db=ENERGY, vad=f"silero-vad 6.2.3 context {i} ms")
+        elif i == 4:
+            rec.update(energy_db=ENERGY)
+        data = (AvroSerde("FrameScores", version=1) if i == 5 else lists).encode(rec, topic="t")
         serde = arrays if i % 2 else lists  # numpy arrays and lists alike
         scores.append(scores_row(serde.decode(data, topic="t"), i % 3, 1000 + i))
     alerts = [alerts_row(example_record("Alert", call_id=f"c-{i}", alert_id=f"a-{i}", event_time=now + i,
@@ -73,6 +81,14 @@ def test_a_native_block_stores_what_clickhouse_connect_stores(tmp_path):
             want = client.query(query.format("viaconnect")).result_rows
             got = client.query(query.format("vianative")).result_rows
             assert len(got) == len(rows) and got == want
+        query = "SELECT seq, speech, energy_db, vad FROM vianative.scores ORDER BY seq"
+        assert client.query(query).result_rows == [
+            (0, SPEECH, ENERGY, "silero-vad 6.2.3 context 0 ms"), (1, [], [], ""), (2, [], [], ""),
+            (3, SPEECH, ENERGY, "silero-vad 6.2.3 context 3 ms"), (4, [], ENERGY, ""), (5, [], [], "")]
+        frames = client.query("SELECT call_id, frame, speech, energy_db, vad FROM vianative.emotion_frames "
+                              "WHERE seq IN (0, 4) ORDER BY call_id, frame").result_rows
+        assert frames == [("c-0", f, SPEECH[f], ENERGY[f], "silero-vad 6.2.3 context 0 ms") for f in range(5)] + [
+            ("c-4", f, None, ENERGY[f], "") for f in range(5)]
         apply_schema(client, "viawriter")  # the sink's writer: a repeated batch (same token) is dropped
         writer = SinkWriter(client, "viawriter", "g")
         for batch in (Batch("t", 0, 0, 5, scores), Batch("t", 0, 0, 5, scores), Batch("t", 0, 0, 6, scores[:1])):
