@@ -177,12 +177,28 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                 if in_scope or rule.id in rules_state:
                     active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), valid_r[:, j].tolist(),
                                    in_scope, None, None))
+    deferred: list[tuple[Any, ...]] = []  # new sequence progress, inserted only if no other rule is active
     if crs.sequence_rules:
-        dominant_all, p_max_all = given[4:] if given[4] is not None else (probs.argmax(axis=2), probs.max(axis=2))
-        for rule, wi in crs.sequence_rules:
+        dominant_all, p_max_all = (given[4:6] if given[4] is not None
+                                   else (probs.argmax(axis=2), probs.max(axis=2)))
+        progress = given[6] if len(given) > 6 else None
+        for si, (rule, wi) in enumerate(crs.sequence_rules):
             in_scope = rule.in_scope(role, business_line, attributes)
             dominant, p_max, ok = dominant_all[wi], p_max_all[wi], valid[wi]
             st = rules_state.get(rule.id)
+            if progress is not None and in_scope and si in progress:
+                # computed for many messages at once (lifecycle.progress_many): the rule is not matched, not in
+                # an episode, and its last step is reached nowhere in this message - only ``sq`` moves
+                steps = progress[si]
+                if st is not None:
+                    if steps is None:
+                        st.pop("sq", None)
+                    else:
+                        st["sq"] = steps
+                elif steps is not None:
+                    deferred.append((steps, (rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
+                                             dominant.tolist(), p_max.tolist())))
+                continue
             if st is not None and in_scope and "st" not in st and "m" not in st:
                 ok_l, dom_l, top_l = ok.tolist(), dominant.tolist(), p_max.tolist()
                 last, thr = rule.last_col, rule.threshold
@@ -198,6 +214,12 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                     (ok & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
                 active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
                                dominant.tolist(), p_max.tolist()))
+    if deferred:
+        if not active and len(deferred) == 1:  # alone: its new state holds just the progress, as the loop leaves it
+            steps, item = deferred[0]
+            rules_state[item[0].id] = {"sq": steps}
+            return
+        active += [item for _, item in deferred]  # else the loop creates the rules' states, in its order
     if not active:
         return
     active.sort(key=lambda item: item[0].order)
