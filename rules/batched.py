@@ -15,7 +15,11 @@ that are pending, firing, cooling down or whose condition holds somewhere in the
 none: they only get their new window state). The items of one ``step_many`` must belong to different calls
 (a call's next message needs the state this one returns); :func:`step_batch` takes a batch in arrival order and
 evaluates it in waves. The states returned keep the window ring as a float32 array instead of its string form
-(same values, cheaper to carry from one batch to the next); :func:`stored_form` gives the form to store.
+(same values, cheaper to carry from one message to the next); :func:`stored_form` gives the form to store.
+
+A new kind of condition plugs in with its per-message form alone (``engine._run_points``): what
+:class:`~emowatch.rules.engine.Given` does not carry is computed per message; a column-wise form (a new field
+of ``Given``, filled here per group) is an optimisation, checked against ``step`` by ``tests/rules``.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from emowatch.rules.compiler import CompiledRuleSet
-from emowatch.rules.engine import Pending, begin, finish, threshold_conditions
+from emowatch.rules.engine import Given, Pending, begin, finish, threshold_conditions
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import NO_STEP, progress_many
 from emowatch.rules.windows import advance_many, encode_ring
@@ -52,7 +56,7 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
     groups: list[tuple[list[int], Any, Any, Any]] = []
     wins = advance_many([(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, p.end_of_call) for _, p in pending],
                         crs.hop_ms, crs.windows, crs.max_bins, groups)
-    conditions: dict[int, tuple[Any, ...]] = {}
+    conditions: dict[int, Given] = {}
     # one product for a whole group: exact, as every value is a sum of at most two probabilities (any
     # order of adding them gives the same float); wider sums are left to each message's own product
     shared_values = bool(crs.threshold_rules) and all(len(r.cols) <= 2 for r in crs.threshold_rules)
@@ -63,12 +67,12 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
             thresholds[3] = thresholds[3].tolist()
         top = (probs.argmax(axis=-1), probs.max(axis=-1)) if crs.sequence_rules else (None, None)
         progress = _sequence_progress(crs, [pending[k][1] for k in members], valid, times, *top)
+        values, holds, valid_r, any_hold = thresholds
         for b, k in enumerate(members):
-            values, holds, valid_r, any_hold = thresholds
-            conditions[k] = (None if values is None else values[b], None if holds is None else holds[b], valid_r,
-                             None if any_hold is None else any_hold[b],
-                             None if top[0] is None else top[0][b], None if top[1] is None else top[1][b],
-                             progress[b])
+            conditions[k] = Given(None if values is None else values[b], None if holds is None else holds[b],
+                                  valid_r, None if any_hold is None else any_hold[b],
+                                  None if top[0] is None else top[0][b], None if top[1] is None else top[1][b],
+                                  progress[b])
     for k, ((i, p), win) in enumerate(zip(pending, wins)):
         results[i] = win if isinstance(win, ScoresError) else finish(p, win, crs, conditions.get(k))
     return results  # type: ignore[return-value]

@@ -95,6 +95,7 @@ class BatchEvaluator:
             self.seed_finished()
         m = self.metrics
         m.stage.received.inc(len(batch))
+        m.batch.observe(len(batch))
         crs = self.rules.current[1]  # one read per batch: a hot reload takes effect between batches
         pending: list[Awaitable[Any]] = []
         accepted: list[tuple[Source, dict[str, Any], str, bytes]] = []
