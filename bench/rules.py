@@ -240,9 +240,10 @@ def _run_variant(stack: Any, variant: str, r: int, rules_file: Path, n: int) -> 
         out = _measure(stack, "rules worker", w, "emowatch_rules_received_total", n, 300)
         time.sleep(1.0)  # let the last alerts be acknowledged before reading the counters
         out["alert_events"] = int(_metric(w.http_port, "emowatch_rules_alerts_total"))
-        steps = _metric(w.http_port, "emowatch_rules_step_seconds_count")
-        out["step_us_mean_in_worker"] = (
-            round(_metric(w.http_port, "emowatch_rules_step_seconds_sum") / steps * 1e6) if steps else None)
+        received = _metric(w.http_port, "emowatch_rules_received_total")
+        out["step_us_mean_in_worker"] = (  # all batches' evaluation time over all messages
+            round(_metric(w.http_port, "emowatch_rules_evaluation_seconds_total") / received * 1e6, 1)
+            if received else None)
         batches = _metric(w.http_port, "emowatch_rules_batch_messages_count")
         out["batch_messages_mean"] = (
             round(_metric(w.http_port, "emowatch_rules_batch_messages_sum") / batches, 1) if batches else None)

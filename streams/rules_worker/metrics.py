@@ -23,6 +23,7 @@ class RulesMetrics:
         self.step = m.histogram("rules_step_seconds",
                                 "Rule evaluation time per message (a batch's time over its messages)",
                                 (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.02, 0.1))
+        self.evaluation = m.counter("rules_evaluation_seconds", "Rule evaluation time, all batches (wall)")
         self.batch = m.histogram("rules_batch_messages", "Messages per evaluated batch",
                                  (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000))
         self.expired = m.counter("rules_calls_expired", "Ended calls deleted from the table after the retention")
