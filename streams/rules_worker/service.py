@@ -15,6 +15,7 @@ offset (see ``batch.py`` for why that loses and duplicates nothing).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -148,6 +149,10 @@ class RulesWorker:
             self._feed_started = True
             self.app.add_future(self.feed.run())
         await self.rules.wait_ready(self.feed.caught_up)
+        # Start-up objects (Faust, the clients, the recovered table) live as long as the process: kept out of
+        # the cyclic GC's full collections, which otherwise walk them all (~10 % of the evaluation time).
+        gc.collect()
+        gc.freeze()
         async for batch in stream.noack_take(self.batch_max, within=self.batch_wait_s):
             await self.process_batch(batch, stream.ack)
 

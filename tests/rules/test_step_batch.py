@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from emowatch.rules.batched import step_batch, stored_form
+from emowatch.rules.batched import MIN_WAVE, step_batch, step_many, stored_form
 from emowatch.rules.compiler import SEQUENCE, compile_ruleset
 from emowatch.rules.engine import step
 from emowatch.rules.errors import ScoresError
@@ -170,10 +170,27 @@ def test_step_batch_keeps_each_calls_order_within_a_batch():
     assert max(sum(1 for m in messages if m["call_id"] == c) for c in {m["call_id"] for m in messages}) > 20
 
 
+def test_small_batches_go_message_by_message_with_the_same_results():
+    crs = compile_ruleset(parse_ruleset(RULES, "columns.yaml"))
+    messages = _messages(6, calls=8)
+    _, want = _one_by_one(lambda _i: crs, messages)
+    states, got = {}, []
+    for i in range(0, len(messages), MIN_WAVE - 1):  # every wave smaller than MIN_WAVE
+        part = messages[i:i + MIN_WAVE - 1]
+        for m, res in zip(part, step_batch(part, states.get, crs)):
+            if isinstance(res, ScoresError):
+                got.append(str(res))
+                continue
+            states[m["call_id"]], ev = res
+            got.append(ev)
+            assert isinstance(states[m["call_id"]]["r"][m["role"]].get("ring", ""), str)  # step()'s own states
+    assert got == want
+
+
 def test_stored_form_is_the_string_ring_and_leaves_stored_states_alone():
     crs = compile_ruleset(parse_ruleset(RULES, "columns.yaml"))
     m = synthetic_call("x", [(2000, {"angry": 0.9})], end_of_call=False)
-    [(state, _)] = step_batch(m[:1], {}.get, crs)
+    [(state, _)] = step_many([(None, m[0])], crs)
     assert isinstance(state["r"]["CUSTOMER"]["ring"], np.ndarray)
     stored = stored_form(state)
     assert stored == step(None, m[0], crs)[0] and isinstance(stored["r"]["CUSTOMER"]["ring"], str)
