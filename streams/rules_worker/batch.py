@@ -6,17 +6,20 @@ dead-letter send are injected, so the batch logic is tested without a broker.
 
 Crash safety (at-least-once, nothing lost): a batch's alerts and dead letters are
 acknowledged by the broker *before* the call states that record its messages are written to
-the table, and the service acknowledges the batch's offsets only after :meth:`handle`
-returned. After a kill -9 the table recovers a state that is never ahead of the delivered
-alerts; messages after the committed offset are evaluated again, those the state already
+the table (:meth:`evaluate` awaits them; :meth:`flush` writes), and the service acknowledges
+messages only after a :meth:`flush` that followed their evaluation (``held.py``: every few
+batches, at once on a rebalance or a stop). After a kill -9 the table recovers a state that
+is never ahead of the delivered alerts, and no committed offset is ahead of the recovered
+state; messages after the committed offset are evaluated again, those the state already
 holds are dropped as duplicates (same call, role, seq) and the rest re-emit identical alerts
 (``alert_id`` is deterministic), which consumers dedupe by ``alert_id``.
 
 Evaluation is column-wise (:func:`~emowatch.rules.batched.step_batch`): the batch's messages are decoded,
 then evaluated in waves (the first message of every call, then the second, ...), each wave's window scoring,
 threshold conditions and sequence progress as whole-array operations; results, alerts and states equal
-``step`` one message after the other. The rule set in force is read once per batch. Between batches of a
-call its state lives in the table in stored form (rings as strings); within a batch as arrays.
+``step`` one message after the other. The rule set in force is read once per batch. A call's state is kept
+in memory (rings as arrays) from its first change after a flush until the next flush writes it to the table
+in stored form (rings as strings, as ``step`` stores them); reads see the unwritten state first.
 """
 from __future__ import annotations
 
@@ -81,16 +84,28 @@ class BatchEvaluator:
         self.clock = clock
         self.writes = 0
         self.seeded = False
+        self.unwritten: dict[str, list[Any]] = {}  # call -> [state as written, state now, partition, key]
 
     def in_scope(self, line: str) -> bool:
         return self.business_line == "*" or line == self.business_line
 
     async def handle(self, batch: Sequence[Source]) -> None:
-        """Evaluate a batch; await its alerts' and dead letters' acks; then write each touched
-        call's state once (with its changelog record on the message's partition).
+        """:meth:`evaluate` a batch, then :meth:`flush` (write the states)."""
+        await self.evaluate(batch)
+        await self.flush()
 
-        Raises when an alert or dead letter cannot be delivered: the caller must then not
-        acknowledge the batch."""
+    def state_of(self, call_id: str, key: bytes) -> Any:
+        """A call's current state: not yet written (as :func:`~emowatch.rules.batched.stored_form`), else the
+        table's."""
+        entry = self.unwritten.get(call_id)
+        return stored_form(entry[1]) if entry is not None else self.table.get(key)
+
+    async def evaluate(self, batch: Sequence[Source]) -> None:
+        """Evaluate a batch and await its alerts' and dead letters' acks; the new states are kept (``unwritten``)
+        until :meth:`flush`.
+
+        Raises when an alert or dead letter cannot be delivered: the caller must then acknowledge
+        nothing that was not flushed before."""
         if not self.seeded:  # the table is recovered once events flow
             self.seed_finished()
         m = self.metrics
@@ -114,7 +129,8 @@ class BatchEvaluator:
                 pending.append(await self.dead_letter(source, exc, call_id))
                 continue
             if call_id not in before:
-                before[call_id] = self.table.get(key)
+                entry = self.unwritten.get(call_id)
+                before[call_id] = entry[1] if entry is not None else self.table.get(key)
             accepted.append((source, record, call_id, key))
         results = self._evaluate([record for _, record, _, _ in accepted], before, crs)
         working: dict[str, list[Any]] = {}  # call -> [state before the batch, state, partition, key]
@@ -139,7 +155,18 @@ class BatchEvaluator:
                 entry[1] = state
         if pending:
             await asyncio.gather(*pending)  # acked before the states that record them are written
-        await self._write(working)
+        for call_id, entry in working.items():
+            kept = self.unwritten.get(call_id)
+            if kept is None:
+                self.unwritten[call_id] = entry
+            else:
+                kept[1] = entry[1]  # kept[0]: the state as last written
+
+    async def flush(self) -> None:
+        """Write every call state changed since the last flush, once (its changelog record on the partition of the
+        call's messages); then delete ended calls whose retention is over."""
+        unwritten, self.unwritten = self.unwritten, {}
+        await self._write(unwritten)
 
     def _evaluate(self, records: list[dict[str, Any]], before: dict[str, Any],
                   crs: CompiledRuleSet) -> list[Result | DeadLetterError]:
@@ -178,10 +205,10 @@ class BatchEvaluator:
             out.append((state, events))
         return out
 
-    async def _write(self, working: dict[str, list[Any]]) -> None:
+    async def _write(self, unwritten: dict[str, list[Any]]) -> None:
         now = self.clock()
         partitions = set()
-        for i, (call_id, (before, state, partition, key)) in enumerate(working.items(), 1):
+        for i, (call_id, (before, state, partition, key)) in enumerate(unwritten.items(), 1):
             state = stored_form(state)  # the window rings as strings, as step() stores them
             self.table.put(partition, key, state)
             if i % CHANGELOG_CHUNK == 0:  # Faust's send buffer warns ("producer buffer full") past 100

@@ -209,3 +209,20 @@ def test_a_batch_of_many_calls_gives_the_alerts_and_states_of_step_one_message_a
     stored = {k.decode(): json.dumps(v) for k, v in ev.table.data.items()}
     assert stored == {c: json.dumps(s) for c, s in states.items()}  # as step() would have stored them
     assert ev.metrics.stage.discarded.labels("duplicate")._value.get() == 1
+
+
+def test_states_evaluated_over_several_batches_are_written_once_at_the_flush():
+    from emowatch.rules.engine import step
+
+    log = Log()
+    ev, dead = make(log)
+    msgs = angry_call()
+    asyncio.run(ev.evaluate(msgs[:3]))
+    asyncio.run(ev.evaluate(msgs[3:]))
+    assert "put" not in [k for k, _ in log.events] and "alert" in [k for k, _ in log.events]
+    state = None
+    for m in synthetic_call("c-1", [(6000, {"angry": 0.95})], business_line="default"):
+        state, _ = step(state, m, ev.rules.current[1])
+    assert ev.state_of("c-1", b"c-1") == state and ev.table.get(b"c-1") is None  # read through, not yet written
+    asyncio.run(ev.flush())
+    assert [k for k, _ in log.events].count("put") == 1 and ev.table.get(b"c-1") == state and not dead
