@@ -14,7 +14,7 @@ The input state is never mutated; the returned state is a new dict sharing uncha
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -109,13 +109,27 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
     return p
 
 
+class Given(NamedTuple):
+    """What :func:`finish` is given about one message when it was computed for many messages at once
+    (:mod:`emowatch.rules.batched`); a ``None`` part is computed by :func:`finish` itself."""
+
+    values: Any = None     # threshold rules: (values, holds, valid, any_hold), see threshold_conditions
+    holds: Any = None
+    valid: Any = None
+    any_hold: Any = None
+    dominant: Any = None   # windows: (n_windows, E) dominant class and its probability
+    p_max: Any = None
+    progress: dict[int, list[int | None] | None] | None = None
+    """sequence rule index -> its new ``sq`` (None: no progress), for the rules that can only progress in this
+    message (``lifecycle.progress_many``); absent rules go point by point"""
+
+
 def finish(p: Pending, win: Any, crs: CompiledRuleSet,
-           conditions: tuple[Any, ...] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+           conditions: Given | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The rules at the message's evaluation points (``win``: its ``advance`` result), the events, the new state.
 
     ``conditions`` (optional): the rules' inputs at every point of ``win`` when computed for many messages at
-    once - the threshold rules' ``(values, holds, valid, any_hold)`` (:func:`threshold_conditions`) and the
-    windows' ``(dominant class, top probability)``; a ``None`` part is computed here."""
+    once (:class:`Given`). A kind of condition without a column-wise form is simply computed here."""
     scores, rules_state, events, end_ms, base = p.scores, p.rules_state, p.events, p.end_ms, p.base
     last_value: dict[str, float] = {}
     if win.times.shape[0]:
@@ -140,7 +154,7 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet,
     return {**p.state, "v": STATE_VERSION, "r": {**p.roles, p.role: new_role}}, events
 
 
-_NOT_GIVEN = (None,) * 6
+_NOT_GIVEN = Given()
 
 
 def threshold_conditions(crs: CompiledRuleSet, probs: np.ndarray, valid: np.ndarray) -> tuple[Any, ...]:
@@ -158,7 +172,7 @@ def threshold_conditions(crs: CompiledRuleSet, probs: np.ndarray, valid: np.ndar
 
 def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: str, roles: dict[str, Any],
                 rules_state: dict[str, dict[str, Any]], base: int, events: list[dict[str, Any]],
-                last_value: dict[str, float], conditions: tuple[Any, ...] | None = None) -> None:
+                last_value: dict[str, float], conditions: Given | None = None) -> None:
     """Condition values for every rule at every evaluation point, then the lifecycle per point.
 
     Rules whose condition holds nowhere in the message and that have no state are skipped
@@ -169,7 +183,7 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
     given = conditions or _NOT_GIVEN
     if crs.threshold_rules:
-        values, holds, valid_r, any_hold = (given[:4] if given[0] is not None
+        values, holds, valid_r, any_hold = (given[:4] if given.values is not None
                                             else threshold_conditions(crs, probs, valid))
         for j, rule in enumerate(crs.threshold_rules):
             if any_hold[j] or rule.id in rules_state:
@@ -177,12 +191,28 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                 if in_scope or rule.id in rules_state:
                     active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), valid_r[:, j].tolist(),
                                    in_scope, None, None))
+    deferred: list[tuple[Any, ...]] = []  # new sequence progress, inserted only if no other rule is active
     if crs.sequence_rules:
-        dominant_all, p_max_all = given[4:] if given[4] is not None else (probs.argmax(axis=2), probs.max(axis=2))
-        for rule, wi in crs.sequence_rules:
+        dominant_all, p_max_all = (given[4:6] if given.dominant is not None
+                                   else (probs.argmax(axis=2), probs.max(axis=2)))
+        progress = given.progress
+        for si, (rule, wi) in enumerate(crs.sequence_rules):
             in_scope = rule.in_scope(role, business_line, attributes)
             dominant, p_max, ok = dominant_all[wi], p_max_all[wi], valid[wi]
             st = rules_state.get(rule.id)
+            if progress is not None and in_scope and si in progress:
+                # computed for many messages at once (lifecycle.progress_many): the rule is not matched, not in
+                # an episode, and its last step is reached nowhere in this message - only ``sq`` moves
+                steps = progress[si]
+                if st is not None:
+                    if steps is None:
+                        st.pop("sq", None)
+                    else:
+                        st["sq"] = steps
+                elif steps is not None:
+                    deferred.append((steps, (rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
+                                             dominant.tolist(), p_max.tolist())))
+                continue
             if st is not None and in_scope and "st" not in st and "m" not in st:
                 ok_l, dom_l, top_l = ok.tolist(), dominant.tolist(), p_max.tolist()
                 last, thr = rule.last_col, rule.threshold
@@ -198,6 +228,12 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                     (ok & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
                 active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
                                dominant.tolist(), p_max.tolist()))
+    if deferred:
+        if not active and len(deferred) == 1:  # alone: its new state holds just the progress, as the loop leaves it
+            steps, item = deferred[0]
+            rules_state[item[0].id] = {"sq": steps}
+            return
+        active += [item for _, item in deferred]  # else the loop creates the rules' states, in its order
     if not active:
         return
     active.sort(key=lambda item: item[0].order)

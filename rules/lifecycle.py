@@ -15,7 +15,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
+
 from emowatch.rules.compiler import CompiledRule, CompiledRuleSet
+
+NO_STEP = -(1 << 60)
+""":func:`progress_many`'s form of a ``None`` in ``sq`` (no match of that step): older than any ``within``."""
 
 
 def transition(st: dict[str, Any], holds: bool, t: int, rule: CompiledRule) -> dict[str, Any] | None:
@@ -98,6 +103,30 @@ def observe_sequence(st: dict[str, Any], rule: CompiledRule, t: int, dominant: i
     else:
         st.pop("sq", None)
     return False
+
+
+def progress_many(rule: CompiledRule, steps: np.ndarray, times: np.ndarray, dominant: np.ndarray,
+                  p_max: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """:func:`observe_sequence` at every valid point of many calls' messages at once, for a sequence rule that is
+    not matched (no ``m``) and whose last step none of these points reaches: only the progress ``sq`` moves.
+
+    ``steps`` ``(M, n_steps)`` int64 is each message's ``sq`` (:data:`NO_STEP` for ``None``; updated in place and
+    returned); ``times``, ``dominant``, ``p_max`` are ``(M, E)``, ``valid`` ``(E,)`` is shared by the messages.
+    Point by point, the same comparisons as :func:`observe_sequence` on whole columns (exact: integer times)."""
+    cols, within = rule.cols, rule.within_ms
+    for j in np.flatnonzero(valid).tolist():
+        t = times[:, j]
+        confident = p_max[:, j] >= rule.threshold
+        d = dominant[:, j]
+        for k in range(len(cols) - 1, 0, -1):  # descending: step k extends the match of k - 1 as it was
+            prev = steps[:, k - 1]
+            grow = confident & (d == cols[k]) & (t - prev <= within)
+            if grow.any():
+                steps[grow, k] = np.maximum(prev[grow], steps[grow, k])
+        first = confident & (d == cols[0])
+        steps[first, 0] = t[first]
+        steps[t[:, None] - steps > within] = NO_STEP
+    return steps
 
 
 def alert_id(rule_set: str, rule_id: str, call_id: str, role: str, episode_start_ms: int) -> str:

@@ -152,7 +152,7 @@ def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
 
 def advance_many(items: list[tuple[str | np.ndarray, list[float] | None, np.ndarray, int, int, bool]], hop: int,
                  windows: list[int] | tuple[int, ...], max_bins: int,
-                 groups: list[tuple[list[int], np.ndarray, np.ndarray]] | None = None,
+                 groups: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] | None = None,
                  ) -> list[WindowResult | ScoresError]:
     """:func:`advance` for many messages of *different* calls at once; each result equals ``advance`` of that
     item, except that its ring is kept as a float32 array (the values :func:`encode_ring` stores; states holding
@@ -162,7 +162,7 @@ def advance_many(items: list[tuple[str | np.ndarray, list[float] | None, np.ndar
     Messages aligned to the bins (the usual 1 s chunks) with the same length and history are scored together
     with the same operations, in the same order, as one by one (cumulative sums along the bins, the softmax per
     window); the others go through :func:`advance` itself. ``groups`` (optional) receives each such set as
-    ``(item indices, probs (size, n_windows, E, 9), valid (n_windows, E))``."""
+    ``(item indices, probs (size, n_windows, E, 9), valid (n_windows, E), times (size, E))``."""
     windows = tuple(windows)
     out: list[WindowResult | ScoresError | None] = [None] * len(items)
     by_shape: dict[tuple[int, int, int], list[tuple[int, np.ndarray]]] = {}
@@ -199,7 +199,7 @@ def advance_many(items: list[tuple[str | np.ndarray, list[float] | None, np.ndar
         firsts = np.array([items[i][3] // hop for i, _ in members], dtype=np.int64)
         times = (firsts[:, None] + np.arange(1, nb + 1, dtype=np.int64)) * hop
         if groups is not None:
-            groups.append(([i for i, _ in members], probs, valid))
+            groups.append(([i for i, _ in members], probs, valid, times))
         for b, (i, _) in enumerate(members):
             out[i] = WindowResult(times=times[b], probs=probs[b], valid=valid,
                                   ring=rings[b] if rings is not None else "", open=None)

@@ -49,7 +49,7 @@ def initial_selector(business_line: str, rules_file: Path) -> RuleSetSelector:
 
 class ActiveRules:
     """The rule set in force. ``current`` is swapped by one reference assignment, and the
-    worker reads it once per message, so every message is evaluated by exactly one version."""
+    worker reads it once per batch, so every message is evaluated by exactly one version."""
 
     def __init__(self, selector: RuleSetSelector, wait_s: float) -> None:
         self.selector = selector

@@ -6,11 +6,20 @@ dead-letter send are injected, so the batch logic is tested without a broker.
 
 Crash safety (at-least-once, nothing lost): a batch's alerts and dead letters are
 acknowledged by the broker *before* the call states that record its messages are written to
-the table, and the service acknowledges the batch's offsets only after :meth:`handle`
-returned. After a kill -9 the table recovers a state that is never ahead of the delivered
-alerts; messages after the committed offset are evaluated again, those the state already
+the table (:meth:`evaluate` awaits them; :meth:`flush` writes), and the service acknowledges
+messages only after a :meth:`flush` that followed their evaluation (``held.py``: every few
+batches, at once on a rebalance or a stop). After a kill -9 the table recovers a state that
+is never ahead of the delivered alerts, and no committed offset is ahead of the recovered
+state; messages after the committed offset are evaluated again, those the state already
 holds are dropped as duplicates (same call, role, seq) and the rest re-emit identical alerts
 (``alert_id`` is deterministic), which consumers dedupe by ``alert_id``.
+
+Evaluation is column-wise (:func:`~emowatch.rules.batched.step_batch`): the batch's messages are decoded,
+then evaluated in waves (the first message of every call, then the second, ...), each wave's window scoring,
+threshold conditions and sequence progress as whole-array operations; results, alerts and states equal
+``step`` one message after the other. The rule set in force is read once per batch. A call's state is kept
+in memory (rings as arrays) from its first change after a flush until the next flush writes it to the table
+in stored form (rings as strings, as ``step`` stores them); reads see the unwritten state first.
 """
 from __future__ import annotations
 
@@ -20,6 +29,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from emowatch.rules.batched import Result, step_batch, stored_form
+from emowatch.rules.compiler import CompiledRuleSet
 from emowatch.rules.engine import call_finished, state_size_bytes, step
 from emowatch.streams.rules_worker.active_rules import ActiveRules
 from emowatch.streams.rules_worker.finished_calls import FinishedCalls
@@ -35,8 +46,6 @@ STATE_SIZE_SAMPLE = 16
 """Measure the stored state size (``len(json)``) of every n-th table write."""
 CHANGELOG_CHUNK = 64
 """A batch's table writes are handed to the producer this many at a time (Faust's send buffer holds 100)."""
-STEP_SAMPLE = 8
-"""Time the rule evaluation of every n-th message (``emowatch_rules_step_seconds``)."""
 
 SendAlert = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
 """``await send(key, value)`` queues an alert and returns what to await for its acknowledgement."""
@@ -73,78 +82,135 @@ class BatchEvaluator:
         self.finished = finished
         self.partitions = partitions
         self.clock = clock
-        self.seen = 0
         self.writes = 0
         self.seeded = False
+        self.unwritten: dict[str, list[Any]] = {}  # call -> [state as written, state now, partition, key]
 
     def in_scope(self, line: str) -> bool:
         return self.business_line == "*" or line == self.business_line
 
     async def handle(self, batch: Sequence[Source]) -> None:
-        """Evaluate a batch; await its alerts' and dead letters' acks; then write each touched
-        call's state once (with its changelog record on the message's partition).
+        """:meth:`evaluate` a batch, then :meth:`flush` (write the states)."""
+        await self.evaluate(batch)
+        await self.flush()
 
-        Raises when an alert or dead letter cannot be delivered: the caller must then not
-        acknowledge the batch."""
+    def state_of(self, call_id: str, key: bytes) -> Any:
+        """A call's current state: not yet written (as :func:`~emowatch.rules.batched.stored_form`), else the
+        table's."""
+        entry = self.unwritten.get(call_id)
+        return stored_form(entry[1]) if entry is not None else self.table.get(key)
+
+    async def evaluate(self, batch: Sequence[Source]) -> None:
+        """Evaluate a batch and await its alerts' and dead letters' acks; the new states are kept (``unwritten``)
+        until :meth:`flush`.
+
+        Raises when an alert or dead letter cannot be delivered: the caller must then acknowledge
+        nothing that was not flushed before."""
         if not self.seeded:  # the table is recovered once events flow
             self.seed_finished()
-        working: dict[str, list[Any]] = {}  # call -> [state before the batch, state, partition]
+        m = self.metrics
+        m.stage.received.inc(len(batch))
+        m.batch.observe(len(batch))
+        crs = self.rules.current[1]  # one read per batch: a hot reload takes effect between batches
         pending: list[Awaitable[Any]] = []
+        accepted: list[tuple[Source, dict[str, Any], str, bytes]] = []
+        before: dict[str, Any] = {}  # call -> its state before the batch
         for source in batch:
-            await self._evaluate(source, working, pending)
+            call_id = None
+            try:
+                record = self.scores_serde.decode(source.value, topic=source.topic, partition=source.partition,
+                                                  offset=source.offset)
+                if not self.in_scope(record["business_line"]):
+                    m.stage.discarded.labels("other_business_line").inc()
+                    continue
+                call_id = record["call_id"]
+                key = encode_key(call_id)  # rejects an empty call id, which could not be partitioned
+            except (DeadLetterError, SerdeError) as exc:
+                pending.append(await self.dead_letter(source, exc, call_id))
+                continue
+            if call_id not in before:
+                entry = self.unwritten.get(call_id)
+                before[call_id] = entry[1] if entry is not None else self.table.get(key)
+            accepted.append((source, record, call_id, key))
+        results = self._evaluate([record for _, record, _, _ in accepted], before, crs)
+        working: dict[str, list[Any]] = {}  # call -> [state before the batch, state, partition, key]
+        for (source, _, call_id, key), result in zip(accepted, results):
+            if isinstance(result, DeadLetterError):
+                pending.append(await self.dead_letter(source, result, call_id))
+                continue
+            state, events = result
+            entry = working.get(call_id)
+            if state is (entry[1] if entry is not None else before[call_id]):
+                m.stage.discarded.labels("duplicate").inc()
+                continue
+            for ev in events:  # in message order, as one message after the other would send them
+                log.info("alert", extra={"call_id": call_id, "alert_id": ev["alert_id"], "status": ev["status"],
+                                         "rule_id": ev["rule_id"], "rule_version": ev["rule_version"]})
+                pending.append(await self.send_alert(key, self.alert_serde.encode(ev, topic=self.alerts_topic)))
+                m.alerts.inc()
+                m.stage.sent.inc()
+            if entry is None:
+                working[call_id] = [before[call_id], state, source.partition, key]
+            else:
+                entry[1] = state
         if pending:
             await asyncio.gather(*pending)  # acked before the states that record them are written
-        await self._write(working)
+        for call_id, entry in working.items():
+            kept = self.unwritten.get(call_id)
+            if kept is None:
+                self.unwritten[call_id] = entry
+            else:
+                kept[1] = entry[1]  # kept[0]: the state as last written
 
-    async def _evaluate(self, source: Source, working: dict[str, list[Any]], pending: list[Awaitable[Any]]) -> None:
-        m = self.metrics
-        m.stage.received.inc()
-        self.seen += 1
-        call_id = None
+    async def flush(self) -> None:
+        """Write every call state changed since the last flush, once (its changelog record on the partition of the
+        call's messages); then delete ended calls whose retention is over."""
+        unwritten, self.unwritten = self.unwritten, {}
+        await self._write(unwritten)
+
+    def _evaluate(self, records: list[dict[str, Any]], before: dict[str, Any],
+                  crs: CompiledRuleSet) -> list[Result | DeadLetterError]:
+        """Every message's ``(state, events)`` or dead-letter error: the whole batch column-wise
+        (:func:`~emowatch.rules.batched.step_batch`); after an unexpected error there, message by message."""
+        if not records:
+            return []
+        t0 = time.perf_counter()
         try:
-            record = self.scores_serde.decode(source.value, topic=source.topic, partition=source.partition,
-                                              offset=source.offset)
-            if not self.in_scope(record["business_line"]):
-                m.stage.discarded.labels("other_business_line").inc()
-                return
+            results: list[Any] = step_batch(records, before.__getitem__, crs)
+        except Exception:  # noqa: BLE001 - a bug: find the message(s) that trigger it, dead-letter only those
+            log.exception("batch evaluation failed; evaluating its messages one by one")
+            results = self._one_by_one(records, before, crs)
+        elapsed = time.perf_counter() - t0
+        self.metrics.step.observe(elapsed / len(records))
+        self.metrics.evaluation.inc(elapsed)
+        return results
+
+    @staticmethod
+    def _one_by_one(records: list[dict[str, Any]], before: dict[str, Any],
+                    crs: CompiledRuleSet) -> list[Result | DeadLetterError]:
+        current = dict(before)
+        out: list[Result | DeadLetterError] = []
+        for record in records:
             call_id = record["call_id"]
-            key = encode_key(call_id)  # rejects an empty call id, which could not be partitioned
-            crs = self.rules.current[1]  # one read: a hot reload takes effect between messages
-            entry = working.get(call_id)
-            old = entry[1] if entry is not None else self.table.get(key)
-            timed = self.seen % STEP_SAMPLE == 0
-            t0 = time.perf_counter() if timed else 0.0
             try:
-                state, events = step(old, record, crs)
-            except DeadLetterError:
-                raise
+                state, events = step(current[call_id], record, crs)
+            except DeadLetterError as exc:
+                out.append(exc)
+                continue
             except Exception as exc:  # a bug must not stall the partition: keep the evidence in the DLQ
                 log.exception("rule evaluation failed", extra={"call_id": call_id})
-                raise DeadLetterError("EVALUATE", f"unexpected {type(exc).__name__}: {exc}", cause=exc) from exc
-        except (DeadLetterError, SerdeError) as exc:
-            pending.append(await self.dead_letter(source, exc, call_id))
-            return
-        if timed:
-            m.step.observe(time.perf_counter() - t0)
-        if state is old:
-            m.stage.discarded.labels("duplicate").inc()
-            return
-        for ev in events:
-            log.info("alert", extra={"call_id": call_id, "alert_id": ev["alert_id"], "status": ev["status"],
-                                     "rule_id": ev["rule_id"], "rule_version": ev["rule_version"]})
-            pending.append(await self.send_alert(key, self.alert_serde.encode(ev, topic=self.alerts_topic)))
-            m.alerts.inc()
-            m.stage.sent.inc()
-        if entry is None:
-            working[call_id] = [old, state, source.partition]
-        else:
-            entry[1] = state
+                out.append(DeadLetterError("EVALUATE", f"unexpected {type(exc).__name__}: {exc}", cause=exc))
+                continue
+            current[call_id] = state
+            out.append((state, events))
+        return out
 
-    async def _write(self, working: dict[str, list[Any]]) -> None:
+    async def _write(self, unwritten: dict[str, list[Any]]) -> None:
         now = self.clock()
         partitions = set()
-        for i, (call_id, (before, state, partition)) in enumerate(working.items(), 1):
-            self.table.put(partition, encode_key(call_id), state)
+        for i, (call_id, (before, state, partition, key)) in enumerate(unwritten.items(), 1):
+            state = stored_form(state)  # the window rings as strings, as step() stores them
+            self.table.put(partition, key, state)
             if i % CHANGELOG_CHUNK == 0:  # Faust's send buffer warns ("producer buffer full") past 100
                 await self.table.flush()
             partitions.add(partition)

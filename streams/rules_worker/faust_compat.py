@@ -16,6 +16,9 @@ module and ``tests/streams/rules_worker/test_faust_compat.py`` are what to check
   watchdog (``commit_stall.py``, upstream robinhood/faust#681, faust-streaming#318). It returns
   None when another Faust version lacks them, and the watchdog then does nothing.
 * :func:`source_of_event` reads an event's message position and headers (``event.message``).
+* :func:`winding_down` tells whether the app rebalances or stops (``App.rebalancing``, set first thing
+  when partitions are revoked; ``App.should_stop``): Faust then waits for every message in flight to be
+  acknowledged, so the worker writes its held states and acknowledges at once (``held.py``).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from typing import Any
 
 from emowatch.topics.dlq import Source
 
-__all__ = ["commit_bookkeeping", "flush_send_buffer", "source_of_event", "table_delete", "table_put"]
+__all__ = ["commit_bookkeeping", "flush_send_buffer", "source_of_event", "table_delete", "table_put", "winding_down"]
 
 
 def table_put(table: Any, partition: int, key: bytes, value: Any) -> None:
@@ -60,3 +63,8 @@ def source_of_event(event: Any) -> Source:
     msg = event.message
     return Source(topic=msg.topic, partition=msg.partition, offset=msg.offset, key=event.key, value=event.value,
                   headers=list(msg.headers or []))
+
+
+def winding_down(app: Any) -> bool:
+    """Whether the app is rebalancing or stopping (either way Faust waits for in-flight messages' acks)."""
+    return bool(getattr(app, "rebalancing", False) or getattr(app, "should_stop", False))

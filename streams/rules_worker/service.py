@@ -7,14 +7,18 @@ the rule set in force and the rules-topic records (``active_rules.py``, fed by
 (``commit_stall.py``), the metrics and the web pages (``/health``, ``/metrics``,
 ``/calls/<id>``). Faust internals are used only through ``faust_compat.py``.
 
-A batch is acknowledged only once fully handled (``Stream.noack_take``: Faust's
-``take_events`` acknowledges in a ``finally``, i.e. also after a failure half-way). A batch
-that cannot be completed (an alert or dead letter not deliverable) stops the process with
-exit code 70 and nothing of it acknowledged; the restart re-reads it from the last committed
-offset (see ``batch.py`` for why that loses and duplicates nothing).
+A batch is acknowledged only once fully handled and its call states written (``Stream.noack_take``:
+Faust's ``take_events`` acknowledges in a ``finally``, i.e. also after a failure half-way); the
+states are written every few batches (``held.py``), so acknowledgements follow every few batches
+too, and at once on a rebalance or a stop. A batch that cannot be completed (an alert or dead
+letter not deliverable) stops the process with exit code 70 and nothing since the last write
+acknowledged; the restart re-reads it from the last committed offset (see ``batch.py`` for why that
+loses and duplicates nothing).
 """
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import os
 import time
@@ -42,6 +46,7 @@ from emowatch.streams.rules_worker.call_view import describe_call
 from emowatch.streams.rules_worker.commit_stall import StallDetector
 from emowatch.streams.rules_worker.config import CALLS_TABLE, app_id, faust_config
 from emowatch.streams.rules_worker.finished_calls import FinishedCalls
+from emowatch.streams.rules_worker.held import HeldMessages
 from emowatch.streams.rules_worker.metrics import RulesMetrics
 from emowatch.streams.settings import Settings
 from emowatch.topics.dlq import Source
@@ -60,6 +65,10 @@ METRICS_SCAN_S = 30.0
 """The table is scanned for the call gauges at most this often."""
 COMMIT_STALL_CHECK_S = 10.0
 """How often the worker looks for partitions whose offset commit is stuck (``commit_stall.py``)."""
+FLUSH_CHECK_S = 0.05
+"""How often the worker checks whether held states are due to be written without a new batch (``held.py``)."""
+HELD_BATCHES = 2
+"""States are written at the latest after this many full batches' worth of messages (``batch_max`` each)."""
 
 
 class _FaustCalls:
@@ -126,6 +135,10 @@ class RulesWorker:
             dead_letter=self._dead_letter, metrics=self.metrics, finished=FinishedCalls(finished_retention_s),
             partitions=k.partitions)
         self.batch_max, self.batch_wait_s = settings.rules.batch_max, settings.rules.batch_wait_ms / 1000.0
+        self.held = HeldMessages(HELD_BATCHES * self.batch_max)
+        self._lock = asyncio.Lock()  # a batch and a flush never interleave
+        self._ack: Callable[[Any], Awaitable[Any]] | None = None
+        self._flusher_started = False
         self.stalls = StallDetector()
         self._feed_started = False
         self._last_scan = float("-inf")
@@ -147,23 +160,61 @@ class RulesWorker:
         if not self._feed_started:
             self._feed_started = True
             self.app.add_future(self.feed.run())
+        self._ack = stream.ack
+        if not self._flusher_started:
+            self._flusher_started = True
+            self.app.add_future(self._flush_when_due())
         await self.rules.wait_ready(self.feed.caught_up)
+        # Start-up objects (Faust, the clients, the recovered table) live as long as the process: kept out of
+        # the cyclic GC's full collections, which otherwise walk them all (~10 % of the evaluation time).
+        gc.collect()
+        gc.freeze()
         async for batch in stream.noack_take(self.batch_max, within=self.batch_wait_s):
             await self.process_batch(batch, stream.ack)
 
     async def process_batch(self, events: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
-        """Evaluate a batch of Faust events; acknowledge them only if it completed, else exit 70."""
+        """Evaluate a batch of Faust events and hold them; write the states and acknowledge what is held when due
+        (``held.py``). A batch that cannot be completed: exit 70."""
+        async with self._lock:
+            try:
+                await self.evaluator.evaluate([faust_compat.source_of_event(e) for e in events])
+            except Exception:  # noqa: BLE001 - e.g. alerts or a dead letter not deliverable
+                # Nothing of this batch (nor held) is acknowledged; exit before any later commit, and let the
+                # restart (supervisor / Kubernetes) re-read it from the last committed offset.
+                log.critical("batch could not be completed; exiting without acknowledging it", exc_info=True)
+                logging.shutdown()
+                self.exit(EXIT_BATCH_FAILED)
+                return
+            self.held.add(events, time.monotonic())
+            if self.held.due(time.monotonic()):
+                await self.flush(ack)
+
+    async def flush(self, ack: Callable[[Any], Awaitable[Any]]) -> None:
+        """Write the evaluated call states, then acknowledge the messages they record (exit 70 if the write fails).
+        Call it holding the lock."""
         try:
-            await self.evaluator.handle([faust_compat.source_of_event(e) for e in events])
-        except Exception:  # noqa: BLE001 - e.g. alerts or a dead letter not deliverable
-            # Nothing of this batch is acknowledged; exit before any later commit, and let the
-            # restart (supervisor / Kubernetes) re-read it from the last committed offset.
-            log.critical("batch could not be completed; exiting without acknowledging it", exc_info=True)
+            await self.evaluator.flush()
+        except Exception:  # noqa: BLE001
+            log.critical("call states could not be written; exiting without acknowledging", exc_info=True)
             logging.shutdown()
             self.exit(EXIT_BATCH_FAILED)
             return
-        for event in events:
+        for event in self.held.take():
             await ack(event)
+
+    async def flush_if_due(self) -> None:
+        """Write and acknowledge what is held if it is due (time), or at once on a rebalance or a stop."""
+        ack = self._ack
+        if ack is None or not self.held.due(time.monotonic(), urgent=faust_compat.winding_down(self.app)):
+            return
+        async with self._lock:
+            if self.held.due(time.monotonic(), urgent=faust_compat.winding_down(self.app)):
+                await self.flush(ack)
+
+    async def _flush_when_due(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_CHECK_S)
+            await self.flush_if_due()
 
     async def release_stuck_commits(self) -> None:
         """Seek a partition whose commits are stuck behind never-acknowledged offsets back to its
@@ -209,7 +260,7 @@ class RulesWorker:
         @app.page("/calls/{call_id}")
         @app.table_route(table=calls, match_info="call_id")
         async def call_state(web, request, call_id):
-            doc = describe_call(call_id, calls.get(encode_key(call_id)), self.rules.current[0])
+            doc = describe_call(call_id, self.evaluator.state_of(call_id, encode_key(call_id)), self.rules.current[0])
             return web.json(doc, status=200 if doc["found"] else 404)
 
 

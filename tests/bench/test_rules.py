@@ -23,7 +23,8 @@ def test_workload_interleaves_concurrent_calls_in_seq_order():
     assert {m["role"] for m in msgs if m["call_id"] == "bench-00003"} == {"AGENT"}
 
 
-def test_step_only_reports_events_and_state_sizes():
-    out = step_only(workload(calls=12, seconds=30))
-    assert out["events"] > 0 and out["msgs_per_s"] > 0
+def test_step_only_reports_events_costs_and_state_sizes():
+    out = step_only(workload(calls=12, seconds=30), batch=100)
+    assert out["events"] > 0 and out["events_equal"] is True  # the column-wise path gives step()'s events
+    assert out["us_cpu_per_msg"] > 0 and out["step_one_by_one_us_cpu_per_msg"] > 0 and out["decode_us_cpu_per_msg"] > 0
     assert 0 < out["state_bytes_finished"] < out["state_bytes_active_mean"] <= out["state_bytes_active_max"]

@@ -125,6 +125,7 @@ def test_an_evaluation_bug_is_dead_lettered_at_stage_evaluate(monkeypatch):
     def broken(*_a, **_k):
         raise ZeroDivisionError("boom")
 
+    monkeypatch.setattr(batch, "step_batch", broken)  # the whole batch fails: then message by message
     monkeypatch.setattr(batch, "step", broken)
     log = Log()
     ev, dead = make(log)
@@ -132,6 +133,30 @@ def test_an_evaluation_bug_is_dead_lettered_at_stage_evaluate(monkeypatch):
     [(_src, err, call_id)] = dead
     assert err.stage == "EVALUATE" and "ZeroDivisionError: boom" in err.reason and call_id == "c-1"
     assert isinstance(err.cause, ZeroDivisionError)
+
+
+def test_a_bug_hit_by_one_message_dead_letters_only_that_message(monkeypatch):
+    import emowatch.streams.rules_worker.batch as batch
+
+    real = batch.step
+
+    def fails_on_seq_2(state, scores, crs):
+        if scores["seq"] == 2:
+            raise ZeroDivisionError("boom")
+        return real(state, scores, crs)
+
+    def broken(*_a, **_k):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(batch, "step_batch", broken)
+    monkeypatch.setattr(batch, "step", fails_on_seq_2)
+    log = Log()
+    ev, dead = make(log)
+    msgs = angry_call()
+    asyncio.run(ev.handle(msgs))
+    assert [(s.offset, e.stage) for s, e, _ in dead] == [(2, "EVALUATE")]
+    state = ev.table.get(b"c-1")
+    assert state["r"]["CUSTOMER"]["seq"] == len(msgs) - 1 and [k for k, _ in log.events].count("alert") > 0
 
 
 def test_redelivered_messages_are_duplicates_and_write_nothing_new():
@@ -143,3 +168,61 @@ def test_redelivered_messages_are_duplicates_and_write_nothing_new():
     log.events.clear()
     asyncio.run(ev.handle(msgs))
     assert [k for k, _ in log.events] == [] and alerts > 0
+
+
+def test_a_batch_of_many_calls_gives_the_alerts_and_states_of_step_one_message_after_the_other():
+    import json
+
+    import numpy as np
+
+    from emowatch.rules.engine import step
+    from emowatch.rules.testing import interleave, random_timeline
+
+    rng = np.random.default_rng(3)
+    calls = [synthetic_call(f"m-{i}", random_timeline(rng, 20, episodes=("angry", "fearful"), episode_share=0.6),
+                            role="AGENT" if i % 3 == 2 else "CUSTOMER", noise=0.3, seed=i) for i in range(12)]
+    msgs = interleave(calls)
+    msgs.insert(30, dict(msgs[5]))  # a redelivered message inside the batch
+    sources = [Source("scores", i % 4, i, m["call_id"].encode(), SCORES.encode(m, topic="scores"), [])
+               for i, m in enumerate(msgs)]
+    log = Log()
+    ev, dead = make(log)
+    sent: list[bytes] = []
+    send = ev.send_alert
+
+    async def keep(key, value):
+        sent.append(value)
+        return await send(key, value)
+
+    ev.send_alert = keep
+    for b0 in range(0, len(sources), 70):  # several messages per call in each batch
+        asyncio.run(ev.handle(sources[b0:b0 + 70]))
+    crs = ev.rules.current[1]
+    states: dict = {}
+    oracle: list[dict] = []
+    for m in msgs:
+        states[m["call_id"]], out = step(states.get(m["call_id"]), m, crs)
+        oracle += out
+    alerts = serde_for(K, "Alert")
+    got = [{k: v for k, v in alerts.decode(a, topic="alerts").items() if k != "trace_id"} for a in sent]
+    assert got == oracle and len(oracle) > 10 and not dead  # the same alerts, in the same order
+    stored = {k.decode(): json.dumps(v) for k, v in ev.table.data.items()}
+    assert stored == {c: json.dumps(s) for c, s in states.items()}  # as step() would have stored them
+    assert ev.metrics.stage.discarded.labels("duplicate")._value.get() == 1
+
+
+def test_states_evaluated_over_several_batches_are_written_once_at_the_flush():
+    from emowatch.rules.engine import step
+
+    log = Log()
+    ev, dead = make(log)
+    msgs = angry_call()
+    asyncio.run(ev.evaluate(msgs[:3]))
+    asyncio.run(ev.evaluate(msgs[3:]))
+    assert "put" not in [k for k, _ in log.events] and "alert" in [k for k, _ in log.events]
+    state = None
+    for m in synthetic_call("c-1", [(6000, {"angry": 0.95})], business_line="default"):
+        state, _ = step(state, m, ev.rules.current[1])
+    assert ev.state_of("c-1", b"c-1") == state and ev.table.get(b"c-1") is None  # read through, not yet written
+    asyncio.run(ev.flush())
+    assert [k for k, _ in log.events].count("put") == 1 and ev.table.get(b"c-1") == state and not dead

@@ -9,6 +9,7 @@ import pytest
 from emowatch.rules.loader import bundled_rule_files
 from emowatch.rules.testing import synthetic_call
 from emowatch.streams.kafka.clients import serde_for
+from emowatch.streams.rules_worker.held import HeldMessages
 from emowatch.streams.rules_worker.service import EXIT_BATCH_FAILED, RulesWorker
 from emowatch.streams.settings import KafkaSettings, Settings
 from emowatch.topics.dlq import Source
@@ -60,9 +61,9 @@ def test_a_batch_whose_alerts_cannot_be_delivered_exits_70_and_acknowledges_noth
     assert acked == [] and dict(w.calls.data) == {}
 
 
-def test_a_completed_batch_is_acknowledged_message_by_message():
-    w, codes = worker()
-    sent = []
+def _recording(w):
+    """Alerts delivered, table writes recorded (no Faust producer): ``(sent keys, put keys)``."""
+    sent, puts = [], []
 
     async def deliver(key: bytes, value: bytes):
         sent.append(key)
@@ -72,9 +73,14 @@ def test_a_completed_batch_is_acknowledged_message_by_message():
         pass
 
     w.evaluator.send_alert = deliver
-    puts = []
     w.evaluator.table.put = lambda partition, key, value: puts.append(key)
     w.evaluator.table.flush = no_write_flush
+    return sent, puts
+
+
+def test_a_completed_batch_is_held_then_written_and_acknowledged_message_by_message():
+    w, codes = worker()
+    sent, puts = _recording(w)
     acked = []
 
     async def ack(e):
@@ -82,8 +88,64 @@ def test_a_completed_batch_is_acknowledged_message_by_message():
 
     events = angry_events()
     asyncio.run(w.process_batch(events, ack))
-    assert codes == [] and sent and puts == [b"c-1"]
-    assert acked == [e.message.offset for e in events]
+    assert codes == [] and sent and puts == [] and acked == []  # alerts out at once; state and acks held
+    assert len(w.held) == len(events) and w.evaluator.state_of("c-1", b"c-1")["r"]["CUSTOMER"]["seq"] == 4
+    asyncio.run(w.flush(ack))
+    assert puts == [b"c-1"] and acked == [e.message.offset for e in events] and len(w.held) == 0
+
+
+def test_states_are_written_once_enough_messages_are_held():
+    w, _ = worker()
+    _, puts = _recording(w)
+    w.held = HeldMessages(max_messages=3)
+    acked = []
+
+    async def ack(e):
+        acked.append(e.message.offset)
+
+    events = angry_events()
+    asyncio.run(w.process_batch(events[:2], ack))
+    assert puts == [] and acked == []
+    asyncio.run(w.process_batch(events[2:], ack))  # 5 held >= 3: written, then all acknowledged
+    assert puts == [b"c-1"] and acked == [0, 1, 2, 3, 4]
+
+
+def test_held_states_are_written_at_once_when_faust_rebalances():
+    w, _ = worker()
+    _, puts = _recording(w)
+    acked = []
+
+    async def ack(e):
+        acked.append(e.message.offset)
+
+    w._ack = ack
+    events = angry_events()
+    asyncio.run(w.process_batch(events, ack))
+    asyncio.run(w.flush_if_due())
+    assert puts == [] and acked == []  # not due yet: young and few
+    w.app.rebalancing = True  # Faust waits for every message in flight to be acknowledged
+    asyncio.run(w.flush_if_due())
+    assert puts == [b"c-1"] and acked == [e.message.offset for e in events]
+
+
+def test_a_failed_batch_acknowledges_nothing_held_before_it():
+    w, codes = worker()
+    _, puts = _recording(w)
+    acked = []
+
+    async def ack(e):
+        acked.append(e)
+
+    events = angry_events()
+    asyncio.run(w.process_batch(events[:3], ack))
+
+    async def undeliverable(key: bytes, value: bytes):
+        raise RuntimeError("alerts topic unreachable")
+
+    w.evaluator.send_alert = undeliverable
+    with pytest.raises(Exited):
+        asyncio.run(w.process_batch(events[3:], ack))
+    assert codes == [70] and acked == [] and puts == []
 
 
 def test_a_rejected_rule_set_is_dead_lettered_with_its_headers_and_the_good_set_kept():
