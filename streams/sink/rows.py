@@ -34,7 +34,9 @@ def _ts(ms: int) -> datetime:
 
 def scores_row(r: dict, partition: int, offset: int) -> list:
     """One ``scores`` row; ``speech``/``energy_db`` null (not computed, or a record older than FrameScores v3)
-    are stored as empty arrays and ``vad`` null as ''."""
+    are stored as empty arrays and ``vad`` null as ''. ``ValueError`` (the sink dead-letters the message) when
+    the frame arrays do not fit ``n_frames``: stored, they would misalign every frame-level read."""
+    _check_frames(r)
     probs = r["chunk_probs"]
     top = int(np.argmax(probs)) if len(probs) else 0
     labels = r["labels"]
@@ -45,6 +47,19 @@ def scores_row(r: dict, partition: int, offset: int) -> list:
             r["logits"], [] if embedding is None else embedding, r["gap_before"], r["end_of_call"],
             r["model"]["name"], r["model"]["version"], r.get("attributes") or {}, partition, offset,
             _array(r.get("speech")), _array(r.get("energy_db")), r.get("vad") or ""]
+
+
+def _check_frames(r: dict) -> None:
+    n, labels = r["n_frames"], len(r["labels"])
+    if len(r["logits"]) != n * labels:
+        raise ValueError(f"logits has {len(r['logits'])} values, expected n_frames x labels = {n} x {labels}")
+    for name in ("speech", "energy_db"):
+        values = r.get(name)
+        if values is not None and len(values) != n:
+            raise ValueError(f"{name} has {len(values)} values, expected one per frame (n_frames = {n})")
+    speech = r.get("speech")
+    if speech is not None and len(speech) and not np.all((np.asarray(speech) >= 0) & (np.asarray(speech) <= 1)):
+        raise ValueError("speech holds a value outside [0, 1] (a probability per frame)")
 
 
 def _array(values):

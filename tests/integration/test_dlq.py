@@ -191,6 +191,13 @@ def run(broker, tmp_path_factory) -> Run:
             Bad("scores-garbage", b"dlq-sink-1", b'{"not": "avro"}', "cannot write to scores", None, "SerdeError"),
             Bad("scores-with-alert-record", b"dlq-sink-1", alerts.encode(alert, topic=t.scores),
                 "cannot write to scores", None, "SerdeError"),
+            # valid Avro whose frame arrays do not fit n_frames: stored, they would misalign every frame-level read
+            Bad("scores-short-logits", b"dlq-sink-1", scores.encode(example_record(
+                "FrameScores", call_id="dlq-sink-1", seq=7, event_time=NOW_MS, logits=[0.5] * 9), topic=t.scores),
+                "logits has 9 values", "dlq-sink-1", "ValueError"),
+            Bad("scores-speech-length", b"dlq-sink-1", scores.encode(example_record(
+                "FrameScores", call_id="dlq-sink-1", seq=8, event_time=NOW_MS, speech=[0.5]), topic=t.scores),
+                "speech has 1 values", "dlq-sink-1", "ValueError"),
             Bad("alerts-garbage", b"dlq-sink-alert", b"\xc3\x01" + b"\x00" * 12, "cannot write to alerts", None,
                 "SerdeError"),
         ]
@@ -199,9 +206,10 @@ def run(broker, tmp_path_factory) -> Run:
                          for c, q in sink_valid_scores)
         pub.send(t.scores, sink_valid_scores[0][0].encode(), first)
         pub.bad(t.scores, bad_sink[0])
-        pub.bad(t.scores, bad_sink[1])
+        for bad in bad_sink[1:4]:
+            pub.bad(t.scores, bad)
         pub.send(t.scores, sink_valid_scores[1][0].encode(), second)
-        pub.bad(t.alerts, bad_sink[2])
+        pub.bad(t.alerts, bad_sink[4])
         pub.send(t.alerts, alert["call_id"].encode(), alerts.encode(alert, topic=t.alerts))
         pub.flush()
 
@@ -274,9 +282,10 @@ def test_the_sink_dead_letters_undecodable_rows_and_writes_the_valid_ones(run):
         assert d["stage"] == "SINK" and bad.reason in d["reason"], (bad.case, d["reason"])
         assert d["key"] == bad.key and d["value"] == bad.value and d["service"] == "emowatch-sink", bad.case
         assert d["headers"] == [{"key": k, "value": v} for k, v in bad.headers], bad.case
+    misfit = {("dlq-sink-1", 7), ("dlq-sink-1", 8)}  # valid Avro, dead-lettered for their frame arrays
     published = {(s["call_id"], s["seq"]) for s in run.scores if s}
-    assert set(run.sink_valid_scores) <= published
-    assert set(run.rows["scores"]) == published
+    assert set(run.sink_valid_scores) <= published and misfit <= published
+    assert set(run.rows["scores"]) == published - misfit
     assert run.rows["alerts"] == [(run.alert_id,)]
 
 
