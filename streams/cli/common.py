@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import typer
 from rich.console import Console
@@ -19,3 +20,8 @@ def settings_or_exit() -> Settings:
     except SettingsError as exc:
         console.print(f"[red]configuration error:[/] {exc}")
         raise typer.Exit(2) from None
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds (the CLI's "now" for --since and silences)."""
+    return int(time.time() * 1000)

@@ -8,7 +8,6 @@ engine is held by a running sink).
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,6 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Data dir of the embedded Click
 def fail(message: str, code: int) -> typer.Exit:
     console.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @contextlib.contextmanager

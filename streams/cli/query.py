@@ -12,13 +12,12 @@ from pathlib import Path
 
 import typer
 
-from emowatch.streams.cli.common import console
+from emowatch.streams.cli.common import console, now_ms
 from emowatch.streams.cli.history_store import (
     CLICKHOUSE_URL,
     DATA_DIR,
     fail,
     load_call_or_exit,
-    now_ms,
     open_history,
 )
 

@@ -9,7 +9,6 @@ two people silencing the same labels get two silences, each expirable on its own
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 
 import typer
@@ -17,16 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from emowatch.streams.cli.common import console
+from emowatch.streams.cli.common import now_ms as _now_ms
 from emowatch.streams.cli.common import settings_or_exit as _settings
 from emowatch.streams.cli.notify import say
 
 silence_app = typer.Typer(no_args_is_help=True, help="Add, list and expire notification silences.")
 
 BROKER_FAILED = 3
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _invalid(reason: str) -> typer.Exit:

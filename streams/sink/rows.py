@@ -57,8 +57,8 @@ def _check_frames(r: dict) -> None:
         values = r.get(name)
         if values is not None and len(values) != n:
             raise ValueError(f"{name} has {len(values)} values, expected one per frame (n_frames = {n})")
-    speech = r.get("speech")
-    if speech is not None and len(speech) and not np.all((np.asarray(speech) >= 0) & (np.asarray(speech) <= 1)):
+    speech = None if r.get("speech") is None else np.asarray(r["speech"])
+    if speech is not None and speech.size and not np.all((speech >= 0) & (speech <= 1)):
         raise ValueError("speech holds a value outside [0, 1] (a probability per frame)")
 
 
