@@ -58,12 +58,13 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
         else:
             pending.append((i, p))
     groups: list[tuple[list[int], Any, Any, Any]] = []
-    wins = advance_many([(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, p.end_of_call) for _, p in pending],
+    wins = advance_many([(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, p.end_of_call, p.speech, p.pre)
+                         for _, p in pending],
                         crs.hop_ms, crs.windows, crs.max_bins, groups)
     conditions: dict[int, Given] = {}
     # one product for a whole group: exact, as every value is a sum of at most two probabilities (any
     # order of adding them gives the same float); wider sums are left to each message's own product
-    shared_values = bool(crs.threshold_rules) and all(len(r.cols) <= 2 for r in crs.threshold_rules)
+    shared_values = bool(crs.threshold_matrix.shape[1]) and crs.shared_exact
     for members, probs, valid, times in groups:
         thresholds: list[Any] = [None] * 4
         if shared_values:
@@ -74,7 +75,7 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
         values, holds, valid_r, any_hold = thresholds
         for b, k in enumerate(members):
             conditions[k] = Given(None if values is None else values[b], None if holds is None else holds[b],
-                                  valid_r, None if any_hold is None else any_hold[b],
+                                  None if valid_r is None else valid_r[b], None if any_hold is None else any_hold[b],
                                   None if top[0] is None else top[0][b], None if top[1] is None else top[1][b],
                                   progress[b])
     for k, ((i, p), win) in enumerate(zip(pending, wins)):
@@ -90,7 +91,7 @@ def _sequence_progress(crs: CompiledRuleSet, members: list[Pending], valid: np.n
     if dominant is None or p_max is None:
         return out
     for si, (rule, wi) in enumerate(crs.sequence_rules):
-        dom, top, ok = dominant[:, wi], p_max[:, wi], valid[wi]
+        dom, top, ok = dominant[:, wi], p_max[:, wi], valid[:, wi]
         reached = ((dom == rule.last_col) & (top >= rule.threshold) & ok).any(axis=1).tolist()
         rows: list[int] = []
         start: list[Any] = []
@@ -109,7 +110,7 @@ def _sequence_progress(crs: CompiledRuleSet, members: list[Pending], valid: np.n
             if sq:
                 steps[r] = [NO_STEP if s is None else s for s in sq]
         sel = np.asarray(rows)
-        progress_many(rule, steps, times[sel], dom[sel], top[sel], ok)
+        progress_many(rule, steps, times[sel], dom[sel], top[sel], ok[sel])
         alive = (steps != NO_STEP).any(axis=1).tolist()
         for b, row, live in zip(rows, steps.tolist(), alive):
             out[b][si] = [None if s == NO_STEP else s for s in row] if live else None

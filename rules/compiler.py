@@ -11,10 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from emowatch.rules.model import EMOTIONS, Matcher, Rule, RuleSet, SequenceCondition, Silence, resolve_rule
+from emowatch.rules.conditions import SequenceCondition, needs_call
+from emowatch.rules.model import EMOTIONS, Matcher, Rule, RuleSet, Silence, resolve_rule
+from emowatch.rules.tree import COL, LeafSpec, compile_tree, subject_role
+from emowatch.rules.windows import WindowKey
 
-_COL = {name: i for i, name in enumerate(EMOTIONS)}
-THRESHOLD, SEQUENCE = 0, 1
+_COL = COL
+THRESHOLD, SEQUENCE, COMPOUND, CALL = 0, 1, 2, 3
+"""Rule kinds: one emotion or sum (a column of the threshold matrix), a sequence, a combination scored on each
+role's windows (:mod:`emowatch.rules.tree`), a conversation rule scored on the whole call
+(:mod:`emowatch.rules.conversation`)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,17 @@ class CompiledRule:
     labels: tuple[tuple[str, str], ...]
     inhibited_by: tuple[tuple[str, bool], ...] = ()   # (source rule id, same role required)
     step_mask: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), dtype=bool))  # classes in cols
+    speech: bool = True                               # windows over speech frames only
+    ignore: tuple[int, ...] = ()                      # classes left out (renormalised)
+    tree: Any = None                                  # COMPOUND / CALL: the condition (emowatch.rules.tree)
+    leaves: tuple[LeafSpec, ...] = ()                 # COMPOUND / CALL: the tree's leaves
+    scope: tuple[int, int] | None = None              # call offsets (ms, both included) where it may hold
+    subject: str = ""                                 # CALL: the alerts' role
+
+    @property
+    def key(self) -> WindowKey:
+        """The window a THRESHOLD or SEQUENCE rule is scored on."""
+        return WindowKey(self.window_bins, 0, self.speech, self.ignore)
 
     def in_scope(self, role: str, business_line: str, attributes: dict[str, str]) -> bool:
         """Role, business-line and call-attribute filters."""
@@ -85,15 +102,21 @@ class CompiledRuleSet:
     hop_ms: int
     rules: list[CompiledRule]
     by_id: dict[str, CompiledRule]
-    windows: tuple[int, ...]                        # distinct window lengths (in hops)
+    windows: tuple[WindowKey, ...]                  # distinct windows
     max_bins: int
-    threshold_rules: list[CompiledRule]             # matrix column order
-    threshold_windows: np.ndarray                   # (R,) index into windows, per threshold rule
-    threshold_matrix: np.ndarray                    # (n_windows * 9, R) class indicator
-    thresholds: np.ndarray                          # (R,)
-    signs: np.ndarray                               # (R,) +1 (above) / -1 (below)
+    threshold_rules: list[CompiledRule]             # the first R matrix columns
+    threshold_windows: np.ndarray                   # (C,) index into windows, per column (its validity)
+    threshold_matrix: np.ndarray                    # (n_windows * 9, C) class indicator (+1; -1: trend's past)
+    thresholds: np.ndarray                          # (C,)
+    signs: np.ndarray                               # (C,) +1 (above) / -1 (below)
     sequence_rules: list[tuple[CompiledRule, int]]  # (rule, index into windows)
     silences: list[CompiledSilence] = field(default_factory=list)
+    threshold_windows2: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # (C,) 2nd window
+    compound_rules: list[CompiledRule] = field(default_factory=list)
+    call_rules: list[CompiledRule] = field(default_factory=list)
+    leaf_cols: dict[str, np.ndarray] = field(default_factory=dict)   # COMPOUND/CALL rule id -> its leaves' columns
+    role_leaf_cols: dict[str, np.ndarray] = field(default_factory=dict)  # role -> columns CALL rules read there
+    shared_exact: bool = True                       # every column sums at most two terms (see batched.py)
 
     def silenced(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
         return any(s.matches(rule_id, call_id, business_line, role, event_ms) for s in self.silences)
@@ -129,20 +152,40 @@ def assemble(rule_set: str, business_line: str, version: str, hop: int, rules: l
              silences: list[CompiledSilence]) -> CompiledRuleSet:
     """A compiled rule set from compiled rules (their windows, the threshold matrix); also used to add
     variants of a rule (``streams/replay/sweep.py``)."""
-    windows = tuple(sorted({r.window_bins for r in rules}))
-    index = {w: i for i, w in enumerate(windows)}
     thr = [r for r in rules if r.kind == THRESHOLD]
-    matrix = np.zeros((len(windows) * len(EMOTIONS), len(thr)), dtype=np.float64)
-    for j, r in enumerate(thr):
-        matrix[[index[r.window_bins] * len(EMOTIONS) + c for c in r.cols], j] = 1.0
+    columns = [LeafSpec(r.key, None, r.cols, r.sign, r.threshold, None) for r in thr]
+    leaf_cols: dict[str, np.ndarray] = {}
+    role_cols: dict[str, list[int]] = {}
+    for r in rules:
+        if r.kind in (COMPOUND, CALL):
+            leaf_cols[r.id] = np.arange(len(columns), len(columns) + len(r.leaves), dtype=np.intp)
+            for j, leaf in enumerate(r.leaves):
+                if r.kind == CALL:
+                    role_cols.setdefault(leaf.role or r.subject, []).append(len(columns) + j)
+            columns += r.leaves
+    keys = {r.key for r in rules if r.kind in (THRESHOLD, SEQUENCE)}
+    keys |= {c.key for c in columns} | {c.key2 for c in columns if c.key2 is not None}
+    windows = tuple(sorted(keys))
+    index = {w: i for i, w in enumerate(windows)}
+    n = len(EMOTIONS)
+    matrix = np.zeros((len(windows) * n, len(columns)), dtype=np.float64)
+    for j, c in enumerate(columns):
+        matrix[[index[c.key] * n + k for k in c.cols], j] = 1.0
+        if c.key2 is not None:
+            matrix[[index[c.key2] * n + k for k in c.cols], j] = -1.0
     return CompiledRuleSet(
         rule_set=rule_set, business_line=business_line, version=version, hop_ms=hop,
-        rules=rules, by_id={r.id: r for r in rules}, windows=windows, max_bins=max(windows, default=1),
-        threshold_rules=thr, threshold_windows=np.array([index[r.window_bins] for r in thr], dtype=np.intp),
-        threshold_matrix=matrix, thresholds=np.array([r.threshold for r in thr]),
-        signs=np.array([r.sign for r in thr]),
-        sequence_rules=[(r, index[r.window_bins]) for r in rules if r.kind == SEQUENCE],
-        silences=list(silences))
+        rules=rules, by_id={r.id: r for r in rules}, windows=windows,
+        max_bins=max((w.span for w in windows), default=1),
+        threshold_rules=thr, threshold_windows=np.array([index[c.key] for c in columns], dtype=np.intp),
+        threshold_windows2=np.array([index[c.key2 or c.key] for c in columns], dtype=np.intp),
+        threshold_matrix=matrix, thresholds=np.array([c.threshold for c in columns]),
+        signs=np.array([c.sign for c in columns]),
+        sequence_rules=[(r, index[r.key]) for r in rules if r.kind == SEQUENCE],
+        silences=list(silences), compound_rules=[r for r in rules if r.kind == COMPOUND],
+        call_rules=[r for r in rules if r.kind == CALL], leaf_cols=leaf_cols,
+        role_leaf_cols={role: np.array(cols, dtype=np.intp) for role, cols in role_cols.items()},
+        shared_exact=all(len(c.cols) * (2 if c.key2 is not None else 1) <= 2 for c in columns))
 
 
 def _matches(m: Matcher, rule: Rule) -> bool:
@@ -164,18 +207,37 @@ def _compile_rule(r: Rule, order: int, hop: int, inhibited_by: tuple[tuple[str, 
     attrs = tuple((k, frozenset([v] if isinstance(v, str) else v)) for k, v in sorted(r.attributes.items()))
     labels = dict(r.labels)
     labels.setdefault("rule_name", r.name or r.id)
+    window_bins = int(r.window) // hop  # type: ignore[arg-type]
+    ignore = tuple(sorted(_COL[e] for e in r.ignore))
+    speech = bool(r.speech_only)
+    simple = type(cond).__name__ in ("EmotionCondition", "SumCondition") and getattr(cond, "role", None) is None
+    kind, tree, leaves, subject = (SEQUENCE if is_seq else THRESHOLD), None, (), ""
+    if not is_seq and not simple:
+        call = needs_call(cond)
+        subject = subject_role(cond, r.role) if call else ""
+        tree, leaves = compile_tree(cond, WindowKey(window_bins, 0, speech, ignore), hop, subject)
+        kind = CALL if call else COMPOUND
     return CompiledRule(
-        id=r.id, order=order, kind=SEQUENCE if is_seq else THRESHOLD,
-        window_bins=int(r.window) // hop,  # type: ignore[arg-type]
-        sign=1.0 if is_seq or cond.above is not None else -1.0,
-        threshold=float(cond.threshold), cols=cols,
-        within_ms=cond.within if is_seq else 0, last_col=cols[-1],
+        id=r.id, order=order, kind=kind, window_bins=window_bins,
+        sign=1.0 if is_seq or kind != THRESHOLD or cond.above is not None else -1.0,
+        threshold=float(getattr(cond, "threshold", 0.0) if kind != THRESHOLD else cond.threshold), cols=cols,
+        speech=speech, ignore=ignore, tree=tree, leaves=leaves, subject=subject,
+        scope=_scope(r),
+        within_ms=cond.within if is_seq else 0, last_col=cols[-1] if cols else 0,
         for_ms=int(r.for_), keep_ms=int(r.keep_firing_for), cooldown_ms=int(r.cooldown),  # type: ignore[arg-type]
         roles=None if r.role == "any" else _opt(list(r.role), upper=True),  # type: ignore[arg-type]
         business_lines=_opt(list(r.business_lines or [])),
         attributes=attrs, priority=str(r.priority).upper(), action=str(r.action).upper(),
         emotions=emotions, channels=tuple(r.channels or ()), labels=tuple(sorted(labels.items())),
         inhibited_by=inhibited_by, step_mask=np.isin(np.arange(len(EMOTIONS)), cols))
+
+
+def _scope(r: Rule) -> tuple[int, int] | None:
+    """``during`` / ``after`` as one span of call offsets (ms, both ends included)."""
+    lo, hi = (r.during if r.during is not None else (0, 1 << 62))
+    if r.after is not None:
+        lo = max(lo, int(r.after))
+    return None if (lo, hi) == (0, 1 << 62) else (lo, hi)
 
 
 def _compile_silence(s: Silence) -> CompiledSilence:

@@ -18,11 +18,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from emowatch.rules.compiler import THRESHOLD, CompiledRuleSet, compile_ruleset
+from emowatch.rules.compiler import SEQUENCE, CompiledRuleSet, compile_ruleset
+from emowatch.rules.conversation import advance_call, record
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
 from emowatch.rules.model import EMOTIONS, RuleSet
-from emowatch.rules.windows import advance
+from emowatch.rules.tree import Context, evaluate, in_span
+from emowatch.rules.windows import BASELINE, advance, decode_ring, encode_ring, layout
 from emowatch.topics.model_io import FRAME_MS
 
 STATE_VERSION = 2
@@ -54,14 +56,14 @@ def step(state: dict[str, Any] | None, scores: dict[str, Any],
     if isinstance(p, tuple):
         return p
     return finish(p, advance(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, crs.hop_ms, crs.windows,
-                             crs.max_bins, close_tail=p.end_of_call), crs)
+                             crs.max_bins, close_tail=p.end_of_call, speech=p.speech, pre=p.pre), crs)
 
 
 class Pending:
     """One message between :func:`begin` and :func:`finish`."""
 
-    __slots__ = ("base", "end_ms", "end_of_call", "events", "frame_ms", "logits", "open_bin", "ring", "role",
-                 "roles", "rules_state", "scores", "seq", "start", "state")
+    __slots__ = ("base", "end_ms", "end_of_call", "events", "frame_ms", "logits", "open_bin", "pre", "ring", "role",
+                 "roles", "rules_state", "scores", "seq", "speech", "start", "state")
 
 
 def begin(state: dict[str, Any] | None, scores: dict[str, Any],
@@ -85,6 +87,7 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
     p.logits = logits = _logits(scores)
     p.start, p.frame_ms = start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or FRAME_MS)
     p.end_ms = start + logits.shape[0] * frame_ms
+    p.speech = _speech(scores, logits.shape[0])
     p.base = base = int(scores["event_time"]) - start
     p.end_of_call = bool(scores.get("end_of_call"))
     live = old is not None and not old.get("end")
@@ -95,12 +98,20 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
         snap = rules_state.pop(rid).get("ev")
         if snap is not None:
             events.append(make_event("RESOLVED", snap, crs, scores, start, snap["v"], base))
-    continuous = (live and not scores.get("gap_before") and old.get("t") == start  # type: ignore[union-attr]
-                  and old.get("hop") == crs.hop_ms and seq == old["seq"] + 1)  # type: ignore[index,union-attr]
+    lay = layout(crs.windows)
+    same_layout = live and old.get("ly", "s") == lay.tag and old.get("hop") == crs.hop_ms  # type: ignore[union-attr]
+    continuous = (same_layout and not scores.get("gap_before") and old.get("t") == start  # type: ignore[union-attr]
+                  and seq == old["seq"] + 1)  # type: ignore[index]
+    p.pre = old.get("pre", "") if same_layout else ""  # type: ignore[union-attr]
     if continuous:
         ring = old.get("ring")  # type: ignore[union-attr]
         p.ring, p.open_bin = "" if ring is None else ring, old.get("open")  # type: ignore[union-attr]
     else:
+        if same_layout and _HAS_BASELINE(crs) and old.get("ring") is not None:  # type: ignore[union-attr]
+            kept = decode_ring(old["ring"], lay.width)  # type: ignore[index]
+            if len(kept):  # the bins before a gap still count for the baseline
+                before = decode_ring(p.pre, lay.width)[0] if p.pre else 0.0
+                p.pre = encode_ring((before + kept.sum(axis=0))[None, :])
         p.ring, p.open_bin = "", None
         for st in rules_state.values():  # smoothing restarts: pending episodes and sequence progress too
             if st.get("st") == "p":
@@ -151,22 +162,84 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet,
             new_role["open"] = win.open
         if rules_state:
             new_role["rules"] = rules_state
-    return {**p.state, "v": STATE_VERSION, "r": {**p.roles, p.role: new_role}}, events
+        if win.pre:
+            new_role["pre"] = win.pre
+        tag = layout(crs.windows).tag
+        if tag != "s":
+            new_role["ly"] = tag
+    new_state = {**p.state, "v": STATE_VERSION, "r": {**p.roles, p.role: new_role}}
+    if crs.call_rules:
+        new_state["c"] = _call(p, win, crs, conditions)
+    return new_state, events
+
+
+def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> dict[str, Any]:
+    """The conversation rules' call state after this message (:mod:`emowatch.rules.conversation`)."""
+    c = _copy_call(p.state.get("c"))
+    if c.get("end"):
+        return c
+    cols = crs.role_leaf_cols.get(p.role)
+    values = valid = None
+    if cols is not None and win.times.shape[0]:
+        if given is not None and given.values is not None:
+            v_all, valid_all = given.values, given.valid
+        else:
+            v_all, _, valid_all, _ = threshold_conditions(crs, win.probs, win.valid)
+        values, valid = v_all[:, cols], valid_all[:, cols]
+    record(c, p.role, p.scores, p.logits.shape[0], p.start, p.frame_ms, crs.hop_ms, p.end_of_call, win.times,
+           values, valid)
+    advance_call(c, crs, p.scores, p.base, p.frame_ms, p.events)
+    return c
+
+
+def _copy_call(c: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of the call state that :func:`_call` may change (the input state is never mutated)."""
+    if not c:
+        return {}
+    out = dict(c)
+    if "p" in c:
+        out["p"] = {r: {**v, "s": list(v["s"]), "l": list(v["l"])} for r, v in c["p"].items()}
+    if "v" in c:
+        out["v"] = {r: list(v) for r, v in c["v"].items()}
+    if "o" in c:
+        out["o"] = list(c["o"])
+    if "r" in c:
+        out["r"] = {rid: dict(st) for rid, st in c["r"].items()}
+    return out
+
+
+def _HAS_BASELINE(crs: CompiledRuleSet) -> bool:  # noqa: N802 - reads as a constant of the rule set
+    return any(w.lag == BASELINE for w in crs.windows)
+
+
+def _speech(scores: dict[str, Any], n: int) -> np.ndarray | None:
+    """The frames' voice activity as 1.0 / 0.0 (``speech`` >= 0.5), or ``None`` when the message has none."""
+    raw = scores.get("speech")
+    if raw is None:
+        return None
+    try:
+        sp = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ScoresError(f"speech is not numbers: {exc}") from None
+    if sp.shape != (n,):
+        raise ScoresError(f"speech has {sp.size} values, expected n_frames = {n}")
+    return (sp >= 0.5).astype(np.float64)
 
 
 _NOT_GIVEN = Given()
 
 
 def threshold_conditions(crs: CompiledRuleSet, probs: np.ndarray, valid: np.ndarray) -> tuple[Any, ...]:
-    """Every threshold rule's value and condition at every point: ``(values (E, R), holds (E, R), valid (E, R),
-    any_hold: list[bool] per rule)``. ``probs`` may carry leading batch axes (``(..., n_windows, E, 9)``, the
-    same windows and points): ``values`` and ``holds`` then carry them too, and ``any_hold`` is an array."""
+    """Every column's (threshold rule's, then the combined rules' leaves') value and condition at every point:
+    ``(values (E, C), holds (E, C), valid (E, C), any_hold: list[bool] per threshold rule)``. ``probs`` and
+    ``valid`` may carry leading batch axes (``(..., n_windows, E, 9)``, ``(..., n_windows, E)``, the same windows
+    and points): the results then carry them too, and ``any_hold`` is an array."""
     *lead, n_windows, n_points, n_classes = probs.shape
     flat = np.moveaxis(probs, -3, -2).reshape(-1, n_windows * n_classes)
-    values = (flat @ crs.threshold_matrix).reshape(*lead, n_points, len(crs.threshold_rules))   # (..., E, R)
-    valid_r = valid[crs.threshold_windows].T                                                 # (E, R)
+    values = (flat @ crs.threshold_matrix).reshape(*lead, n_points, crs.threshold_matrix.shape[1])  # (..., E, C)
+    valid_r = np.swapaxes(valid[..., crs.threshold_windows, :] & valid[..., crs.threshold_windows2, :], -1, -2)
     holds = ((values - crs.thresholds) * crs.signs > 0) & valid_r
-    any_hold = holds.any(axis=-2)
+    any_hold = holds[..., :len(crs.threshold_rules)].any(axis=-2)
     return values, holds, valid_r, any_hold if lead else any_hold.tolist()
 
 
@@ -182,9 +255,14 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, in_scope, dominant, p_max)
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
     given = conditions or _NOT_GIVEN
-    if crs.threshold_rules:
+    if crs.threshold_matrix.shape[1]:
         values, holds, valid_r, any_hold = (given[:4] if given.values is not None
                                             else threshold_conditions(crs, probs, valid))
+        for rule in crs.compound_rules:
+            item = _compound(crs, rule, win.times, values, holds, valid_r, rules_state, role, business_line,
+                             attributes)
+            if item is not None:
+                active.append(item)
         for j, rule in enumerate(crs.threshold_rules):
             if any_hold[j] or rule.id in rules_state:
                 in_scope = rule.in_scope(role, business_line, attributes)
@@ -249,10 +327,12 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                 ok = False
                 st.pop("m", None)
                 st.pop("sq", None)
-            elif rule.kind == THRESHOLD:
+            elif rule.kind != SEQUENCE:
                 ok = holds[j]
             else:
                 ok = observe_sequence(st, rule, t, dominant[j], p_max[j])
+            if rule.scope is not None and not rule.scope[0] <= t <= rule.scope[1]:
+                ok = False  # outside the rule's during/after span
             ended = transition(st, ok, t, rule)
             if ended is not None:
                 events.append(make_event("RESOLVED", ended, crs, scores, t, value, base))
@@ -271,6 +351,39 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
             st["ev"] = snap
             st.pop("cd", None)
             events.append(make_event("FIRING", snap, crs, scores, t, value, base))
+
+
+def _compound(crs: CompiledRuleSet, rule: Any, times: np.ndarray, values: np.ndarray, holds: np.ndarray,
+              valid: np.ndarray, rules_state: dict[str, dict[str, Any]], role: str, business_line: str,
+              attributes: dict[str, str]) -> tuple[Any, ...] | None:
+    """A combined rule's tree at every point (its node memory updated in its state); its ``active`` entry when
+    its lifecycle has something to do."""
+    cols = crs.leaf_cols[rule.id]
+    st = rules_state.get(rule.id)
+    in_scope = rule.in_scope(role, business_line, attributes)
+    if not in_scope and st is None:
+        return None
+    mem = dict(st.get("n", {})) if st else {}
+
+    def leaf(i: int) -> tuple[np.ndarray, ...]:
+        c = cols[i]
+        return values[:, c], holds[:, c], valid[:, c]
+
+    v, h, ok = evaluate(rule.tree, Context(times, leaf, None, mem))
+    span = in_span(times, rule.scope)
+    if span is not None:
+        h = h & span
+    if mem:
+        st = rules_state.setdefault(rule.id, {})
+        st["n"] = mem
+    elif st is not None:
+        st.pop("n", None)
+        if not st:
+            del rules_state[rule.id]
+            st = None
+    if st is None and not (in_scope and h.any()):
+        return None
+    return rule, v.tolist(), h.tolist(), ok.tolist(), in_scope, None, None
 
 
 def _logits(scores: dict[str, Any]) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 An example's ``scores`` is a timeline of steps ``{for: 2s, probs: {angry: 0.9}}`` (every
 frame in the step has these probabilities; the remaining mass is spread evenly over the
-other classes) or ``{for: 1s, gap: true}`` (missing audio). The timeline is cut into
+other classes), ``{for: 3s, silent: true}`` (audio without speech) or ``{for: 1s, gap: true}``
+(missing audio); ``tracks`` gives one such timeline per role (a stereo call). The timeline is cut into
 FrameScores messages of ``chunk`` ms (logits = log(probs)), fed to :func:`step`, and the
 events of the example's rule (plus rules named in ``expect``) must equal ``expect``.
 """
@@ -32,40 +33,56 @@ def probs_to_logits(probs: dict[str, float]) -> np.ndarray:
 
 
 def example_messages(example: Example, ruleset: RuleSet, call_id: str = "example-call") -> list[dict[str, Any]]:
-    """The FrameScores dicts of an example call (1 chunk per message, ``chunk`` ms each)."""
-    runs: list[tuple[int, np.ndarray]] = []  # (offset of the run, frames x 9 logits) per present run
-    offset, current, current_start = 0, [], 0
-    for item in example.scores:
+    """The FrameScores dicts of an example call (1 chunk per message, ``chunk`` ms each; with ``tracks``, each
+    role's messages, in call-time order). Messages carry ``speech`` (1 or 0 per frame: ``silent`` steps are 0)
+    when the example has ``tracks`` or a ``silent`` step, else none (every frame counts as speech)."""
+    timelines = example.timelines()
+    with_speech = example.tracks is not None or any(s.silent for steps in timelines.values() for s in steps)
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    for r, (role, steps) in enumerate(timelines.items()):
+        for m in _track(example, ruleset, call_id, role, steps, with_speech):
+            out.append((m["start_ms"], r, m))
+    out.sort(key=lambda item: item[:2])
+    return [m for _, _, m in out]
+
+
+def _track(example: Example, ruleset: RuleSet, call_id: str, role: str, steps: list[Any],
+           with_speech: bool) -> list[dict[str, Any]]:
+    runs: list[tuple[int, np.ndarray, np.ndarray]] = []  # (offset of the run, frames x 9 logits, speech) per run
+    offset, current, voice, current_start = 0, [], [], 0
+    for item in steps:
         n = item.for_ // FRAME_MS
         if item.gap:
             if current:
-                runs.append((current_start, np.vstack(current)))
-            current = []
+                runs.append((current_start, np.vstack(current), np.concatenate(voice)))
+            current, voice = [], []
             offset += item.for_
             current_start = offset
             continue
         current.append(np.tile(probs_to_logits(item.probs), (n, 1)))
+        voice.append(np.full(n, 0.0 if item.silent else 1.0))
         offset += item.for_
     if current:
-        runs.append((current_start, np.vstack(current)))
+        runs.append((current_start, np.vstack(current), np.concatenate(voice)))
     business_line = example.business_line or (ruleset.business_line if ruleset.business_line != "*" else "default")
     per_chunk = example.chunk // FRAME_MS
     messages: list[dict[str, Any]] = []
     seq = 0
-    for r, (run_start, frames) in enumerate(runs):
+    for r, (run_start, frames, speech) in enumerate(runs):
         if r:
             seq += 1  # the missing chunk(s) used a sequence number
         for k in range(0, len(frames), per_chunk):
             block = frames[k:k + per_chunk]
             start_ms = run_start + k * FRAME_MS
             messages.append({
-                "call_id": call_id, "role": example.role.upper(), "seq": seq, "start_ms": start_ms,
+                "call_id": call_id, "role": role.upper(), "seq": seq, "start_ms": start_ms,
                 "frame_ms": FRAME_MS, "n_frames": len(block), "labels": list(EMOTIONS),
                 "logits": block.astype(np.float32).ravel().tolist(),
                 "chunk_probs": _softmax(block.mean(axis=0)).tolist(),
                 "model": {"name": "example", "version": "0"}, "business_line": business_line,
                 "event_time": example.event_time + start_ms, "gap_before": r > 0 and k == 0,
-                "end_of_call": False, "attributes": dict(example.attributes), "embedding": None})
+                "end_of_call": False, "attributes": dict(example.attributes), "embedding": None,
+                "speech": speech[k:k + per_chunk].tolist() if with_speech else None})
             seq += 1
     if messages and example.end_of_call:
         messages[-1]["end_of_call"] = True

@@ -111,12 +111,16 @@ def progress_many(rule: CompiledRule, steps: np.ndarray, times: np.ndarray, domi
     not matched (no ``m``) and whose last step none of these points reaches: only the progress ``sq`` moves.
 
     ``steps`` ``(M, n_steps)`` int64 is each message's ``sq`` (:data:`NO_STEP` for ``None``; updated in place and
-    returned); ``times``, ``dominant``, ``p_max`` are ``(M, E)``, ``valid`` ``(E,)`` is shared by the messages.
+    returned); ``times``, ``dominant``, ``p_max`` and ``valid`` are ``(M, E)`` (a point not valid for a message
+    changes nothing of it; ``valid`` may also be ``(E,)``, shared).
     Point by point, the same comparisons as :func:`observe_sequence` on whole columns (exact: integer times)."""
     cols, within = rule.cols, rule.within_ms
-    for j in np.flatnonzero(valid).tolist():
+    if valid.ndim == 1:  # shared by all the messages
+        valid = np.broadcast_to(valid, times.shape)
+    for j in np.flatnonzero(valid.any(axis=0)).tolist():
+        rows = valid[:, j]
         t = times[:, j]
-        confident = p_max[:, j] >= rule.threshold
+        confident = (p_max[:, j] >= rule.threshold) & rows
         d = dominant[:, j]
         for k in range(len(cols) - 1, 0, -1):  # descending: step k extends the match of k - 1 as it was
             prev = steps[:, k - 1]
@@ -125,7 +129,7 @@ def progress_many(rule: CompiledRule, steps: np.ndarray, times: np.ndarray, domi
                 steps[grow, k] = np.maximum(prev[grow], steps[grow, k])
         first = confident & (d == cols[0])
         steps[first, 0] = t[first]
-        steps[t[:, None] - steps > within] = NO_STEP
+        steps[(t[:, None] - steps > within) & rows[:, None]] = NO_STEP
     return steps
 
 

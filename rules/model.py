@@ -10,176 +10,59 @@ Cross-field checks (duplicate ids, references) live in :mod:`emowatch.rules.cros
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PrivateAttr,
-    Tag,
-    model_validator,
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, model_validator
+
+from emowatch.rules.conditions import (  # noqa: F401 - re-exported: the rule language in one import
+    Condition,
+    EmotionCondition,
+    SequenceCondition,
+    SumCondition,
+    TrendCondition,
+)
+from emowatch.rules.durations import parse_duration_ms
+from emowatch.rules.fields import (  # noqa: F401 - re-exported
+    EMOTIONS,
+    PRIORITIES,
+    ROLES,
+    Action,
+    Channel,
+    Duration,
+    Emotion,
+    Identifier,
+    NameList,
+    Priority,
+    Probability,
+    Role,
+    RoleScope,
+    Strict,
+    Timestamp,
+    _as_list,
 )
 
-from emowatch.rules.durations import parse_duration_ms
-from emowatch.topics.model_io import EMOTIONS  # the nine classes in model order (the logits' column order)
 
-PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
-ROLES: tuple[str, ...] = ("customer", "agent", "mixed")
+def _call_span(value: Any) -> Any:
+    """``first 30s`` -> (0, 30000); ``30s-2m`` -> (30000, 120000): call offsets, end included."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("first "):
+        return (0, parse_duration_ms(text[len("first "):]))
+    lo, sep, hi = text.partition("-")
+    if not sep:
+        raise ValueError(f"invalid span {value!r}: use 'first 30s' or '30s-2m'")
+    return (parse_duration_ms(lo), parse_duration_ms(hi))
 
 
-def _emotion(value: str) -> str:
-    if value not in EMOTIONS:
-        raise ValueError(f"unknown emotion {value!r}; expected one of: {', '.join(EMOTIONS)}")
+def _span_order(value: tuple[int, int]) -> tuple[int, int]:
+    if value[1] <= value[0]:
+        raise ValueError("the span ends before it starts")
     return value
 
 
-def _timestamp_ms(value: Any) -> int:
-    """Epoch milliseconds from an int, a YAML timestamp or an ISO-8601 string (naive = UTC)."""
-    if isinstance(value, bool):
-        raise ValueError("expected epoch milliseconds or an ISO-8601 timestamp")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError("timestamp must be >= 0 (epoch milliseconds)")
-        return value
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"invalid timestamp {value!r}; use epoch ms or ISO-8601, "
-                             "e.g. 2024-01-04T22:30:00Z") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return int(round(value.timestamp() * 1000))
-    raise ValueError("expected epoch milliseconds or an ISO-8601 timestamp")
-
-
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
-def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
-Emotion = Annotated[str, AfterValidator(_emotion)]
-Duration = Annotated[int, BeforeValidator(parse_duration_ms)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-Timestamp = Annotated[int, BeforeValidator(_timestamp_ms)]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)]
-Channel = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.:-]*$", max_length=64)]
-Priority = Annotated[Literal["low", "medium", "high", "critical"], BeforeValidator(_lower)]
-Action = Annotated[Literal["alert", "review"], BeforeValidator(_lower)]
-Role = Annotated[Literal["customer", "agent", "mixed"], BeforeValidator(_lower)]
-
-
-def _role_scope(value: Any) -> Any:
-    value = _lower(value)
-    return value if value == "any" else _as_list(value)
-
-
-RoleScope = Annotated[Literal["any"] | list[Role], BeforeValidator(_role_scope)]
-NameList = Annotated[list[str], BeforeValidator(_as_list)]
-
-
-class Strict(BaseModel):
-    """Base: unknown keys are errors; instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
-
-class _Threshold(Strict):
-    above: Probability | None = None
-    below: Probability | None = None
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> _Threshold:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of 'above' or 'below'")
-        return self
-
-    @property
-    def threshold(self) -> float:
-        """The bound, whichever side it is on."""
-        return self.above if self.above is not None else self.below  # type: ignore[return-value]
-
-
-class EmotionCondition(_Threshold):
-    """One emotion's windowed probability above (or below) a threshold."""
-
-    emotion: Emotion
-
-    @property
-    def emotions(self) -> list[str]:
-        return [self.emotion]
-
-
-class SumCondition(_Threshold):
-    """The sum of several emotions' windowed probabilities above (or below) a threshold."""
-
-    sum: Annotated[list[Emotion], Field(min_length=2)]
-
-    @model_validator(mode="after")
-    def _unique(self) -> SumCondition:
-        if len(set(self.sum)) != len(self.sum):
-            raise ValueError("'sum' lists an emotion twice")
-        return self
-
-    @property
-    def emotions(self) -> list[str]:
-        return list(self.sum)
-
-
-class SequenceCondition(Strict):
-    """The dominant emotion passes through ``sequence`` in order within ``within``.
-
-    An evaluation point counts as a step when the window's top class is the step's
-    emotion with probability >= ``min_prob``; other emotions may occur in between.
-    The condition then holds while the last step's emotion stays dominant.
-    """
-
-    sequence: Annotated[list[Emotion], Field(min_length=2, max_length=8)]
-    within: Annotated[Duration, Field(gt=0, le=600_000)]
-    min_prob: Probability = 0.5
-
-    @model_validator(mode="after")
-    def _no_repeat(self) -> SequenceCondition:
-        if any(a == b for a, b in zip(self.sequence, self.sequence[1:])):
-            raise ValueError("'sequence' repeats an emotion in consecutive steps")
-        return self
-
-    @property
-    def emotions(self) -> list[str]:
-        return list(self.sequence)
-
-    @property
-    def threshold(self) -> float:
-        return self.min_prob
-
-
-def _condition_kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        kinds = [k for k in ("emotion", "sum", "sequence") if k in value]
-        return _TAGS[kinds[0]] if len(kinds) == 1 else None
-    return type(value).__name__ if isinstance(value, (EmotionCondition, SumCondition, SequenceCondition)) else None
-
-
-_TAGS = {"emotion": "EmotionCondition", "sum": "SumCondition", "sequence": "SequenceCondition"}
-
-
-Condition = Annotated[
-    Annotated[EmotionCondition, Tag("EmotionCondition")]
-    | Annotated[SumCondition, Tag("SumCondition")]
-    | Annotated[SequenceCondition, Tag("SequenceCondition")],
-    Discriminator(_condition_kind, custom_error_type="condition_kind",
-                  custom_error_message="a condition needs exactly one of the keys 'emotion', 'sum', 'sequence'"),
-]
+CallSpan = Annotated[tuple[int, int], BeforeValidator(_call_span), AfterValidator(_span_order)]
 
 
 class ExampleStep(Strict):
@@ -188,15 +71,16 @@ class ExampleStep(Strict):
     for_: Annotated[Duration, Field(gt=0, alias="for")]
     probs: dict[Emotion, Probability] = Field(default_factory=dict)
     gap: bool = False
+    silent: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> ExampleStep:
         if sum(self.probs.values()) > 1.0 + 1e-6:
             raise ValueError("probs add up to more than 1")
-        if self.gap and self.probs:
-            raise ValueError("a gap has no probs")
-        if not self.gap and not self.probs:
-            raise ValueError("give probs (e.g. {angry: 0.9}) or gap: true")
+        if self.gap and (self.probs or self.silent):
+            raise ValueError("a gap has no probs (and is not 'silent': it has no audio at all)")
+        if not self.gap and not self.silent and not self.probs:
+            raise ValueError("give probs (e.g. {angry: 0.9}), silent: true or gap: true")
         return self
 
 
@@ -219,8 +103,19 @@ class Example(Strict):
     chunk: Annotated[Duration, Field(gt=0)] = 1000
     event_time: Timestamp = 1_700_000_000_000
     end_of_call: bool = False
-    scores: Annotated[list[ExampleStep], Field(min_length=1)]
+    scores: Annotated[list[ExampleStep], Field(min_length=1)] | None = None
+    tracks: dict[Role, Annotated[list[ExampleStep], Field(min_length=1)]] | None = None
     expect: list[ExampleExpect] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_timeline(self) -> Example:
+        if (self.scores is None) == (self.tracks is None):
+            raise ValueError("give 'scores' (one role's timeline) or 'tracks' (a timeline per role)")
+        return self
+
+    def timelines(self) -> dict[str, list[ExampleStep]]:
+        """Role -> steps: ``tracks``, or ``scores`` of ``role``."""
+        return dict(self.tracks) if self.tracks is not None else {self.role: list(self.scores or [])}
 
 
 class Rule(Strict):
@@ -239,6 +134,10 @@ class Rule(Strict):
     action: Action | None = None
     channels: list[Channel] | None = None
     role: RoleScope | None = None
+    speech_only: bool | None = None
+    ignore: Annotated[list[Emotion], BeforeValidator(_as_list), Field(max_length=7)] = Field(default_factory=list)
+    during: CallSpan | None = None
+    after: Duration | None = None
     business_lines: NameList | None = None
     attributes: dict[str, str | list[str]] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -257,6 +156,7 @@ class Defaults(Strict):
     action: Action = "alert"
     channels: list[Channel] = Field(default_factory=lambda: ["webhook"])
     role: RoleScope = "any"
+    speech_only: bool = True
 
 
 class Matcher(Strict):
@@ -313,7 +213,7 @@ def canonical_version(data: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
-_DEFAULTED = ("for_", "keep_firing_for", "cooldown", "window", "priority", "action", "channels", "role")
+_DEFAULTED = ("for_", "keep_firing_for", "cooldown", "window", "priority", "action", "channels", "role", "speech_only")
 
 
 def resolve_rule(rule: Rule, defaults: Defaults) -> Rule:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,7 +32,7 @@ ROW = N_CLASSES + 1  # frame count + 9 logit sums
 _ROUND = 4
 _RING_DTYPE = np.dtype("<f4")
 _EMPTY_RING = np.zeros((0, ROW))
-_INDEX_CACHE: dict[tuple[int, int, tuple[int, ...]], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_INDEX_CACHE: dict[tuple[int, int, tuple], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 @dataclass
@@ -44,7 +45,8 @@ class WindowResult:
     probs: np.ndarray        # (n_windows, E, 9) softmax of the mean logits
     valid: np.ndarray        # (n_windows, E) bool: the whole window lies after the last reset
     ring: str = ""           # new state: complete bins (encode_ring)
-    open: list[float] | None = None  # new state: [bin, n, 9 sums]
+    open: list[float] | None = None  # new state: [bin, row] (row: count + 9 sums per block)
+    pre: str = ""            # new state: sums of the bins that left the ring (baselines only)
 
 
 def encode_ring(rows: np.ndarray) -> str:
@@ -54,153 +56,281 @@ def encode_ring(rows: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(rows, dtype=_RING_DTYPE).tobytes()).decode("ascii")
 
 
-def decode_ring(text: str | list[list[float]] | np.ndarray | None) -> np.ndarray:
+def decode_ring(text: str | list[list[float]] | np.ndarray | None, width: int = ROW) -> np.ndarray:
     """The state's ring -> ``(k, 10)`` array. Also reads the v1 form (nested lists) and the in-memory
     form :func:`advance_many` keeps (a float32 array: the same values as the string)."""
     if isinstance(text, np.ndarray):
         return text
     if not text:
-        return _EMPTY_RING
+        return _EMPTY_RING if width == ROW else np.zeros((0, width))
     if isinstance(text, list):
-        return np.asarray(text, dtype=np.float64).reshape(-1, ROW)
+        return np.asarray(text, dtype=np.float64).reshape(-1, width)
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ScoresError(f"corrupt window state: {exc}") from None
-    if len(raw) % (ROW * _RING_DTYPE.itemsize):
+    if len(raw) % (width * _RING_DTYPE.itemsize):
         raise ScoresError(f"corrupt window state: {len(raw)} bytes is not a whole number of bins")
-    return np.frombuffer(raw, dtype=_RING_DTYPE).reshape(-1, ROW)
+    return np.frombuffer(raw, dtype=_RING_DTYPE).reshape(-1, width)
 
 
-def _empty(n_windows: int, ring: str, open_bin: list[float] | None) -> WindowResult:
+class WindowKey(NamedTuple):
+    """One kind of window scored at every point: ``bins`` hops long, ending ``lag`` hops before the point
+    (:data:`BASELINE`: the baseline, everything before the current window since the role's first audio), over
+    the speech frames only (``speech``) or all frames, renormalised without the ``ignore`` classes."""
+
+    bins: int
+    lag: int = 0
+    speech: bool = False
+    ignore: tuple[int, ...] = ()
+
+    @property
+    def span(self) -> int:
+        """Bins of history the window needs (the ring keeps ``max(span) - 1``)."""
+        return self.bins + max(self.lag, 0)
+
+
+BASELINE = -1
+MIN_SPEECH_MS = 100
+"""A speech-only window is scored when it holds at least this much speech (else it is not valid: silence and
+the odd breath do not drive rules)."""
+_LAYOUTS: dict[tuple[WindowKey, ...], Layout] = {}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a set of windows is computed: one block ``[count, 9 sums]`` per mode (all frames, speech frames) in
+    every bin row, which block each window reads, which windows are lagged or baselines, which renormalise."""
+
+    keys: tuple[WindowKey, ...]
+    modes: tuple[bool, ...]          # the blocks: False = all frames, True = speech frames
+    width: int
+    blocks: np.ndarray               # (n_windows,) block of each window
+    baseline: np.ndarray             # (n_windows,) bool
+    speech: np.ndarray               # (n_windows,) bool
+    bins: np.ndarray                 # (n_windows,)
+    keep: list[tuple[int, np.ndarray]]  # (window index, class mask) of the windows that ignore classes
+
+    @property
+    def tag(self) -> str:
+        """The state's ``ly``: the blocks of its ring (``s``: speech only, the default, stored without a tag)."""
+        return "".join("s" if m else "a" for m in self.modes)
+
+
+def layout(windows: tuple[int | WindowKey, ...]) -> Layout:
+    """The :class:`Layout` of ``windows`` (plain ints: all-frame windows of that many bins; cached)."""
+    hit = _LAYOUTS.get(windows)  # type: ignore[arg-type]
+    if hit is None:
+        keys = tuple(w if isinstance(w, WindowKey) else WindowKey(int(w)) for w in windows)
+        modes = tuple(sorted({k.speech for k in keys})) or (False,)
+        keep = []
+        for i, k in enumerate(keys):
+            if k.ignore:
+                mask = np.ones(N_CLASSES)
+                mask[list(k.ignore)] = 0.0
+                keep.append((i, mask))
+        hit = Layout(keys=keys, modes=modes, width=ROW * len(modes),
+                     blocks=np.array([modes.index(k.speech) for k in keys], dtype=np.intp),
+                     baseline=np.array([k.lag == BASELINE for k in keys], dtype=bool),
+                     speech=np.array([k.speech for k in keys], dtype=bool),
+                     bins=np.array([k.bins for k in keys], dtype=np.int64), keep=keep)
+        if len(_LAYOUTS) < 256:
+            _LAYOUTS[windows] = hit  # type: ignore[index]
+    return hit
+
+
+def _empty(n_windows: int, ring: str, open_bin: list[float] | None, pre: str = "") -> WindowResult:
     return WindowResult(times=np.zeros(0, dtype=np.int64), probs=np.zeros((n_windows, 0, N_CLASSES)),
-                        valid=np.zeros((n_windows, 0), dtype=bool), ring=ring, open=open_bin)
+                        valid=np.zeros((n_windows, 0), dtype=bool), ring=ring, open=open_bin, pre=pre)
 
 
-def _indices(k: int, nc: int, windows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative-sum rows (end, start) of every window at each new point, and validity.
+def _indices(k: int, nc: int, lay: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative-sum rows (end, start) of every window at each new point, and whether its bins lie after the
+    reset; baselines end where the current window starts and start at the ring's start (plus ``pre``).
 
     Depends only on the history length ``k``, the new points ``nc`` and the windows, all
     small, so it is computed once per combination."""
-    key = (k, nc, windows)
+    key = (k, nc, lay.keys)
     hit = _INDEX_CACHE.get(key)
     if hit is None:
         ends = k + np.arange(1, nc + 1)
-        w = np.asarray(windows)[:, None]
-        hit = (np.broadcast_to(ends, (len(windows), nc)).ravel().copy(), np.maximum(ends - w, 0).ravel(), ends >= w)
+        w = np.array([kk.bins for kk in lay.keys])[:, None]
+        lag = np.array([max(kk.lag, 0) for kk in lay.keys])[:, None]
+        base = lay.baseline[:, None]
+        end = np.where(base, ends - w, ends - lag)
+        start = np.where(base, 0, np.maximum(end - w, 0))
+        valid = np.where(base, ends >= 2 * w, end - w >= 0)
+        hit = (np.maximum(end, 0).ravel(), start.ravel(), valid)
         if len(_INDEX_CACHE) < 4096:
             _INDEX_CACHE[key] = hit
     return hit
 
 
+def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre: np.ndarray | None,
+           per_bin: int, frame_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows' sums ``span`` ``(..., n_windows * E, width)`` -> probabilities ``(..., n_windows, E, 9)`` and
+    validity ``(..., n_windows, E)``. The same operations for one message and for a group (exact equality)."""
+    lead = span.shape[:-2]
+    nk = len(lay.keys)
+    span = span.reshape(*lead, nk, n_points, len(lay.modes), ROW)
+    if pre is not None and lay.baseline.any():
+        span[..., lay.baseline, :, :, :] += pre.reshape(*lead, 1, 1, len(lay.modes), ROW)
+    if len(lay.modes) == 1:
+        sel = span[..., 0, :]
+    else:
+        sel = np.take_along_axis(span, lay.blocks[:, None, None, None], axis=-2)[..., 0, :]
+    counts = sel[..., 0]
+    need = np.where(lay.baseline, lay.bins * per_bin, np.where(lay.speech, -(-MIN_SPEECH_MS // frame_ms), 1))
+    ok = valid & (counts >= need[:, None])
+    mean = sel[..., 1:] / np.where(counts > 0, counts, 1.0)[..., None]
+    mean -= mean.max(axis=-1, keepdims=True)
+    np.exp(mean, out=mean)
+    mean /= mean.sum(axis=-1, keepdims=True)
+    for i, mask in lay.keep:
+        part = mean[..., i, :, :] * mask
+        part /= part.sum(axis=-1, keepdims=True)
+        mean[..., i, :, :] = part
+    return mean, ok
+
+
+def _rows(logits: np.ndarray, sp: np.ndarray | None, lay: Layout, per_bin: int, nb: int) -> np.ndarray:
+    """Aligned frames ``(..., nb * per_bin, 9)`` -> bin rows ``(..., nb, width)``; ``sp`` the frames' speech
+    (1/0, ``None``: all speech)."""
+    lead = logits.shape[:-2]
+    frames = logits.reshape(*lead, nb, per_bin, N_CLASSES)
+    out = np.empty((*lead, nb, lay.width))
+    for b, speech in enumerate(lay.modes):
+        blk = out[..., b * ROW:(b + 1) * ROW]
+        if speech and sp is not None:
+            w = sp.reshape(*lead, nb, per_bin)
+            w.sum(axis=-1, out=blk[..., 0])
+            (frames * w[..., None]).sum(axis=-2, out=blk[..., 1:])
+        else:
+            blk[..., 0] = per_bin
+            frames.sum(axis=-2, out=blk[..., 1:])
+    return out
+
+
 def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
-            start_ms: int, frame_ms: int, hop: int, windows: list[int] | tuple[int, ...], max_bins: int,
-            close_tail: bool) -> WindowResult:
+            start_ms: int, frame_ms: int, hop: int, windows: list[int] | tuple[int | WindowKey, ...], max_bins: int,
+            close_tail: bool, speech: np.ndarray | None = None, pre: str = "") -> WindowResult:
     """Add one message's frames to the bins and score every window at each new bin end.
 
     ``ring``/``open_bin`` come from the state (empty after a reset). With
     ``close_tail`` (end of call) a trailing incomplete bin is dropped instead of kept open.
+    ``speech``: the frames' voice activity (1.0/0.0; ``None``: every frame is speech); ``pre``: the bins that
+    left the ring (for baselines, :func:`encode_ring` of one row).
     """
     if frame_ms <= 0 or frame_ms > hop:
         raise ScoresError(f"frame_ms={frame_ms} must be in 1..hop ({hop} ms)")
-    windows = tuple(windows)
+    lay = layout(tuple(windows))
     n = logits.shape[0]
     if n == 0:
-        return _empty(len(windows), ring, None if close_tail else open_bin)
+        return _empty(len(lay.keys), ring, None if close_tail else open_bin, pre)
     per_bin, rem = divmod(hop, frame_ms)
     first = start_ms // hop
     if rem == 0 and start_ms % hop == 0 and n % per_bin == 0:  # fast path: chunk aligned to bins
         nb = n // per_bin
-        new = np.empty((nb, ROW))
-        new[:, 0] = per_bin
-        logits.reshape(nb, per_bin, N_CLASSES).sum(axis=1, out=new[:, 1:])
+        new = _rows(logits, speech, lay, per_bin, nb)
         last = first + nb - 1
     else:
         bins = (start_ms + np.arange(n, dtype=np.int64) * frame_ms) // hop
         starts = np.concatenate(([0], np.flatnonzero(bins[1:] != bins[:-1]) + 1))
-        new = np.empty((len(starts), ROW))
-        new[:, 0] = np.diff(np.append(starts, n))
-        new[:, 1:] = np.add.reduceat(logits, starts, axis=0)
+        new = np.empty((len(starts), lay.width))
+        for b, mode in enumerate(lay.modes):
+            if mode and speech is not None:
+                new[:, b * ROW] = np.add.reduceat(speech, starts)
+                new[:, b * ROW + 1:(b + 1) * ROW] = np.add.reduceat(logits * speech[:, None], starts, axis=0)
+            else:
+                new[:, b * ROW] = np.diff(np.append(starts, n))
+                new[:, b * ROW + 1:(b + 1) * ROW] = np.add.reduceat(logits, starts, axis=0)
         first, last = int(bins[0]), int(bins[-1])
-    if open_bin is not None and int(open_bin[0]) == first:  # complete the carried-over bin
-        new[0, 0] += open_bin[1]
-        new[0, 1:] += open_bin[2:]
+    if open_bin is not None and int(open_bin[0]) == first and len(open_bin) == lay.width + 1:
+        new[0] += open_bin[1:]  # complete the carried-over bin
     n_bins = len(new)
     n_complete = n_bins if (last + 1) * hop <= start_ms + n * frame_ms else n_bins - 1
     new_open = None
     if n_complete < n_bins and not close_tail:
-        new_open = [float(last), float(new[-1, 0])] + np.round(new[-1, 1:], _ROUND).tolist()
+        new_open = [float(last)] + np.round(new[-1], _ROUND).tolist()
     if n_complete == 0:
-        return _empty(len(windows), ring, new_open)
-    old = decode_ring(ring)
+        return _empty(len(lay.keys), ring, new_open, pre)
+    old = decode_ring(ring, lay.width)
     k = len(old)
     rows = np.concatenate((old, new[:n_complete])) if k else new[:n_complete]
-    csum = np.empty((len(rows) + 1, ROW))
+    csum = np.empty((len(rows) + 1, lay.width))
     csum[0] = 0.0
     np.cumsum(rows, axis=0, out=csum[1:])
-    end_idx, start_idx, valid = _indices(k, n_complete, windows)
-    span = csum[end_idx] - csum[start_idx]                  # (n_windows * E, 10)
-    mean = span[:, 1:] / span[:, :1]
-    mean -= mean.max(axis=1, keepdims=True)
-    np.exp(mean, out=mean)
-    mean /= mean.sum(axis=1, keepdims=True)
+    end_idx, start_idx, valid = _indices(k, n_complete, lay)
+    span = csum[end_idx] - csum[start_idx]                  # (n_windows * E, width)
+    pre_row = decode_ring(pre, lay.width)[0] if pre else np.zeros(lay.width)
+    probs, ok = _score(span, lay, n_complete, valid, pre_row if lay.baseline.any() else None, per_bin, frame_ms)
     keep = max_bins - 1
+    new_pre = pre
+    if lay.baseline.any() and len(rows) > max(keep, 0):
+        new_pre = encode_ring((pre_row + rows[:len(rows) - max(keep, 0)].sum(axis=0))[None, :])
     return WindowResult(times=(np.arange(first + 1, first + 1 + n_complete, dtype=np.int64)) * hop,
-                        probs=mean.reshape(len(windows), n_complete, N_CLASSES), valid=valid,
-                        ring=encode_ring(rows[-keep:]) if keep > 0 else "", open=new_open)
+                        probs=probs, valid=ok,
+                        ring=encode_ring(rows[-keep:]) if keep > 0 else "", open=new_open, pre=new_pre)
 
 
-def advance_many(items: list[tuple[str | np.ndarray, list[float] | None, np.ndarray, int, int, bool]], hop: int,
-                 windows: list[int] | tuple[int, ...], max_bins: int,
-                 groups: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] | None = None,
+def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tuple[int | WindowKey, ...],
+                 max_bins: int, groups: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]] | None = None,
                  ) -> list[WindowResult | ScoresError]:
     """:func:`advance` for many messages of *different* calls at once; each result equals ``advance`` of that
     item, except that its ring is kept as a float32 array (the values :func:`encode_ring` stores; states holding
     it are for this process only, e.g. a replay). Items are ``(ring, open_bin, logits, start_ms, frame_ms,
-    close_tail)``; a message that cannot be evaluated gets its :class:`ScoresError` in its place.
+    close_tail[, speech, pre])``; a message that cannot be evaluated gets its :class:`ScoresError` in its place.
 
     Messages aligned to the bins (the usual 1 s chunks) with the same length and history are scored together
     with the same operations, in the same order, as one by one (cumulative sums along the bins, the softmax per
     window); the others go through :func:`advance` itself. ``groups`` (optional) receives each such set as
-    ``(item indices, probs (size, n_windows, E, 9), valid (n_windows, E), times (size, E))``."""
+    ``(item indices, probs (size, n_windows, E, 9), valid (size, n_windows, E), times (size, E))``."""
     windows = tuple(windows)
+    lay = layout(windows)
     out: list[WindowResult | ScoresError | None] = [None] * len(items)
-    by_shape: dict[tuple[int, int, int], list[tuple[int, np.ndarray]]] = {}
-    for i, (ring, open_bin, logits, start, frame_ms, close_tail) in enumerate(items):
+    by_shape: dict[tuple[int, int, int, bool], list[tuple[int, np.ndarray]]] = {}
+    for i, item in enumerate(items):
+        ring, open_bin, logits, start, frame_ms, close_tail = item[:6]
+        speech, pre = (item[6], item[7]) if len(item) > 6 else (None, "")
         n = logits.shape[0]
         per_bin = hop // frame_ms if 0 < frame_ms <= hop and hop % frame_ms == 0 else 0
         try:
             if not per_bin or open_bin is not None or n == 0 or start % hop or n % per_bin:
-                out[i] = advance(ring, open_bin, logits, start, frame_ms, hop, windows, max_bins, close_tail)
+                out[i] = advance(ring, open_bin, logits, start, frame_ms, hop, windows, max_bins, close_tail,
+                                 speech, pre)
                 continue
-            old = decode_ring(ring)
+            old = decode_ring(ring, lay.width)
         except ScoresError as exc:
             out[i] = exc
             continue
-        by_shape.setdefault((len(old), n, per_bin), []).append((i, old))
+        by_shape.setdefault((len(old), n, per_bin, speech is not None), []).append((i, old))
     keep = max_bins - 1
-    for (k, n, per_bin), members in by_shape.items():
+    has_base = bool(lay.baseline.any())
+    for (k, n, per_bin, with_speech), members in by_shape.items():
         nb, size = n // per_bin, len(members)
-        new = np.empty((size, nb, ROW))
-        new[..., 0] = per_bin
-        np.stack([items[i][2] for i, _ in members]).reshape(size, nb, per_bin, N_CLASSES).sum(axis=2, out=new[..., 1:])
+        logits = np.stack([items[i][2] for i, _ in members])
+        sp = np.stack([items[i][6] for i, _ in members]) if with_speech else None
+        new = _rows(logits, sp, lay, per_bin, nb)
         rows = np.concatenate((np.stack([old for _, old in members]), new), axis=1) if k else new
-        csum = np.empty((size, k + nb + 1, ROW))
+        csum = np.empty((size, k + nb + 1, lay.width))
         csum[:, 0] = 0.0
         np.cumsum(rows, axis=1, out=csum[:, 1:])
-        end_idx, start_idx, valid = _indices(k, nb, windows)
-        span = csum[:, end_idx] - csum[:, start_idx]                 # (size, n_windows * nb, 10)
-        mean = span[..., 1:] / span[..., :1]
-        mean -= mean.max(axis=2, keepdims=True)
-        np.exp(mean, out=mean)
-        mean /= mean.sum(axis=2, keepdims=True)
-        probs = mean.reshape(size, len(windows), nb, N_CLASSES)
+        end_idx, start_idx, valid = _indices(k, nb, lay)
+        span = csum[:, end_idx] - csum[:, start_idx]                 # (size, n_windows * nb, width)
+        pres = [items[i][7] if len(items[i]) > 7 else "" for i, _ in members] if has_base else []
+        pre_rows = (np.stack([decode_ring(p, lay.width)[0] if p else np.zeros(lay.width) for p in pres])
+                    if has_base else None)
+        probs, ok = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4])
         rings = rows[:, -keep:].astype(_RING_DTYPE) if keep > 0 else None
         firsts = np.array([items[i][3] // hop for i, _ in members], dtype=np.int64)
         times = (firsts[:, None] + np.arange(1, nb + 1, dtype=np.int64)) * hop
         if groups is not None:
-            groups.append(([i for i, _ in members], probs, valid, times))
+            groups.append(([i for i, _ in members], probs, ok, times))
+        dropped = k + nb - max(keep, 0)
         for b, (i, _) in enumerate(members):
-            out[i] = WindowResult(times=times[b], probs=probs[b], valid=valid,
-                                  ring=rings[b] if rings is not None else "", open=None)
+            new_pre = pres[b] if has_base else ""
+            if has_base and dropped > 0:
+                new_pre = encode_ring((pre_rows[b] + rows[b, :dropped].sum(axis=0))[None, :])  # type: ignore[index]
+            out[i] = WindowResult(times=times[b], probs=probs[b], valid=ok[b],
+                                  ring=rings[b] if rings is not None else "", open=None, pre=new_pre)
     return out  # type: ignore[return-value]

@@ -1,0 +1,305 @@
+"""Combined conditions: compiled into a small tree over *leaves* (columns of the threshold matrix) and
+conversation signals, and evaluated on all evaluation points of a message (or of a stretch of the call) at once.
+
+Each node gives ``(values, holds, valid)`` arrays over the points. ``all``/``any``/``not`` are array operations;
+``count`` and ``if``/``not_followed_by`` keep a little memory in the rule's state (``n``: node id -> dict) and walk
+the points one by one only when something can happen (their input holds somewhere, or they remember something).
+No Kafka, no clock: times are call offsets in ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from emowatch.rules.conditions import (
+    AllCondition,
+    AnyCondition,
+    CountCondition,
+    EmotionCondition,
+    NotCondition,
+    NotFollowedByCondition,
+    OvertalkCondition,
+    SilenceCondition,
+    SumCondition,
+    TalkRatioCondition,
+    TrendCondition,
+    walk,
+)
+from emowatch.rules.fields import EMOTIONS
+from emowatch.rules.windows import BASELINE, WindowKey
+
+COL = {name: i for i, name in enumerate(EMOTIONS)}
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # values, holds, valid
+
+
+class LeafSpec(NamedTuple):
+    """One column of the threshold matrix: the sum of ``cols`` on window ``key`` (minus the same on ``key2``: a
+    trend) compared with ``threshold`` on the side ``sign``; ``role``: scored on that role's windows (CALL)."""
+
+    key: WindowKey
+    key2: WindowKey | None
+    cols: tuple[int, ...]
+    sign: float
+    threshold: float
+    role: str | None
+
+
+@dataclass(frozen=True)
+class Leaf:
+    i: int
+
+
+@dataclass(frozen=True)
+class Silence:
+    role: str            # CUSTOMER / AGENT / MIXED / BOTH
+    min_ms: int
+    after: Leaf | None
+    within_ms: int
+    sid: str
+
+
+@dataclass(frozen=True)
+class Talk:
+    role: str
+    bins: int
+    min_speech_ms: int
+    sign: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Overtalk:
+    role: str            # CUSTOMER / AGENT / ANY: who started the overlap
+    min_ms: int
+
+
+@dataclass(frozen=True)
+class All:
+    children: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    children: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Any
+
+
+@dataclass(frozen=True)
+class Count:
+    child: Any
+    at_least: int
+    within_ms: int
+    sid: str
+
+
+@dataclass(frozen=True)
+class NotFollowedBy:
+    first: Any
+    then: Any
+    within_ms: int
+    sid: str
+
+
+CONVERSATION_NODES = (Silence, Talk, Overtalk)
+
+
+def subject_role(cond: Any, rule_role: Any) -> str:
+    """The role a conversation rule's alerts carry: the rule's one role, else the first conversation condition's
+    (``both``/``any``: MIXED), else the first leaf's own role."""
+    if isinstance(rule_role, list) and len(rule_role) == 1:
+        return str(rule_role[0]).upper()
+    for c in walk(cond):
+        role = getattr(c, "silence", None) or getattr(c, "overtalk", None) or getattr(c, "talk_ratio", None)
+        if role is not None:
+            return "MIXED" if role in ("both", "any") else role.upper()
+    for c in walk(cond):
+        if getattr(c, "role", None):
+            return str(c.role).upper()
+    return "MIXED"
+
+
+def compile_tree(cond: Any, key: WindowKey, hop: int, subject: str) -> tuple[Any, tuple[LeafSpec, ...]]:
+    """``cond`` -> (root node, leaves). ``subject`` is set for a CALL rule: leaves without a role of their own are
+    scored on it (a silence's ``after`` on the silent role)."""
+    leaves: list[LeafSpec] = []
+    counter = [0]
+
+    def sid() -> str:
+        counter[0] += 1
+        return str(counter[0] - 1)
+
+    def leaf(c: Any, default_role: str | None) -> Leaf:
+        role = c.role.upper() if getattr(c, "role", None) else default_role
+        if isinstance(c, TrendCondition):
+            lag = BASELINE if c.above_baseline is not None else int(c.over) // hop  # type: ignore[arg-type]
+            spec = LeafSpec(key, WindowKey(key.bins, lag, key.speech, key.ignore), (COL[c.trend],),
+                            -1.0 if c.falls is not None else 1.0, float(c.threshold), role)
+        else:
+            cols = tuple(COL[e] for e in c.emotions)
+            spec = LeafSpec(key, None, cols, 1.0 if c.above is not None else -1.0, float(c.threshold), role)
+        leaves.append(spec)
+        return Leaf(len(leaves) - 1)
+
+    def build(c: Any) -> Any:
+        default = subject or None
+        if isinstance(c, (EmotionCondition, SumCondition, TrendCondition)):
+            return leaf(c, default)
+        if isinstance(c, SilenceCondition):
+            role = c.silence.upper()  # type: ignore[union-attr]
+            after = None
+            if c.after is not None:
+                after = leaf(c.after, default if role == "BOTH" else role)
+            return Silence(role, int(c.min), after, int(c.within or 0), sid())
+        if isinstance(c, TalkRatioCondition):
+            return Talk(c.talk_ratio.upper(), int(c.over) // hop, int(c.min_speech),
+                        1.0 if c.above is not None else -1.0, float(c.threshold))
+        if isinstance(c, OvertalkCondition):
+            return Overtalk(c.overtalk.upper(), int(c.min))
+        if isinstance(c, AllCondition):
+            return All(tuple(build(x) for x in c.all))
+        if isinstance(c, AnyCondition):
+            return AnyOf(tuple(build(x) for x in c.any))
+        if isinstance(c, NotCondition):
+            return Not(build(c.not_))
+        if isinstance(c, CountCondition):
+            return Count(build(c.count), c.at_least, int(c.within), sid())
+        if isinstance(c, NotFollowedByCondition):
+            return NotFollowedBy(build(c.if_), build(c.not_followed_by), int(c.within), sid())
+        raise TypeError(f"cannot combine {type(c).__name__}")  # pragma: no cover - the models forbid it
+
+    return build(cond), tuple(leaves)
+
+
+class Context(NamedTuple):
+    """What a tree is evaluated on: the points' call offsets, the leaves' arrays, the conversation signals
+    (``None`` for a rule scored on one role) and the rule's node memory (mutated)."""
+
+    times: np.ndarray
+    leaf: Callable[[int], Arrays]
+    conv: Callable[[Any], Arrays] | None
+    mem: dict[str, Any]
+
+
+def evaluate(node: Any, ctx: Context) -> Arrays:
+    """``(values, holds, valid)`` of ``node`` at every point of ``ctx.times``."""
+    if isinstance(node, Leaf):
+        return ctx.leaf(node.i)
+    if isinstance(node, Silence):
+        return _silence(node, ctx)
+    if isinstance(node, CONVERSATION_NODES):
+        return ctx.conv(node)  # type: ignore[misc]
+    if isinstance(node, All):
+        parts = [evaluate(c, ctx) for c in node.children]
+        holds, valid = parts[0][1] & parts[0][2], parts[0][2]
+        for _, h, v in parts[1:]:
+            holds, valid = holds & h & v, valid & v
+        return parts[0][0], holds, valid
+    if isinstance(node, AnyOf):
+        parts = [evaluate(c, ctx) for c in node.children]
+        holds, valid = parts[0][1] & parts[0][2], parts[0][2]
+        for _, h, v in parts[1:]:
+            holds, valid = holds | (h & v), valid | v
+        return parts[0][0], holds, valid
+    if isinstance(node, Not):
+        values, h, v = evaluate(node.child, ctx)
+        return values, v & ~h, v
+    if isinstance(node, Count):
+        return _count(node, ctx)
+    if isinstance(node, NotFollowedBy):
+        return _not_followed_by(node, ctx)
+    raise TypeError(f"unknown node {node!r}")  # pragma: no cover
+
+
+def in_span(times: np.ndarray, scope: tuple[int, int] | None) -> np.ndarray | None:
+    """Points inside a rule's ``during``/``after`` span (``None``: no span)."""
+    return None if scope is None else (times >= scope[0]) & (times <= scope[1])
+
+
+def _count(node: Count, ctx: Context) -> Arrays:
+    _, h, v = evaluate(node.child, ctx)
+    on = h & v
+    n = len(ctx.times)
+    st = ctx.mem.get(node.sid)
+    if not on.any() and not st:
+        return np.zeros(n), np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+    st = dict(st or {})
+    edges: list[int] = list(st.get("e", []))
+    prev = bool(st.get("p"))
+    values = np.zeros(n)
+    for j, (t, x) in enumerate(zip(ctx.times.tolist(), on.tolist())):
+        if x and not prev:
+            edges.append(t)
+        prev = x
+        while edges and edges[0] <= t - node.within_ms:
+            edges.pop(0)
+        values[j] = len(edges)
+    st = {k: val for k, val in (("e", edges), ("p", 1 if prev else 0)) if val}
+    if st:
+        ctx.mem[node.sid] = st
+    else:
+        ctx.mem.pop(node.sid, None)
+    return values, values >= node.at_least, np.ones(n, dtype=bool)
+
+
+def _not_followed_by(node: NotFollowedBy, ctx: Context) -> Arrays:
+    _, ha, va = evaluate(node.first, ctx)
+    _, hb, vb = evaluate(node.then, ctx)
+    a_on, b_on = ha & va, hb & vb
+    n = len(ctx.times)
+    st = ctx.mem.get(node.sid)
+    if not a_on.any() and not st:
+        return np.zeros(n), np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+    st = dict(st or {})
+    values, holds = np.zeros(n), np.zeros(n, dtype=bool)
+    for j, (t, a, b) in enumerate(zip(ctx.times.tolist(), a_on.tolist(), b_on.tolist())):
+        if "a" in st:
+            if b:  # followed after all: the episode is over
+                st.pop("a")
+                st.pop("h", None)
+            elif st.get("h") or t - st["a"] >= node.within_ms:
+                st["h"] = 1
+                holds[j], values[j] = True, (t - st["a"]) / 1000.0
+        if "a" not in st and a and not st.get("p") and not b:
+            st["a"] = t
+        st["p"] = 1 if a else 0
+    st = {k: val for k, val in st.items() if val or k == "a"}
+    if st:
+        ctx.mem[node.sid] = st
+    else:
+        ctx.mem.pop(node.sid, None)
+    return values, holds, np.ones(n, dtype=bool)
+
+
+def _silence(node: Silence, ctx: Context) -> Arrays:
+    """The silent time from the conversation signals, and (with ``after``) when the after-condition last held."""
+    values, holds, valid = ctx.conv(node)  # type: ignore[misc]
+    if node.after is None:
+        return values, holds, valid
+    _, ha, va = ctx.leaf(node.after.i)
+    a_on = ha & va
+    st = ctx.mem.get(node.sid)
+    if not a_on.any() and not st:
+        return values, np.zeros_like(holds), valid
+    last = None if not st else st.get("a")
+    out = np.zeros_like(holds)
+    for j, (t, a, silent, h) in enumerate(zip(ctx.times.tolist(), a_on.tolist(), values.tolist(), holds.tolist())):
+        if a:
+            last = t
+        if h and last is not None:
+            began = t - silent * 1000.0
+            out[j] = began - last <= node.within_ms
+    if last is not None and ctx.times[-1] - last > node.within_ms + node.min_ms and not out[-1]:
+        last = None  # too long ago to matter again: a silence it could start has already reached min
+    if last is None:
+        ctx.mem.pop(node.sid, None)
+    else:
+        ctx.mem[node.sid] = {"a": last}
+    return values, out, valid
