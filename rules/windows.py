@@ -159,7 +159,7 @@ def _indices(k: int, nc: int, lay: Layout) -> tuple[np.ndarray, np.ndarray, np.n
         base = lay.baseline[:, None]
         end = np.where(base, ends - w, ends - lag)
         start = np.where(base, 0, np.maximum(end - w, 0))
-        valid = np.where(base, ends >= 2 * w, end - w >= 0)
+        valid = np.where(base, ends >= w, end - w >= 0)  # a baseline: its count decides (see _score)
         hit = (np.maximum(end, 0).ravel(), start.ravel(), valid)
         if len(_INDEX_CACHE) < 4096:
             _INDEX_CACHE[key] = hit
@@ -178,7 +178,7 @@ def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre:
     if len(lay.modes) == 1:
         sel = span[..., 0, :]
     else:
-        sel = np.take_along_axis(span, lay.blocks[:, None, None, None], axis=-2)[..., 0, :]
+        sel = np.take_along_axis(span, lay.blocks.reshape((1,) * len(lead) + (nk, 1, 1, 1)), axis=-2)[..., 0, :]
     counts = sel[..., 0]
     need = np.where(lay.baseline, lay.bins * per_bin, np.where(lay.speech, -(-MIN_SPEECH_MS // frame_ms), 1))
     ok = valid & (counts >= need[:, None])
