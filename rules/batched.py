@@ -60,7 +60,7 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
     groups: list[tuple[list[int], Any, Any, Any]] = []
     wins = advance_many([(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, p.end_of_call, p.speech, p.pre)
                          for _, p in pending],
-                        crs.hop_ms, crs.windows, crs.max_bins, groups)
+                        crs.hop_ms, crs.lay, crs.max_bins, groups)
     conditions: dict[int, Given] = {}
     # one product for a whole group: exact, as every value is a sum of at most two probabilities (any
     # order of adding them gives the same float); wider sums are left to each message's own product

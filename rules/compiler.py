@@ -14,7 +14,7 @@ import numpy as np
 from emowatch.rules.conditions import SequenceCondition, needs_call
 from emowatch.rules.model import EMOTIONS, Matcher, Rule, RuleSet, Silence, resolve_rule
 from emowatch.rules.tree import COL, LeafSpec, compile_tree, subject_role
-from emowatch.rules.windows import WindowKey
+from emowatch.rules.windows import WindowKey, layout
 
 _COL = COL
 THRESHOLD, SEQUENCE, COMPOUND, CALL = 0, 1, 2, 3
@@ -117,6 +117,8 @@ class CompiledRuleSet:
     leaf_cols: dict[str, np.ndarray] = field(default_factory=dict)   # COMPOUND/CALL rule id -> its leaves' columns
     role_leaf_cols: dict[str, np.ndarray] = field(default_factory=dict)  # role -> columns CALL rules read there
     shared_exact: bool = True                       # every column sums at most two terms (see batched.py)
+    lay: Any = None                                 # windows.Layout of ``windows``
+    two_windows: bool = False                       # some column reads two windows (a trend)
 
     def silenced(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
         return any(s.matches(rule_id, call_id, business_line, role, event_ms) for s in self.silences)
@@ -185,7 +187,8 @@ def assemble(rule_set: str, business_line: str, version: str, hop: int, rules: l
         silences=list(silences), compound_rules=[r for r in rules if r.kind == COMPOUND],
         call_rules=[r for r in rules if r.kind == CALL], leaf_cols=leaf_cols,
         role_leaf_cols={role: np.array(cols, dtype=np.intp) for role, cols in role_cols.items()},
-        shared_exact=all(len(c.cols) * (2 if c.key2 is not None else 1) <= 2 for c in columns))
+        shared_exact=all(len(c.cols) * (2 if c.key2 is not None else 1) <= 2 for c in columns),
+        lay=layout(windows), two_windows=any(c.key2 is not None for c in columns))
 
 
 def _matches(m: Matcher, rule: Rule) -> bool:

@@ -4,8 +4,10 @@ The roles' messages arrive independently (and one may run ahead of the other), s
 per complete hop bin, its voice activity (one bit per frame, FrameScores ``speech`` >= 0.5; all frames when the
 message has no ``speech``) and the values of the leaves that conversation rules score on that role. The call's
 *frontier* is the first bin not yet seen by every role the call has (CUSTOMER and AGENT, or MIXED alone for a
-mono call; a role that has ended counts as silent from its end). Bins before the frontier are evaluated once, in
-order, whatever order the roles' messages came in: the same alerts on a replay as live.
+mono call; a role that has ended no longer holds it back). Bins before the frontier are evaluated once, in
+order, whatever order the roles' messages came in: the same alerts on a replay as live. Where a role's voice
+activity is not known (its messages carry no ``speech``, a gap in its audio, after its end, a role that never came)
+the signals that need it are not valid: no silence or overtalk is made up from missing data.
 
 Signals per point (a bin's end): each role's silent time since its last speech frame, overlaps of both roles'
 speech at frame resolution (gaps under :data:`BRIDGE_MS` do not split a run; the role that started speaking
@@ -32,6 +34,9 @@ BRIDGE_MS = 100
 MAX_LAG_BINS = 1500
 """A role this many bins behind the other is taken as silent for the oldest bins (bounded state)."""
 SPEECH_MIN = 0.5
+UNKNOWN = -1
+"""A bin's bits when the role's voice activity is not known there (no ``speech`` in the message, a gap in its
+audio, a role that has not come yet or has ended): signals that need it are not valid there."""
 STEREO = ("CUSTOMER", "AGENT")
 
 
@@ -56,9 +61,11 @@ def record(c: dict[str, Any], role: str, scores: dict[str, Any], logits_n: int, 
     p = c.setdefault("p", {}).setdefault(role, {"b": None, "s": [], "l": []})
     bins, bits = frame_bits(scores, logits_n, start, frame_ms, hop)
     bins_l, bits_l = bins.tolist(), bits.tolist()
+    if scores.get("speech") is None:  # no voice activity in this message: nothing is known of who spoke
+        bits_l = [UNKNOWN] * len(bits_l)
     open_bin = p.pop("o", None)
     if open_bin is not None and bins_l and bins_l[0] == open_bin[0]:
-        bits_l[0] |= open_bin[1]
+        bits_l[0] = UNKNOWN if UNKNOWN in (bits_l[0], open_bin[1]) else bits_l[0] | open_bin[1]
     end_ms = start + logits_n * frame_ms
     if bins_l and (bins_l[-1] + 1) * hop > end_ms:  # incomplete last bin
         if not end_of_call:
@@ -72,8 +79,8 @@ def record(c: dict[str, Any], role: str, scores: dict[str, Any], logits_n: int, 
         have = p["b"] + len(p["s"])
         if b < have:
             continue  # already seen (a repeated bin)
-        for _ in range(have, b):  # a gap in this role's audio: no speech, nothing scored
-            p["s"].append(0)
+        for _ in range(have, b):  # a gap in this role's audio: nothing known, nothing scored
+            p["s"].append(UNKNOWN)
             p["l"].append(None)
         p["s"].append(bit)
         j = by_time.get((b + 1) * hop)
@@ -131,7 +138,7 @@ def _evaluate_bins(c: dict[str, Any], crs: Any, scores: dict[str, Any], base: in
     hop, roles, pend = crs.hop_ms, c["x"], c.get("p", {})
     n = nf - f
     times = (np.arange(f + 1, nf + 1, dtype=np.int64)) * hop
-    bits = {r: _slice(pend.get(r), "s", f, n, 0) for r in roles}
+    bits = {r: _slice(pend.get(r), "s", f, n, UNKNOWN) for r in roles}
     leaf_rows = {r: _slice(pend.get(r), "l", f, n, None) for r in roles}
     signals = _signals(c, roles, bits, f, n, hop, frame_ms, crs)
     rstates = c.setdefault("r", {})
@@ -205,6 +212,8 @@ def _signals(c: dict[str, Any], roles: list[str], bits: dict[str, list[int]], f:
     voice = c.setdefault("v", {})
     last_end = {r: np.zeros(n) for r in roles}
     spoke = {r: np.zeros(n, dtype=bool) for r in roles}
+    known = {r: np.array([x != UNKNOWN for x in bits[r]], dtype=bool) for r in roles}
+    bits = {r: [0 if x == UNKNOWN else x for x in bits[r]] for r in roles}
     run = c.get("o")
     ov_len, ov_on, ov_who = np.zeros(n), np.zeros(n, dtype=bool), [""] * n
     stereo = len(roles) == 2
@@ -246,18 +255,21 @@ def _signals(c: dict[str, Any], roles: list[str], bits: dict[str, list[int]], f:
                 for r in targets:
                     ok |= spoke[r]
                     last = np.maximum(last, np.where(spoke[r], last_end[r], 0.0))
+                for r in targets:
+                    ok &= known[r]
                 silent = np.where(ok, (times - last) / 1000.0, 0.0)
                 out[node] = (silent, ok & (silent * 1000.0 >= node.min_ms), ok)
             elif isinstance(node, Overtalk):
                 who = np.array([node.role in ("ANY", w) for w in ov_who], dtype=bool)
-                holds = ov_on & who & (ov_len * 1000.0 >= node.min_ms)
-                out[node] = (ov_len, holds, np.ones(n, dtype=bool))
+                both = known[roles[0]] & known[roles[-1]]
+                holds = ov_on & who & (ov_len * 1000.0 >= node.min_ms) & both
+                out[node] = (ov_len, holds, both)
             elif isinstance(node, Talk):
                 if talk is None:
                     out[node] = (np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
                     continue
                 mine, total, full_hist = talk(node.bins, roles.index(node.role))
-                valid = full_hist & (total * frame_ms >= node.min_speech_ms)
+                valid = full_hist & (total * frame_ms >= node.min_speech_ms) & known[roles[0]] & known[roles[1]]
                 share = np.where(total > 0, mine / np.maximum(total, 1), 0.0)
                 out[node] = (share, valid & ((share - node.threshold) * node.sign > 0), valid)
     return out

@@ -24,7 +24,7 @@ from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
 from emowatch.rules.model import EMOTIONS, RuleSet
 from emowatch.rules.tree import Context, evaluate, in_span
-from emowatch.rules.windows import BASELINE, advance, decode_ring, encode_ring, layout
+from emowatch.rules.windows import advance, decode_ring, encode_ring
 from emowatch.topics.model_io import FRAME_MS
 
 STATE_VERSION = 2
@@ -55,7 +55,7 @@ def step(state: dict[str, Any] | None, scores: dict[str, Any],
     p = begin(state, scores, crs)
     if isinstance(p, tuple):
         return p
-    return finish(p, advance(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, crs.hop_ms, crs.windows,
+    return finish(p, advance(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, crs.hop_ms, crs.lay,
                              crs.max_bins, close_tail=p.end_of_call, speech=p.speech, pre=p.pre), crs)
 
 
@@ -98,7 +98,7 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
         snap = rules_state.pop(rid).get("ev")
         if snap is not None:
             events.append(make_event("RESOLVED", snap, crs, scores, start, snap["v"], base))
-    lay = layout(crs.windows)
+    lay = crs.lay
     same_layout = live and old.get("ly", "s") == lay.tag and old.get("hop") == crs.hop_ms  # type: ignore[union-attr]
     continuous = (same_layout and not scores.get("gap_before") and old.get("t") == start  # type: ignore[union-attr]
                   and seq == old["seq"] + 1)  # type: ignore[index]
@@ -107,7 +107,7 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
         ring = old.get("ring")  # type: ignore[union-attr]
         p.ring, p.open_bin = "" if ring is None else ring, old.get("open")  # type: ignore[union-attr]
     else:
-        if same_layout and _HAS_BASELINE(crs) and old.get("ring") is not None:  # type: ignore[union-attr]
+        if same_layout and lay.has_baseline and old.get("ring") is not None:  # type: ignore[union-attr]
             kept = decode_ring(old["ring"], lay.width)  # type: ignore[index]
             if len(kept):  # the bins before a gap still count for the baseline
                 before = decode_ring(p.pre, lay.width)[0] if p.pre else 0.0
@@ -164,7 +164,7 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet,
             new_role["rules"] = rules_state
         if win.pre:
             new_role["pre"] = win.pre
-        tag = layout(crs.windows).tag
+        tag = crs.lay.tag
         if tag != "s":
             new_role["ly"] = tag
     new_state = {**p.state, "v": STATE_VERSION, "r": {**p.roles, p.role: new_role}}
@@ -208,10 +208,6 @@ def _copy_call(c: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _HAS_BASELINE(crs: CompiledRuleSet) -> bool:  # noqa: N802 - reads as a constant of the rule set
-    return any(w.lag == BASELINE for w in crs.windows)
-
-
 def _speech(scores: dict[str, Any], n: int) -> np.ndarray | None:
     """The frames' voice activity as 1.0 / 0.0 (``speech`` >= 0.5), or ``None`` when the message has none."""
     raw = scores.get("speech")
@@ -235,9 +231,12 @@ def threshold_conditions(crs: CompiledRuleSet, probs: np.ndarray, valid: np.ndar
     ``valid`` may carry leading batch axes (``(..., n_windows, E, 9)``, ``(..., n_windows, E)``, the same windows
     and points): the results then carry them too, and ``any_hold`` is an array."""
     *lead, n_windows, n_points, n_classes = probs.shape
-    flat = np.moveaxis(probs, -3, -2).reshape(-1, n_windows * n_classes)
+    flat = probs.swapaxes(-3, -2).reshape(-1, n_windows * n_classes)
     values = (flat @ crs.threshold_matrix).reshape(*lead, n_points, crs.threshold_matrix.shape[1])  # (..., E, C)
-    valid_r = np.swapaxes(valid[..., crs.threshold_windows, :] & valid[..., crs.threshold_windows2, :], -1, -2)
+    valid_r = valid[..., crs.threshold_windows, :]
+    if crs.two_windows:
+        valid_r = valid_r & valid[..., crs.threshold_windows2, :]
+    valid_r = valid_r.swapaxes(-1, -2)
     holds = ((values - crs.thresholds) * crs.signs > 0) & valid_r
     any_hold = holds[..., :len(crs.threshold_rules)].any(axis=-2)
     return values, holds, valid_r, any_hold if lead else any_hold.tolist()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -110,6 +110,22 @@ class Layout:
     speech: np.ndarray               # (n_windows,) bool
     bins: np.ndarray                 # (n_windows,)
     keep: list[tuple[int, np.ndarray]]  # (window index, class mask) of the windows that ignore classes
+    _need: dict = field(default_factory=dict)
+
+    @property
+    def has_baseline(self) -> bool:
+        return bool(self.baseline.any())
+
+    def need(self, per_bin: int, frame_ms: int) -> np.ndarray:
+        """Frames a window must hold to be scored, ``(n_windows, 1)``: a baseline as many as the window, a speech
+        window :data:`MIN_SPEECH_MS` of speech."""
+        key = (per_bin, frame_ms)
+        hit = self._need.get(key)
+        if hit is None:
+            hit = np.where(self.baseline, self.bins * per_bin,
+                           np.where(self.speech, -(-MIN_SPEECH_MS // frame_ms), 1))[:, None]
+            self._need[key] = hit
+        return hit
 
     @property
     def tag(self) -> str:
@@ -167,22 +183,29 @@ def _indices(k: int, nc: int, lay: Layout) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre: np.ndarray | None,
-           per_bin: int, frame_ms: int) -> tuple[np.ndarray, np.ndarray]:
+           per_bin: int, frame_ms: int, counts_vary: bool) -> tuple[np.ndarray, np.ndarray]:
     """Windows' sums ``span`` ``(..., n_windows * E, width)`` -> probabilities ``(..., n_windows, E, 9)`` and
-    validity ``(..., n_windows, E)``. The same operations for one message and for a group (exact equality)."""
+    validity ``(..., n_windows, E)``. The same operations for one message and for a group (exact equality).
+    ``counts_vary``: some frame was not speech (else every window holds all its frames: no count to check)."""
     lead = span.shape[:-2]
     nk = len(lay.keys)
-    span = span.reshape(*lead, nk, n_points, len(lay.modes), ROW)
-    if pre is not None and lay.baseline.any():
-        span[..., lay.baseline, :, :, :] += pre.reshape(*lead, 1, 1, len(lay.modes), ROW)
-    if len(lay.modes) == 1:
-        sel = span[..., 0, :]
+    if len(lay.modes) == 1 and not lay.has_baseline:
+        sel = span.reshape(*lead, nk, n_points, ROW)
     else:
-        sel = np.take_along_axis(span, lay.blocks.reshape((1,) * len(lead) + (nk, 1, 1, 1)), axis=-2)[..., 0, :]
-    counts = sel[..., 0]
-    need = np.where(lay.baseline, lay.bins * per_bin, np.where(lay.speech, -(-MIN_SPEECH_MS // frame_ms), 1))
-    ok = valid & (counts >= need[:, None])
-    mean = sel[..., 1:] / np.where(counts > 0, counts, 1.0)[..., None]
+        span = span.reshape(*lead, nk, n_points, len(lay.modes), ROW)
+        if pre is not None:
+            span[..., lay.baseline, :, :, :] += pre.reshape(*lead, 1, 1, len(lay.modes), ROW)
+        if len(lay.modes) == 1:
+            sel = span[..., 0, :]
+        else:
+            sel = np.take_along_axis(span, lay.blocks.reshape((1,) * len(lead) + (nk, 1, 1, 1)), axis=-2)[..., 0, :]
+    if counts_vary or lay.has_baseline:
+        counts = sel[..., 0]
+        ok = valid & (counts >= lay.need(per_bin, frame_ms))
+        mean = sel[..., 1:] / np.maximum(counts, 1.0)[..., None]
+    else:
+        ok = np.broadcast_to(valid, (*lead, *valid.shape)) if lead else valid
+        mean = sel[..., 1:] / sel[..., :1]
     mean -= mean.max(axis=-1, keepdims=True)
     np.exp(mean, out=mean)
     mean /= mean.sum(axis=-1, keepdims=True)
@@ -212,7 +235,8 @@ def _rows(logits: np.ndarray, sp: np.ndarray | None, lay: Layout, per_bin: int, 
 
 
 def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
-            start_ms: int, frame_ms: int, hop: int, windows: list[int] | tuple[int | WindowKey, ...], max_bins: int,
+            start_ms: int, frame_ms: int, hop: int, windows: list[int] | tuple[int | WindowKey, ...] | Layout,
+            max_bins: int,
             close_tail: bool, speech: np.ndarray | None = None, pre: str = "") -> WindowResult:
     """Add one message's frames to the bins and score every window at each new bin end.
 
@@ -223,7 +247,7 @@ def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
     """
     if frame_ms <= 0 or frame_ms > hop:
         raise ScoresError(f"frame_ms={frame_ms} must be in 1..hop ({hop} ms)")
-    lay = layout(tuple(windows))
+    lay = windows if isinstance(windows, Layout) else layout(tuple(windows))
     n = logits.shape[0]
     if n == 0:
         return _empty(len(lay.keys), ring, None if close_tail else open_bin, pre)
@@ -262,11 +286,12 @@ def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
     np.cumsum(rows, axis=0, out=csum[1:])
     end_idx, start_idx, valid = _indices(k, n_complete, lay)
     span = csum[end_idx] - csum[start_idx]                  # (n_windows * E, width)
-    pre_row = decode_ring(pre, lay.width)[0] if pre else np.zeros(lay.width)
-    probs, ok = _score(span, lay, n_complete, valid, pre_row if lay.baseline.any() else None, per_bin, frame_ms)
+    pre_row = (decode_ring(pre, lay.width)[0] if pre else np.zeros(lay.width)) if lay.has_baseline else None
+    probs, ok = _score(span, lay, n_complete, valid, pre_row if lay.has_baseline else None, per_bin, frame_ms,
+                       speech is not None and bool(lay.speech.any()))
     keep = max_bins - 1
     new_pre = pre
-    if lay.baseline.any() and len(rows) > max(keep, 0):
+    if pre_row is not None and len(rows) > max(keep, 0):
         new_pre = encode_ring((pre_row + rows[:len(rows) - max(keep, 0)].sum(axis=0))[None, :])
     return WindowResult(times=(np.arange(first + 1, first + 1 + n_complete, dtype=np.int64)) * hop,
                         probs=probs, valid=ok,
@@ -285,8 +310,7 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
     with the same operations, in the same order, as one by one (cumulative sums along the bins, the softmax per
     window); the others go through :func:`advance` itself. ``groups`` (optional) receives each such set as
     ``(item indices, probs (size, n_windows, E, 9), valid (size, n_windows, E), times (size, E))``."""
-    windows = tuple(windows)
-    lay = layout(windows)
+    lay = windows if isinstance(windows, Layout) else layout(tuple(windows))
     out: list[WindowResult | ScoresError | None] = [None] * len(items)
     by_shape: dict[tuple[int, int, int, bool], list[tuple[int, np.ndarray]]] = {}
     for i, item in enumerate(items):
@@ -296,7 +320,7 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         per_bin = hop // frame_ms if 0 < frame_ms <= hop and hop % frame_ms == 0 else 0
         try:
             if not per_bin or open_bin is not None or n == 0 or start % hop or n % per_bin:
-                out[i] = advance(ring, open_bin, logits, start, frame_ms, hop, windows, max_bins, close_tail,
+                out[i] = advance(ring, open_bin, logits, start, frame_ms, hop, lay, max_bins, close_tail,
                                  speech, pre)
                 continue
             old = decode_ring(ring, lay.width)
@@ -305,7 +329,7 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
             continue
         by_shape.setdefault((len(old), n, per_bin, speech is not None), []).append((i, old))
     keep = max_bins - 1
-    has_base = bool(lay.baseline.any())
+    has_base = lay.has_baseline
     for (k, n, per_bin, with_speech), members in by_shape.items():
         nb, size = n // per_bin, len(members)
         logits = np.stack([items[i][2] for i, _ in members])
@@ -320,7 +344,8 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         pres = [items[i][7] if len(items[i]) > 7 else "" for i, _ in members] if has_base else []
         pre_rows = (np.stack([decode_ring(p, lay.width)[0] if p else np.zeros(lay.width) for p in pres])
                     if has_base else None)
-        probs, ok = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4])
+        probs, ok = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4],
+                           with_speech and bool(lay.speech.any()))
         rings = rows[:, -keep:].astype(_RING_DTYPE) if keep > 0 else None
         firsts = np.array([items[i][3] // hop for i, _ in members], dtype=np.int64)
         times = (firsts[:, None] + np.arange(1, nb + 1, dtype=np.int64)) * hop

@@ -249,3 +249,13 @@ def test_step_batch_equals_step_on_stereo_calls(crs) -> None:
             got.append(ev)
     assert got == want and sum(map(len, want)) > 10
     assert all(stored_form(states[c]) == one[c] for c in one)
+
+
+def test_without_voice_activity_nothing_is_made_up(crs) -> None:
+    msgs = messages(crs, {"customer": [speak(4000), quiet(8000)], "agent": [quiet(2000), speak(10000)]})
+    for m in msgs:
+        m["speech"] = None  # e.g. the inference agent runs with EMOWATCH_INFER__VAD=off
+    ev = run(crs, msgs)
+    assert [e for e in ev if e[0] != "angry-and-talked-over"] == []
+    with_vad = run(crs, messages(crs, {"customer": [speak(4000), quiet(8000)], "agent": [quiet(2000), speak(10000)]}))
+    assert {"agent-overtalk", "customer-silent"} <= {e[0] for e in with_vad}
