@@ -1,0 +1,60 @@
+"""Rule options on the evaluation: speech_only, ignore (class masking), during / after (call-time scope)."""
+
+from __future__ import annotations
+
+from emowatch.rules import parse_ruleset, step
+from emowatch.rules.examples import example_messages
+from emowatch.rules.model import Example
+
+RULES = """
+rule_set: opts
+business_line: "*"
+defaults: {window: 1s, hop: 200ms, channels: [webhook]}
+rules:
+  - id: angry
+    when: {emotion: angry, above: 0.6}
+  - id: angry-all-frames
+    when: {emotion: angry, above: 0.6}
+    speech_only: false
+  - id: angry-masked
+    when: {emotion: angry, above: 0.6}
+    ignore: [other, unknown]
+  - id: angry-opening
+    when: {emotion: angry, above: 0.6}
+    during: first 3s
+  - id: angry-late
+    when: {emotion: angry, above: 0.6}
+    after: 5s
+"""
+RS = parse_ruleset(RULES, "opts.yaml")
+
+
+def run(steps: list[dict], end: bool = True) -> dict[str, list[tuple[str, int]]]:
+    ex = Example.model_validate({"name": "x", "scores": steps, "end_of_call": end})
+    state, out = None, {}
+    for m in example_messages(ex, RS):
+        state, events = step(state, m, RS)
+        for e in events:
+            out.setdefault(e["rule_id"], []).append((e["status"], e["fired_ms"]))
+    return out
+
+
+def test_silent_frames_do_not_drive_speech_only_rules() -> None:
+    got = run([{"for": "2s", "probs": {"neutral": 0.9}},
+               {"for": "3s", "probs": {"angry": 0.9}, "silent": True},
+               {"for": "2s", "probs": {"neutral": 0.9}}])
+    assert "angry" not in got and "angry-masked" not in got
+    assert got["angry-all-frames"] == [("FIRING", 2800), ("RESOLVED", 5400)]
+
+
+def test_ignored_classes_are_left_out_and_the_rest_renormalised() -> None:
+    got = run([{"for": "3s", "probs": {"angry": 0.45, "other": 0.3, "unknown": 0.2}}])
+    assert "angry" not in got  # 0.45 of all nine classes
+    assert got["angry-masked"] == [("FIRING", 1000), ("RESOLVED", 3000)]  # 0.45 / 0.5 = 0.9 of the seven
+
+
+def test_during_and_after_bound_where_a_rule_may_hold() -> None:
+    got = run([{"for": "8s", "probs": {"angry": 0.9}}], end=False)
+    assert got["angry"] == [("FIRING", 1000)]
+    assert got["angry-opening"] == [("FIRING", 1000), ("RESOLVED", 3200)]  # 3 s is inside, 3.2 s is not
+    assert got["angry-late"] == [("FIRING", 5000)]
