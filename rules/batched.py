@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from emowatch.rules.compiler import CompiledRuleSet
+from emowatch.rules.conversation import run_many
 from emowatch.rules.engine import Given, Pending, begin, finish, step, threshold_conditions
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import NO_STEP, progress_many
@@ -78,8 +79,11 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
                                   None if valid_r is None else valid_r[b], None if any_hold is None else any_hold[b],
                                   None if top[0] is None else top[0][b], None if top[1] is None else top[1][b],
                                   progress[b])
+    calls: list[Any] = []
     for k, ((i, p), win) in enumerate(zip(pending, wins)):
-        results[i] = win if isinstance(win, ScoresError) else finish(p, win, crs, conditions.get(k))
+        results[i] = win if isinstance(win, ScoresError) else finish(p, win, crs, conditions.get(k), calls)
+    if calls:
+        run_many(calls, crs)  # the conversation rules of all these calls at once (emowatch.rules.conversation)
     return results  # type: ignore[return-value]
 
 

@@ -1,278 +1,178 @@
 """Conversation rules (kind CALL): evaluated on the whole call once every role has reached a point in call time.
 
 The roles' messages arrive independently (and one may run ahead of the other), so each role's message leaves,
-per complete hop bin, its voice activity (one bit per frame, FrameScores ``speech`` >= 0.5; all frames when the
-message has no ``speech``) and the values of the leaves that conversation rules score on that role. The call's
-*frontier* is the first bin not yet seen by every role the call has (CUSTOMER and AGENT, or MIXED alone for a
-mono call; a role that has ended no longer holds it back). Bins before the frontier are evaluated once, in
-order, whatever order the roles' messages came in: the same alerts on a replay as live. Where a role's voice
-activity is not known (its messages carry no ``speech``, a gap in its audio, after its end, a role that never came)
-the signals that need it are not valid: no silence or overtalk is made up from missing data.
-
-Signals per point (a bin's end): each role's silent time since its last speech frame, overlaps of both roles'
-speech at frame resolution (gaps under :data:`BRIDGE_MS` do not split a run; the role that started speaking
-last started the overlap), and each role's share of the speech over the last ``over``.
+per complete hop bin, its voice activity (one bit per frame, FrameScores ``speech`` >= 0.5) and the values of the
+leaves that conversation rules score on that role. The call's *frontier* is the first bin not yet seen by every
+role the call has (CUSTOMER and AGENT, or MIXED alone for a mono call; a role that has ended no longer holds it
+back). Bins before the frontier are evaluated once, in order, whatever order the roles' messages came in: the
+same alerts on a replay as live. Where a role's voice activity is not known (its messages carry no ``speech``, a
+gap in its audio, after its end, a role that never came) the signals that need it are not valid: no silence or
+overtalk is made up from missing data. The signals themselves are computed for many calls at once
+(:mod:`emowatch.rules.voice`); :func:`run_many` takes one message of each of many calls.
 
 State ``c`` of the call (JSON): ``f`` frontier bin, ``x`` the roles, ``p`` per role its pending bins (``b``
 first bin, ``s`` bits, ``l`` leaf values (``None``: not scored), ``o`` an open bin, ``e`` ended),
-``v`` per role ``[last speech end, run start, run end]``, ``o`` the overlap run ``[start, end, who]``,
-``t`` speech frames per bin of both roles (base64, the longest ``over``), ``r`` rule states.
+``v`` per role ``[last speech end, run start]``, ``o`` the overlap run ``[start, end, who started it]``,
+``t``/``tn`` speech frames per bin of both roles (base64) and how many bins they cover, ``r`` rule states.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import numpy as np
 
 from emowatch.rules.lifecycle import make_event, snapshot, transition
 from emowatch.rules.tree import Context, Overtalk, Silence, Talk, evaluate, in_span
+from emowatch.rules.voice import UNKNOWN, Group, decode_talk, encode_talk, signals
 
-BRIDGE_MS = 100
-"""Speech (and overlap) runs separated by less than this are one run: a detector's frame-level flicker."""
 MAX_LAG_BINS = 1500
-"""A role this many bins behind the other is taken as silent for the oldest bins (bounded state)."""
+"""A role this many bins behind the other is taken as unknown for the oldest bins (bounded state)."""
 SPEECH_MIN = 0.5
-UNKNOWN = -1
-"""A bin's bits when the role's voice activity is not known there (no ``speech`` in the message, a gap in its
-audio, a role that has not come yet or has ended): signals that need it are not valid there."""
 STEREO = ("CUSTOMER", "AGENT")
 
 
-def frame_bits(scores: dict[str, Any], n: int, start: int, frame_ms: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per bin touched by the message: its index and the bits of its speech frames (bit = frame in the bin)."""
-    offs = start + np.arange(n, dtype=np.int64) * frame_ms
+class Item:
+    """One message's part in the conversation rules (built by ``engine.finish``); ``c`` is the call state to
+    change (a copy), ``events`` the message's event list to append to."""
+
+    __slots__ = ("base", "c", "end_of_call", "events", "frame_ms", "n", "role", "scores", "speech", "start",
+                 "times", "valid", "values")
+
+
+def run_many(items: list[Item], crs: Any) -> None:
+    """Record each message (of a different call each) and evaluate the bins its call's frontier passes."""
+    hop = crs.hop_ms
+    bits = _bits_many(items, hop)
+    todo: dict[tuple, list[tuple[Item, int, int]]] = {}
+    for it, (bins, bts) in zip(items, bits):
+        if it.c.get("end"):
+            continue
+        _record(it, bins, bts, hop)
+        span = _frontier(it.c)
+        if span is not None:
+            f, nf = span
+            if nf > f:
+                todo.setdefault((nf - f, tuple(it.c["x"])), []).append((it, f, nf))
+            _finish_if_ended(it, crs, nf if nf > f else f)
+    for (n, roles), group in todo.items():
+        _evaluate_group(group, n, roles, crs)
+        for it, _, nf in group:
+            _trim(it.c, nf)
+            _finish_if_ended(it, crs, nf)
+
+
+def _bits_many(items: list[Item], hop: int) -> list[tuple[list[int], list[int]]]:
+    """Per message, the bins it touches and their speech bits; aligned messages with voice activity column-wise."""
+    out: list[Any] = [None] * len(items)
+    aligned: dict[tuple[int, int], list[int]] = {}
+    for i, it in enumerate(items):
+        per_bin = hop // it.frame_ms
+        if it.speech is None:
+            first, last = it.start // hop, (it.start + max(it.n, 1) * it.frame_ms - 1) // hop
+            out[i] = (list(range(first, last + 1)) if it.n else [], [UNKNOWN] * ((last - first + 1) if it.n else 0))
+        elif it.start % hop == 0 and it.n % per_bin == 0 and hop % it.frame_ms == 0:
+            aligned.setdefault((it.n, per_bin), []).append(i)
+        else:
+            out[i] = _frame_bits(it, hop)
+    for (_n, per_bin), members in aligned.items():
+        sp = np.stack([items[i].speech for i in members]).astype(np.int64).reshape(len(members), -1, per_bin)
+        rows = (sp << np.arange(per_bin)).sum(axis=2).tolist()
+        for i, row in zip(members, rows):
+            first = items[i].start // hop
+            out[i] = (list(range(first, first + len(row))), row)
+    return out
+
+
+def _frame_bits(it: Item, hop: int) -> tuple[list[int], list[int]]:
+    offs = it.start + np.arange(it.n, dtype=np.int64) * it.frame_ms
     bins = offs // hop
-    speech = scores.get("speech")
-    sp = np.ones(n, dtype=np.int64) if speech is None else (np.asarray(speech, dtype=np.float64) >= SPEECH_MIN)
-    vals = sp.astype(np.int64) << ((offs % hop) // frame_ms)
-    starts = np.concatenate(([0], np.flatnonzero(bins[1:] != bins[:-1]) + 1)) if n else np.zeros(0, dtype=np.int64)
-    return bins[starts], np.add.reduceat(vals, starts) if n else np.zeros(0, dtype=np.int64)
+    if not it.n:
+        return [], []
+    vals = it.speech.astype(np.int64) << ((offs % hop) // it.frame_ms)
+    starts = np.concatenate(([0], np.flatnonzero(bins[1:] != bins[:-1]) + 1))
+    return bins[starts].tolist(), np.add.reduceat(vals, starts).tolist()
 
 
-def record(c: dict[str, Any], role: str, scores: dict[str, Any], logits_n: int, start: int, frame_ms: int,
-           hop: int, end_of_call: bool, times: np.ndarray, leaf_values: np.ndarray | None,
-           leaf_valid: np.ndarray | None) -> None:
-    """Add one role message's complete bins (bits, leaf values at its points) to the call state ``c``."""
+def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
+    c, role = it.c, it.role
     roles = c.setdefault("x", ["MIXED"] if role == "MIXED" else list(STEREO))
     if role not in roles:
         return
     p = c.setdefault("p", {}).setdefault(role, {"b": None, "s": [], "l": []})
-    bins, bits = frame_bits(scores, logits_n, start, frame_ms, hop)
-    bins_l, bits_l = bins.tolist(), bits.tolist()
-    if scores.get("speech") is None:  # no voice activity in this message: nothing is known of who spoke
-        bits_l = [UNKNOWN] * len(bits_l)
     open_bin = p.pop("o", None)
     if open_bin is not None and bins_l and bins_l[0] == open_bin[0]:
+        bits_l = list(bits_l)
         bits_l[0] = UNKNOWN if UNKNOWN in (bits_l[0], open_bin[1]) else bits_l[0] | open_bin[1]
-    end_ms = start + logits_n * frame_ms
+    end_ms = it.start + it.n * it.frame_ms
     if bins_l and (bins_l[-1] + 1) * hop > end_ms:  # incomplete last bin
-        if not end_of_call:
+        if not it.end_of_call:
             p["o"] = [bins_l[-1], bits_l[-1]]
         bins_l, bits_l = bins_l[:-1], bits_l[:-1]
-    by_time: dict[int, int] = {t: j for j, t in enumerate(times.tolist())}
-    for b, bit in zip(bins_l, bits_l):
+    rows: list[Any] = [None] * len(bins_l)
+    if it.values is not None and bins_l:
+        at = {t: j for j, t in enumerate(it.times.tolist())}
+        table = np.where(it.valid, it.values, np.nan).tolist()
+        for k, b in enumerate(bins_l):
+            j = at.get((b + 1) * hop)
+            if j is not None:
+                rows[k] = [None if x != x else x for x in table[j]]
+    for b, bit, row in zip(bins_l, bits_l, rows):
         if p["b"] is None:
             p["b"] = max(b, c.get("f", b))
             c.setdefault("f", p["b"])
         have = p["b"] + len(p["s"])
         if b < have:
             continue  # already seen (a repeated bin)
-        for _ in range(have, b):  # a gap in this role's audio: nothing known, nothing scored
-            p["s"].append(UNKNOWN)
-            p["l"].append(None)
+        if b > have:  # a gap in this role's audio: nothing known, nothing scored
+            p["s"] += [UNKNOWN] * (b - have)
+            p["l"] += [None] * (b - have)
         p["s"].append(bit)
-        j = by_time.get((b + 1) * hop)
-        if leaf_values is None or j is None:
-            p["l"].append(None)
-        else:
-            p["l"].append([float(v) if ok else None for v, ok in zip(leaf_values[j].tolist(), leaf_valid[j].tolist())])
-    if end_of_call:
+        p["l"].append(row)
+    if it.end_of_call:
         p["e"] = 1
 
 
-def advance_call(c: dict[str, Any], crs: Any, scores: dict[str, Any], base: int, frame_ms: int,
-                 events: list[dict[str, Any]]) -> None:
-    """Evaluate the conversation rules on every bin all roles have reached; at the end of the call resolve."""
-    if c.get("end") or "x" not in c:
-        return
-    hop, roles, pend = crs.hop_ms, c["x"], c.get("p", {})
+def _frontier(c: dict[str, Any]) -> tuple[int, int] | None:
+    if "x" not in c:
+        return None
+    roles, pend = c["x"], c.get("p", {})
     ends = {r: (pend[r]["b"] + len(pend[r]["s"])) if r in pend and pend[r]["b"] is not None else None
             for r in roles}
-    ended = all(r in pend and pend[r].get("e") for r in roles)
     known = [e for e in ends.values() if e is not None]
     if not known:
-        return
+        return None
     f = c.get("f", min(known))
-    if ended:
-        nf = max(known)
-    else:
-        live = [e for r, e in ends.items() if not (r in pend and pend[r].get("e"))]
-        nf = min(e if e is not None else f for e in live)
-        nf = max(nf, max(known) - MAX_LAG_BINS)
-    if nf > f:
-        _evaluate_bins(c, crs, scores, base, frame_ms, f, nf, events)
-        c["f"] = nf
-        for r in roles:
-            p = pend.get(r)
-            if p is not None and p["b"] is not None:
-                drop = max(0, nf - p["b"])
-                p["s"], p["l"], p["b"] = p["s"][drop:], p["l"][drop:], p["b"] + min(drop, len(p["s"]))
-                if p["b"] < nf:
-                    p["b"] = nf
-    if ended:
-        t_end = nf * hop
-        for rule in crs.call_rules:
-            st = c.get("r", {}).get(rule.id)
-            if st and "ev" in st:
-                subject = {**scores, "role": rule.subject}
-                events.append(make_event("RESOLVED", st["ev"], crs, subject, t_end, st["ev"]["v"], base))
-        for key in ("p", "v", "o", "t", "r"):
-            c.pop(key, None)
-        c["end"] = 1
+    if all(r in pend and pend[r].get("e") for r in roles):
+        return f, max(known + [f])
+    live = [e for r, e in ends.items() if not (r in pend and pend[r].get("e"))]
+    nf = min(e if e is not None else f for e in live)
+    return f, max(nf, max(known) - MAX_LAG_BINS, f)
 
 
-def _evaluate_bins(c: dict[str, Any], crs: Any, scores: dict[str, Any], base: int, frame_ms: int,
-                   f: int, nf: int, events: list[dict[str, Any]]) -> None:
-    hop, roles, pend = crs.hop_ms, c["x"], c.get("p", {})
-    n = nf - f
-    times = (np.arange(f + 1, nf + 1, dtype=np.int64)) * hop
-    bits = {r: _slice(pend.get(r), "s", f, n, UNKNOWN) for r in roles}
-    leaf_rows = {r: _slice(pend.get(r), "l", f, n, None) for r in roles}
-    signals = _signals(c, roles, bits, f, n, hop, frame_ms, crs)
-    rstates = c.setdefault("r", {})
-    business_line = scores.get("business_line") or ""
-    attributes = scores.get("attributes") or {}
+def _trim(c: dict[str, Any], nf: int) -> None:
+    c["f"] = nf
+    for p in c.get("p", {}).values():
+        if p["b"] is not None and p["b"] < nf:
+            drop = nf - p["b"]
+            p["s"], p["l"], p["b"] = p["s"][drop:], p["l"][drop:], nf
+
+
+def _finish_if_ended(it: Item, crs: Any, nf: int) -> None:
+    c = it.c
+    pend = c.get("p", {})
+    if c.get("end") or "x" not in c or not all(r in pend and pend[r].get("e") for r in c["x"]):
+        return
+    if c.get("f", nf) < nf:
+        return  # bins still to evaluate (done by the group, then called again)
     for rule in crs.call_rules:
-        st = rstates.get(rule.id)
-        mem = dict(st.get("n", {})) if st else {}
-        cols = crs.leaf_cols[rule.id]
-
-        def leaf(i: int, rule: Any = rule, cols: np.ndarray = cols) -> tuple[np.ndarray, ...]:
-            spec = rule.leaves[i]
-            role = spec.role or rule.subject
-            col = int(np.searchsorted(crs.role_leaf_cols[role], cols[i]))
-            vals = [None if row is None else row[col] for row in leaf_rows.get(role, [None] * n)]
-            valid = np.array([v is not None for v in vals], dtype=bool)
-            values = np.array([0.0 if v is None else v for v in vals])
-            return values, ((values - spec.threshold) * spec.sign > 0) & valid, valid
-
-        values, holds, valid = evaluate(rule.tree, Context(times, leaf, signals.get, mem))
-        span = in_span(times, rule.scope)
-        if span is not None:
-            holds = holds & span
-        if not rule.in_scope(rule.subject, business_line, attributes):
-            holds = np.zeros_like(holds)
-        if st is None and not holds.any() and not mem:
-            continue
-        st = dict(st or {})
-        if mem:
-            st["n"] = mem
-        else:
-            st.pop("n", None)
-        subject = {**scores, "role": rule.subject}
-        for t, v, h, ok in zip(times.tolist(), values.tolist(), holds.tolist(), valid.tolist()):
-            if not ok:
-                continue
-            done = transition(st, h, t, rule)
-            if done is not None:
-                events.append(make_event("RESOLVED", done, crs, subject, t, v, base))
-            if st.get("st") == "f" and "ev" not in st and st.get("cd", -1) <= t and not (
-                    crs.silences and crs.silenced(rule.id, scores["call_id"], business_line, rule.subject,
-                                                  base + t)):
-                st["ev"] = snap = snapshot(crs, rule, subject, st["s"], v)
-                st.pop("cd", None)
-                events.append(make_event("FIRING", snap, crs, subject, t, v, base))
-            if st.get("cd", t + 1) <= t:
-                del st["cd"]
-        if st:
-            rstates[rule.id] = st
-        else:
-            rstates.pop(rule.id, None)
-
-
-def _slice(p: dict[str, Any] | None, key: str, f: int, n: int, fill: Any) -> list[Any]:
-    if p is None or p["b"] is None:
-        return [fill] * n
-    off = f - p["b"]
-    out = [fill] * n
-    for j in range(n):
-        k = off + j
-        if 0 <= k < len(p[key]):
-            out[j] = p[key][k]
-    return out
-
-
-def _signals(c: dict[str, Any], roles: list[str], bits: dict[str, list[int]], f: int, n: int, hop: int,
-             frame_ms: int, crs: Any) -> dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Every conversation node's ``(values, holds, valid)`` over the bins ``f .. f + n - 1``; updates ``c``."""
-    per_bin = hop // frame_ms
-    full = (1 << per_bin) - 1
-    voice = c.setdefault("v", {})
-    last_end = {r: np.zeros(n) for r in roles}
-    spoke = {r: np.zeros(n, dtype=bool) for r in roles}
-    known = {r: np.array([x != UNKNOWN for x in bits[r]], dtype=bool) for r in roles}
-    bits = {r: [0 if x == UNKNOWN else x for x in bits[r]] for r in roles}
-    run = c.get("o")
-    ov_len, ov_on, ov_who = np.zeros(n), np.zeros(n, dtype=bool), [""] * n
-    stereo = len(roles) == 2
-    for j in range(n):
-        b0 = (f + j) * hop
-        if stereo and (bits[roles[0]][j] & bits[roles[1]][j] or run is not None):
-            run = _frames(voice, roles, bits, j, b0, per_bin, frame_ms, run)
-        else:
-            for r in roles:
-                _runs(voice, r, bits[r][j], b0, per_bin, full, frame_ms)
-        for r in roles:
-            v = voice.get(r)
-            if v is not None and v[0] is not None:
-                last_end[r][j], spoke[r][j] = v[0], True
-        t = b0 + hop
-        if run is not None:
-            if t - run[1] > BRIDGE_MS:
-                run = None
-            else:
-                ov_len[j], ov_on[j], ov_who[j] = (run[1] - run[0]) / 1000.0, True, run[2]
-    if run is None:
-        c.pop("o", None)
-    else:
-        c["o"] = run
-    times = (np.arange(f + 1, f + n + 1, dtype=np.int64)) * hop
-    out: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    talk = _talk_counts(c, roles, bits, n, crs) if stereo else None
-    for rule in crs.call_rules:
-        for node in _conv_nodes(rule.tree):
-            if node in out:
-                continue
-            if isinstance(node, Silence):
-                targets = roles if node.role == "BOTH" else [node.role] if node.role in roles else []
-                if not targets:
-                    out[node] = (np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
-                    continue
-                ok = np.zeros(n, dtype=bool)
-                last = np.zeros(n)
-                for r in targets:
-                    ok |= spoke[r]
-                    last = np.maximum(last, np.where(spoke[r], last_end[r], 0.0))
-                for r in targets:
-                    ok &= known[r]
-                silent = np.where(ok, (times - last) / 1000.0, 0.0)
-                out[node] = (silent, ok & (silent * 1000.0 >= node.min_ms), ok)
-            elif isinstance(node, Overtalk):
-                who = np.array([node.role in ("ANY", w) for w in ov_who], dtype=bool)
-                both = known[roles[0]] & known[roles[-1]]
-                holds = ov_on & who & (ov_len * 1000.0 >= node.min_ms) & both
-                out[node] = (ov_len, holds, both)
-            elif isinstance(node, Talk):
-                if talk is None:
-                    out[node] = (np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
-                    continue
-                mine, total, full_hist = talk(node.bins, roles.index(node.role))
-                valid = full_hist & (total * frame_ms >= node.min_speech_ms) & known[roles[0]] & known[roles[1]]
-                share = np.where(total > 0, mine / np.maximum(total, 1), 0.0)
-                out[node] = (share, valid & ((share - node.threshold) * node.sign > 0), valid)
-    return out
+        st = c.get("r", {}).get(rule.id)
+        if st and "ev" in st:
+            subject = {**it.scores, "role": rule.subject}
+            it.events.append(make_event("RESOLVED", st["ev"], crs, subject, nf * crs.hop_ms, st["ev"]["v"], it.base))
+    for key in ("p", "v", "o", "t", "tn", "r"):
+        c.pop(key, None)
+    c["end"] = 1
 
 
 def _conv_nodes(node: Any) -> list[Any]:
@@ -282,70 +182,145 @@ def _conv_nodes(node: Any) -> list[Any]:
     return [x for k in kids for x in _conv_nodes(k)]
 
 
-def _runs(voice: dict[str, Any], r: str, bits: int, b0: int, per_bin: int, full: int, frame_ms: int) -> None:
-    """A role's speech run ``[last speech end, run start, run end]`` after one bin (frames walked only when the
-    bin is neither silent nor all speech)."""
-    if not bits:
-        return
-    v = voice.setdefault(r, [None, None, None])
-    if bits == full:
-        if v[2] is None or b0 - v[2] > BRIDGE_MS:
-            v[1] = b0
-        v[0] = v[2] = b0 + per_bin * frame_ms
-        return
-    for i in range(per_bin):
-        if bits >> i & 1:
-            fs = b0 + i * frame_ms
-            if v[2] is None or fs - v[2] > BRIDGE_MS:
-                v[1] = fs
-            v[0] = v[2] = fs + frame_ms
+def _nodes(crs: Any) -> tuple[list[Any], int]:
+    """The rule set's conversation nodes (once each) and its longest talk window (bins); cached on the rules."""
+    hit = getattr(crs, "_conversation_nodes", None)
+    if hit is None:
+        nodes = list(dict.fromkeys(x for rule in crs.call_rules for x in _conv_nodes(rule.tree)))
+        hit = (nodes, max((x.bins for x in nodes if isinstance(x, Talk)), default=0))
+        crs._conversation_nodes = hit
+    return hit
 
 
-def _frames(voice: dict[str, Any], roles: list[str], bits: dict[str, list[int]], j: int, b0: int, per_bin: int,
-            frame_ms: int, run: list[Any] | None) -> list[Any] | None:
-    """One bin frame by frame: both roles' runs, and the overlap run ``[start, end, who started it]``."""
-    a, b = roles
-    ba, bb = bits[a][j], bits[b][j]
-    for i in range(per_bin):
-        fs = b0 + i * frame_ms
-        for r, bts in ((a, ba), (b, bb)):
-            if bts >> i & 1:
-                v = voice.setdefault(r, [None, None, None])
-                if v[2] is None or fs - v[2] > BRIDGE_MS:
-                    v[1] = fs
-                v[0] = v[2] = fs + frame_ms
-        if ba >> i & 1 and bb >> i & 1:
-            if run is not None and fs - run[1] <= BRIDGE_MS:
-                run[1] = fs + frame_ms
-            else:
-                sa, sb = voice[a][1], voice[b][1]
-                run = [fs, fs + frame_ms, a if sa > sb else b if sb > sa else ""]
-    return run
+def _evaluate_group(group: list[tuple[Item, int, int]], n: int, roles: tuple[str, ...], crs: Any) -> None:
+    hop = crs.hop_ms
+    frame_ms = group[0][0].frame_ms
+    nodes, longest = _nodes(crs)
+    cs = [it.c for it, _, _ in group]
+    first = np.array([f for _, f, _ in group], dtype=np.int64)
+    bits = np.array([[_slice(c.get("p", {}).get(r), "s", f, n, UNKNOWN) for r in roles]
+                     for c, (_, f, _) in zip(cs, group)], dtype=np.int64).reshape(len(cs), len(roles), n)
+    voice = [c.get("v", {}) for c in cs]
+    last_end = np.array([[_num(v.get(r, (None, None))[0]) for r in roles] for v in voice]).reshape(len(cs), -1)
+    run_start = np.array([[_num(v.get(r, (None, None))[1]) for r in roles] for v in voice]).reshape(len(cs), -1)
+    overlap = np.array([_overlap_in(c.get("o"), roles) for c in cs]).reshape(len(cs), 3)
+    talk = seen = None
+    if longest and len(roles) == 2:
+        talk = np.stack([decode_talk(c.get("t"), longest) for c in cs])
+        seen = np.array([int(c.get("tn", 0)) for c in cs], dtype=np.int64)
+    g = Group(roles, first, bits, last_end, run_start, overlap, talk, seen)
+    out, carried = signals(g, nodes, hop, frame_ms)
+    for k, c in enumerate(cs):
+        c["v"] = {r: [_py(carried["last_end"][k, i]), _py(carried["run_start"][k, i])] for i, r in enumerate(roles)
+                  if not np.isnan(carried["last_end"][k, i])}
+        o = carried["overlap"][k]
+        if np.isnan(o[1]):
+            c.pop("o", None)
+        else:
+            c["o"] = [_py(o[0]), _py(o[1]), "" if o[2] == 0 else roles[int(o[2]) - 1]]
+        if talk is not None:
+            c["t"], c["tn"] = encode_talk(carried["talk"][k]), int(carried["talk_seen"][k])
+    times = (first[:, None] + np.arange(1, n + 1)) * hop
+    leaves = _leaf_tables(cs, first, n, roles, crs)
+    for rule in crs.call_rules:
+        _rule(rule, group, times, out, leaves, crs)
 
 
-def _talk_counts(c: dict[str, Any], roles: list[str], bits: dict[str, list[int]], n: int, crs: Any) -> Any:
-    """A function ``(window bins, role index) -> (role's speech frames, both roles', window full)`` per point,
-    from the kept per-bin counts plus these bins; keeps the longest window's counts in ``c["t"]``."""
-    longest = max((node.bins for rule in crs.call_rules for node in _conv_nodes(rule.tree) if isinstance(node, Talk)),
-                  default=0)
-    if not longest:
+def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out: dict[Any, tuple],
+          leaves: dict[str, tuple[np.ndarray, dict[int, int]]], crs: Any) -> None:
+    cols = crs.leaf_cols[rule.id]
+    k, n = times.shape
+    mems = [dict(it.c.get("r", {}).get(rule.id, {}).get("n", {})) for it, _, _ in group]
+
+    def leaf(i: int) -> tuple[np.ndarray, ...]:
+        spec = rule.leaves[i]
+        table = leaves.get(spec.role or rule.subject)
+        if table is None:
+            return np.zeros((k, n)), np.zeros((k, n), dtype=bool), np.zeros((k, n), dtype=bool)
+        values = table[0][:, :, table[1][int(cols[i])]]
+        valid = ~np.isnan(values)
+        values = np.nan_to_num(values)
+        return values, ((values - spec.threshold) * spec.sign > 0) & valid, valid
+
+    values, holds, valid = evaluate(rule.tree, Context(times, leaf, out.get, mems))
+    span = in_span(times, rule.scope)
+    if span is not None:
+        holds = holds & span
+    any_hold = holds.any(axis=1).tolist()
+    for row, (it, _, _) in enumerate(group):
+        rstates = it.c.setdefault("r", {})
+        st = rstates.get(rule.id)
+        mem = mems[row]
+        if st is None and not any_hold[row] and not mem:
+            continue
+        scores = it.scores
+        business_line = scores.get("business_line") or ""
+        h_row = holds[row].tolist() if rule.in_scope(rule.subject, business_line, scores.get("attributes") or {}) \
+            else [False] * n
+        st = dict(st or {})
+        if mem:
+            st["n"] = mem
+        else:
+            st.pop("n", None)
+        subject = {**scores, "role": rule.subject}
+        for t, v, h, ok in zip(times[row].tolist(), values[row].tolist(), h_row, valid[row].tolist()):
+            if not ok:
+                continue
+            done = transition(st, h, t, rule)
+            if done is not None:
+                it.events.append(make_event("RESOLVED", done, crs, subject, t, v, it.base))
+            if st.get("st") == "f" and "ev" not in st and st.get("cd", -1) <= t and not (
+                    crs.silences and crs.silenced(rule.id, scores["call_id"], business_line, rule.subject,
+                                                  it.base + t)):
+                st["ev"] = snap = snapshot(crs, rule, subject, st["s"], v)
+                st.pop("cd", None)
+                it.events.append(make_event("FIRING", snap, crs, subject, t, v, it.base))
+            if st.get("cd", t + 1) <= t:
+                del st["cd"]
+        if st:
+            rstates[rule.id] = st
+        else:
+            rstates.pop(rule.id, None)
+
+
+def _leaf_tables(cs: list[dict[str, Any]], first: np.ndarray, n: int, roles: tuple[str, ...],
+                 crs: Any) -> dict[str, tuple[np.ndarray, dict[int, int]]]:
+    """Per role: its leaves' values ``(K, n, C_role)`` (nan: not scored) and column -> position."""
+    out = {}
+    for r in roles:
+        cols = crs.role_leaf_cols.get(r)
+        if cols is None:
+            continue
+        width = len(cols)
+        nan_row = [np.nan] * width
+        table = [[nan_row if row is None else [np.nan if x is None else x for x in row]
+                  for row in _slice(c.get("p", {}).get(r), "l", int(f), n, None)] for c, f in zip(cs, first)]
+        out[r] = (np.array(table, dtype=np.float64).reshape(len(cs), n, width),
+                  {int(col): j for j, col in enumerate(cols)})
+    return out
+
+
+def _slice(p: dict[str, Any] | None, key: str, f: int, n: int, fill: Any) -> list[Any]:
+    if p is None or p["b"] is None:
+        return [fill] * n
+    off = f - p["b"]
+    seq = p[key]
+    if off >= 0 and off + n <= len(seq):
+        return seq[off:off + n]
+    return [seq[off + j] if 0 <= off + j < len(seq) else fill for j in range(n)]
+
+
+def _num(x: Any) -> float:
+    return np.nan if x is None else float(x)
+
+
+def _py(x: float) -> int | float | None:
+    if np.isnan(x):
         return None
-    raw = base64.b64decode(c.get("t", "")) if c.get("t") else b""
-    hist = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 2).astype(np.int64)
-    new = np.array([[bin(bits[r][j]).count("1") for r in roles] for j in range(n)], dtype=np.int64).reshape(-1, 2)
-    allc = np.concatenate((hist, new)) if len(hist) else new
-    seen = int(c.get("tn", 0))
-    c["tn"] = min(seen + n, longest)
-    c["t"] = base64.b64encode(allc[-longest:].astype(np.uint8).tobytes()).decode("ascii")
-    csum = np.concatenate((np.zeros((1, 2), dtype=np.int64), np.cumsum(allc, axis=0)))
-    k = len(hist)
+    return int(x) if float(x).is_integer() else float(x)
 
-    def window(w: int, idx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ends = k + np.arange(1, n + 1)
-        starts = np.maximum(ends - w, 0)
-        span = csum[ends] - csum[starts]
-        full_hist = (seen + np.arange(1, n + 1)) >= w
-        return span[:, idx].astype(np.float64), span.sum(axis=1).astype(np.float64), full_hist
 
-    return window
-
+def _overlap_in(o: list[Any] | None, roles: tuple[str, ...]) -> list[float]:
+    if not o:
+        return [np.nan, np.nan, np.nan]
+    return [float(o[0]), float(o[1]), 0.0 if not o[2] else float(roles.index(o[2]) + 1)]

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emowatch.rules.compiler import SEQUENCE, CompiledRuleSet, compile_ruleset
-from emowatch.rules.conversation import advance_call, record
+from emowatch.rules.conversation import Item, run_many
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
 from emowatch.rules.model import EMOTIONS, RuleSet
@@ -135,8 +135,8 @@ class Given(NamedTuple):
     message (``lifecycle.progress_many``); absent rules go point by point"""
 
 
-def finish(p: Pending, win: Any, crs: CompiledRuleSet,
-           conditions: Given | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None = None,
+           defer: list[Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The rules at the message's evaluation points (``win``: its ``advance`` result), the events, the new state.
 
     ``conditions`` (optional): the rules' inputs at every point of ``win`` when computed for many messages at
@@ -169,27 +169,32 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet,
             new_role["ly"] = tag
     new_state = {**p.state, "v": STATE_VERSION, "r": {**p.roles, p.role: new_role}}
     if crs.call_rules:
-        new_state["c"] = _call(p, win, crs, conditions)
+        it = _call(p, win, crs, conditions)
+        new_state["c"] = it.c
+        if defer is None:
+            run_many([it], crs)
+        else:
+            defer.append(it)  # the caller runs conversation.run_many for many calls at once
     return new_state, events
 
 
-def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> dict[str, Any]:
-    """The conversation rules' call state after this message (:mod:`emowatch.rules.conversation`)."""
-    c = _copy_call(p.state.get("c"))
-    if c.get("end"):
-        return c
+def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> Item:
+    """This message's part in the conversation rules (:mod:`emowatch.rules.conversation`), on a copy of the call
+    state: recorded and evaluated by ``conversation.run_many`` (for many calls at once in ``step_many``)."""
+    it = Item()
+    it.c = _copy_call(p.state.get("c"))
+    it.role, it.scores, it.speech, it.n, it.start, it.frame_ms = (p.role, p.scores, p.speech, p.logits.shape[0],
+                                                                  p.start, p.frame_ms)
+    it.end_of_call, it.times, it.base, it.events = p.end_of_call, win.times, p.base, p.events
+    it.values = it.valid = None
     cols = crs.role_leaf_cols.get(p.role)
-    values = valid = None
-    if cols is not None and win.times.shape[0]:
+    if cols is not None and win.times.shape[0] and not it.c.get("end"):
         if given is not None and given.values is not None:
             v_all, valid_all = given.values, given.valid
         else:
             v_all, _, valid_all, _ = threshold_conditions(crs, win.probs, win.valid)
-        values, valid = v_all[:, cols], valid_all[:, cols]
-    record(c, p.role, p.scores, p.logits.shape[0], p.start, p.frame_ms, crs.hop_ms, p.end_of_call, win.times,
-           values, valid)
-    advance_call(c, crs, p.scores, p.base, p.frame_ms, p.events)
-    return c
+        it.values, it.valid = v_all[:, cols], valid_all[:, cols]
+    return it
 
 
 def _copy_call(c: dict[str, Any] | None) -> dict[str, Any]:
@@ -366,9 +371,9 @@ def _compound(crs: CompiledRuleSet, rule: Any, times: np.ndarray, values: np.nda
 
     def leaf(i: int) -> tuple[np.ndarray, ...]:
         c = cols[i]
-        return values[:, c], holds[:, c], valid[:, c]
+        return values[None, :, c], holds[None, :, c], valid[None, :, c]
 
-    v, h, ok = evaluate(rule.tree, Context(times, leaf, None, mem))
+    v, h, ok = (a[0] for a in evaluate(rule.tree, Context(times[None, :], leaf, None, [mem])))
     span = in_span(times, rule.scope)
     if span is not None:
         h = h & span

@@ -179,13 +179,14 @@ def compile_tree(cond: Any, key: WindowKey, hop: int, subject: str) -> tuple[Any
 
 
 class Context(NamedTuple):
-    """What a tree is evaluated on: the points' call offsets, the leaves' arrays, the conversation signals
-    (``None`` for a rule scored on one role) and the rule's node memory (mutated)."""
+    """What a tree is evaluated on: the points' call offsets ``(K, n)`` (K calls or messages, n points each), the
+    leaves' arrays, the conversation signals (``None`` for a rule scored on one role) and each row's node memory
+    (``mems[k]``: the rule's ``n`` of row k, mutated)."""
 
     times: np.ndarray
     leaf: Callable[[int], Arrays]
     conv: Callable[[Any], Arrays] | None
-    mem: dict[str, Any]
+    mems: list[dict[str, Any]]
 
 
 def evaluate(node: Any, ctx: Context) -> Arrays:
@@ -223,59 +224,59 @@ def in_span(times: np.ndarray, scope: tuple[int, int] | None) -> np.ndarray | No
     return None if scope is None else (times >= scope[0]) & (times <= scope[1])
 
 
+def _rows(on: np.ndarray, ctx: Context, sid: str) -> list[int]:
+    """The rows where a stateful node has something to do: its input holds somewhere, or it remembers something."""
+    any_on = on.any(axis=1)
+    return [k for k in range(len(ctx.mems)) if any_on[k] or sid in ctx.mems[k]]
+
+
+def _store(mem: dict[str, Any], sid: str, st: dict[str, Any]) -> None:
+    if st:
+        mem[sid] = st
+    else:
+        mem.pop(sid, None)
+
+
 def _count(node: Count, ctx: Context) -> Arrays:
     _, h, v = evaluate(node.child, ctx)
     on = h & v
-    n = len(ctx.times)
-    st = ctx.mem.get(node.sid)
-    if not on.any() and not st:
-        return np.zeros(n), np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
-    st = dict(st or {})
-    edges: list[int] = list(st.get("e", []))
-    prev = bool(st.get("p"))
-    values = np.zeros(n)
-    for j, (t, x) in enumerate(zip(ctx.times.tolist(), on.tolist())):
-        if x and not prev:
-            edges.append(t)
-        prev = x
-        while edges and edges[0] <= t - node.within_ms:
-            edges.pop(0)
-        values[j] = len(edges)
-    st = {k: val for k, val in (("e", edges), ("p", 1 if prev else 0)) if val}
-    if st:
-        ctx.mem[node.sid] = st
-    else:
-        ctx.mem.pop(node.sid, None)
-    return values, values >= node.at_least, np.ones(n, dtype=bool)
+    values = np.zeros(on.shape)
+    for k in _rows(on, ctx, node.sid):
+        st = ctx.mems[k].get(node.sid) or {}
+        edges: list[int] = list(st.get("e", []))
+        prev = bool(st.get("p"))
+        row = values[k]
+        for j, (t, x) in enumerate(zip(ctx.times[k].tolist(), on[k].tolist())):
+            if x and not prev:
+                edges.append(t)
+            prev = x
+            while edges and edges[0] <= t - node.within_ms:
+                edges.pop(0)
+            row[j] = len(edges)
+        _store(ctx.mems[k], node.sid, {key: val for key, val in (("e", edges), ("p", 1 if prev else 0)) if val})
+    return values, values >= node.at_least, np.ones(on.shape, dtype=bool)
 
 
 def _not_followed_by(node: NotFollowedBy, ctx: Context) -> Arrays:
     _, ha, va = evaluate(node.first, ctx)
     _, hb, vb = evaluate(node.then, ctx)
     a_on, b_on = ha & va, hb & vb
-    n = len(ctx.times)
-    st = ctx.mem.get(node.sid)
-    if not a_on.any() and not st:
-        return np.zeros(n), np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
-    st = dict(st or {})
-    values, holds = np.zeros(n), np.zeros(n, dtype=bool)
-    for j, (t, a, b) in enumerate(zip(ctx.times.tolist(), a_on.tolist(), b_on.tolist())):
-        if "a" in st:
-            if b:  # followed after all: the episode is over
-                st.pop("a")
-                st.pop("h", None)
-            elif st.get("h") or t - st["a"] >= node.within_ms:
-                st["h"] = 1
-                holds[j], values[j] = True, (t - st["a"]) / 1000.0
-        if "a" not in st and a and not st.get("p") and not b:
-            st["a"] = t
-        st["p"] = 1 if a else 0
-    st = {k: val for k, val in st.items() if val or k == "a"}
-    if st:
-        ctx.mem[node.sid] = st
-    else:
-        ctx.mem.pop(node.sid, None)
-    return values, holds, np.ones(n, dtype=bool)
+    values, holds = np.zeros(a_on.shape), np.zeros(a_on.shape, dtype=bool)
+    for k in _rows(a_on, ctx, node.sid):
+        st = dict(ctx.mems[k].get(node.sid) or {})
+        for j, (t, a, b) in enumerate(zip(ctx.times[k].tolist(), a_on[k].tolist(), b_on[k].tolist())):
+            if "a" in st:
+                if b:  # followed after all: the episode is over
+                    st.pop("a")
+                    st.pop("h", None)
+                elif st.get("h") or t - st["a"] >= node.within_ms:
+                    st["h"] = 1
+                    holds[k, j], values[k, j] = True, (t - st["a"]) / 1000.0
+            if "a" not in st and a and not st.get("p") and not b:
+                st["a"] = t
+            st["p"] = 1 if a else 0
+        _store(ctx.mems[k], node.sid, {key: val for key, val in st.items() if val or key == "a"})
+    return values, holds, np.ones(a_on.shape, dtype=bool)
 
 
 def _silence(node: Silence, ctx: Context) -> Arrays:
@@ -285,21 +286,17 @@ def _silence(node: Silence, ctx: Context) -> Arrays:
         return values, holds, valid
     _, ha, va = ctx.leaf(node.after.i)
     a_on = ha & va
-    st = ctx.mem.get(node.sid)
-    if not a_on.any() and not st:
-        return values, np.zeros_like(holds), valid
-    last = None if not st else st.get("a")
-    out = np.zeros_like(holds)
-    for j, (t, a, silent, h) in enumerate(zip(ctx.times.tolist(), a_on.tolist(), values.tolist(), holds.tolist())):
-        if a:
-            last = t
-        if h and last is not None:
-            began = t - silent * 1000.0
-            out[j] = began - last <= node.within_ms
-    if last is not None and ctx.times[-1] - last > node.within_ms + node.min_ms and not out[-1]:
-        last = None  # too long ago to matter again: a silence it could start has already reached min
-    if last is None:
-        ctx.mem.pop(node.sid, None)
-    else:
-        ctx.mem[node.sid] = {"a": last}
+    out = np.zeros(holds.shape, dtype=bool)
+    for k in _rows(a_on, ctx, node.sid):
+        st = ctx.mems[k].get(node.sid)
+        last = None if not st else st.get("a")
+        times = ctx.times[k].tolist()
+        for j, (t, a, silent, h) in enumerate(zip(times, a_on[k].tolist(), values[k].tolist(), holds[k].tolist())):
+            if a:
+                last = t
+            if h and last is not None:
+                out[k, j] = t - silent * 1000.0 - last <= node.within_ms
+        if last is not None and times[-1] - last > node.within_ms + node.min_ms and not out[k, -1]:
+            last = None  # too long ago to matter again: a silence it could start has already reached min
+        _store(ctx.mems[k], node.sid, {} if last is None else {"a": last})
     return values, out, valid

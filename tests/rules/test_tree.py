@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emowatch.rules.tree import All, AnyOf, Context, Count, Leaf, Not, NotFollowedBy, evaluate, in_span
+from emowatch.rules.tree import All, AnyOf, Context, Count, Leaf, Not, NotFollowedBy, in_span
 
 HOP = 200
 
@@ -15,8 +15,13 @@ HOP = 200
 def ctx(times, leaves, mem):
     def leaf(i):
         h, v = leaves[i]
-        return np.where(h, 1.0, 0.0), np.asarray(h, dtype=bool), np.asarray(v, dtype=bool)
-    return Context(np.asarray(times, dtype=np.int64), leaf, None, mem)
+        return np.where(h, 1.0, 0.0)[None], np.asarray(h, dtype=bool)[None], np.asarray(v, dtype=bool)[None]
+    return Context(np.asarray(times, dtype=np.int64)[None], leaf, None, [mem])
+
+
+def evaluate(node, c):
+    from emowatch.rules.tree import evaluate as ev
+    return tuple(a[0] for a in ev(node, c))
 
 
 def times(n, first=1):
