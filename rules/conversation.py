@@ -112,23 +112,27 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
     rows: list[Any] = [None] * len(bins_l)
     if it.values is not None and bins_l:
         at = {t: j for j, t in enumerate(it.times.tolist())}
-        table = np.where(it.valid, it.values, np.nan).tolist()
+        values, valid = it.values.tolist(), it.valid.tolist()
         for k, b in enumerate(bins_l):
             j = at.get((b + 1) * hop)
             if j is not None:
-                rows[k] = [None if x != x else x for x in table[j]]
+                rows[k] = [v if ok else None for v, ok in zip(values[j], valid[j])]
+    s_new, l_new = p["s"], p["l"]  # new lists: the input state's are shared, never changed
     for b, bit, row in zip(bins_l, bits_l, rows):
         if p["b"] is None:
             p["b"] = max(b, c.get("f", b))
             c.setdefault("f", p["b"])
-        have = p["b"] + len(p["s"])
+        have = p["b"] + len(s_new)
         if b < have:
             continue  # already seen (a repeated bin)
+        if s_new is p["s"]:
+            s_new, l_new = list(s_new), list(l_new)
         if b > have:  # a gap in this role's audio: nothing known, nothing scored
-            p["s"] += [UNKNOWN] * (b - have)
-            p["l"] += [None] * (b - have)
-        p["s"].append(bit)
-        p["l"].append(row)
+            s_new += [UNKNOWN] * (b - have)
+            l_new += [None] * (b - have)
+        s_new.append(bit)
+        l_new.append(row)
+    p["s"], p["l"] = s_new, l_new
     if it.end_of_call:
         p["e"] = 1
 
@@ -210,16 +214,20 @@ def _evaluate_group(group: list[tuple[Item, int, int]], n: int, roles: tuple[str
         seen = np.array([int(c.get("tn", 0)) for c in cs], dtype=np.int64)
     g = Group(roles, first, bits, last_end, run_start, overlap, talk, seen)
     out, carried = signals(g, nodes, hop, frame_ms)
+    ends, starts, ovs = (carried["last_end"].tolist(), carried["run_start"].tolist(),
+                         carried["overlap"].tolist())
+    talks = seens = None
+    if talk is not None:
+        talks, seens = carried["talk"], carried["talk_seen"].tolist()
     for k, c in enumerate(cs):
-        c["v"] = {r: [_py(carried["last_end"][k, i]), _py(carried["run_start"][k, i])] for i, r in enumerate(roles)
-                  if not np.isnan(carried["last_end"][k, i])}
-        o = carried["overlap"][k]
-        if np.isnan(o[1]):
+        c["v"] = {r: [_py(e), _py(s)] for r, e, s in zip(roles, ends[k], starts[k]) if e == e}
+        o = ovs[k]
+        if o[1] != o[1]:
             c.pop("o", None)
         else:
             c["o"] = [_py(o[0]), _py(o[1]), "" if o[2] == 0 else roles[int(o[2]) - 1]]
-        if talk is not None:
-            c["t"], c["tn"] = encode_talk(carried["talk"][k]), int(carried["talk_seen"][k])
+        if talks is not None:
+            c["t"], c["tn"] = encode_talk(talks[k]), seens[k]  # type: ignore[index]
     times = (first[:, None] + np.arange(1, n + 1)) * hop
     leaves = _leaf_tables(cs, first, n, roles, crs)
     for rule in crs.call_rules:
@@ -306,7 +314,7 @@ def _slice(p: dict[str, Any] | None, key: str, f: int, n: int, fill: Any) -> lis
     off = f - p["b"]
     seq = p[key]
     if off >= 0 and off + n <= len(seq):
-        return seq[off:off + n]
+        return seq[off:off + n] if off or n != len(seq) else seq
     return [seq[off + j] if 0 <= off + j < len(seq) else fill for j in range(n)]
 
 
@@ -315,9 +323,9 @@ def _num(x: Any) -> float:
 
 
 def _py(x: float) -> int | float | None:
-    if np.isnan(x):
+    if x != x:
         return None
-    return int(x) if float(x).is_integer() else float(x)
+    return int(x) if x.is_integer() else x
 
 
 def _overlap_in(o: list[Any] | None, roles: tuple[str, ...]) -> list[float]:

@@ -21,16 +21,15 @@ import numpy as np
 from emowatch.rules.compiler import SEQUENCE, CompiledRuleSet, compile_ruleset
 from emowatch.rules.conversation import Item, run_many
 from emowatch.rules.errors import ScoresError
+from emowatch.rules.inputs import logits_of, speech_of
 from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
-from emowatch.rules.model import EMOTIONS, RuleSet
+from emowatch.rules.model import RuleSet
 from emowatch.rules.tree import Context, evaluate, in_span
 from emowatch.rules.windows import advance, decode_ring, encode_ring
 from emowatch.topics.model_io import FRAME_MS
 
 STATE_VERSION = 2
 _READABLE_VERSIONS = (1, 2)  # v1 stored the window ring as nested lists; decode_ring reads both
-_CANONICAL = list(EMOTIONS)
-_PERMUTATIONS: dict[tuple[str, ...], np.ndarray] = {}
 
 
 def new_state() -> dict[str, Any]:
@@ -84,10 +83,10 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
         return state, []
     p = Pending()
     p.state, p.roles, p.scores, p.role, p.seq = state, roles, scores, role, seq
-    p.logits = logits = _logits(scores)
+    p.logits = logits = logits_of(scores)
     p.start, p.frame_ms = start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or FRAME_MS)
     p.end_ms = start + logits.shape[0] * frame_ms
-    p.speech = _speech(scores, logits.shape[0])
+    p.speech = speech_of(scores, logits.shape[0])
     p.base = base = int(scores["event_time"]) - start
     p.end_of_call = bool(scores.get("end_of_call"))
     live = old is not None and not old.get("end")
@@ -198,33 +197,16 @@ def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> It
 
 
 def _copy_call(c: dict[str, Any] | None) -> dict[str, Any]:
-    """A copy of the call state that :func:`_call` may change (the input state is never mutated)."""
+    """A copy of the call state that :mod:`emowatch.rules.conversation` may change (the input state is never
+    mutated): the dicts it changes in place are copied; lists and rule states it replaces are shared."""
     if not c:
         return {}
     out = dict(c)
     if "p" in c:
-        out["p"] = {r: {**v, "s": list(v["s"]), "l": list(v["l"])} for r, v in c["p"].items()}
-    if "v" in c:
-        out["v"] = {r: list(v) for r, v in c["v"].items()}
-    if "o" in c:
-        out["o"] = list(c["o"])
+        out["p"] = {r: dict(v) for r, v in c["p"].items()}
     if "r" in c:
-        out["r"] = {rid: dict(st) for rid, st in c["r"].items()}
+        out["r"] = dict(c["r"])
     return out
-
-
-def _speech(scores: dict[str, Any], n: int) -> np.ndarray | None:
-    """The frames' voice activity as 1.0 / 0.0 (``speech`` >= 0.5), or ``None`` when the message has none."""
-    raw = scores.get("speech")
-    if raw is None:
-        return None
-    try:
-        sp = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ScoresError(f"speech is not numbers: {exc}") from None
-    if sp.shape != (n,):
-        raise ScoresError(f"speech has {sp.size} values, expected n_frames = {n}")
-    return (sp >= 0.5).astype(np.float64)
 
 
 _NOT_GIVEN = Given()
@@ -388,39 +370,6 @@ def _compound(crs: CompiledRuleSet, rule: Any, times: np.ndarray, values: np.nda
     if st is None and not (in_scope and h.any()):
         return None
     return rule, v.tolist(), h.tolist(), ok.tolist(), in_scope, None, None
-
-
-def _logits(scores: dict[str, Any]) -> np.ndarray:
-    """The message's logits as an (n_frames, 9) array in canonical class order."""
-    n = scores.get("n_frames")
-    raw = scores.get("logits")
-    if not isinstance(n, int) or n < 0 or raw is None:
-        raise ScoresError(f"bad n_frames/logits: n_frames={n!r}")
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ScoresError(f"logits are not numbers: {exc}") from None
-    labels = scores.get("labels") or _CANONICAL
-    if arr.size != n * len(labels):
-        raise ScoresError(f"logits has {arr.size} values, expected n_frames*{len(labels)} = {n * len(labels)}")
-    arr = arr.reshape(n, len(labels))
-    if labels != _CANONICAL:
-        arr = arr[:, _permutation(labels)]
-    if not np.isfinite(arr).all():
-        raise ScoresError("logits contain NaN or infinity")
-    return arr
-
-
-def _permutation(labels: list[str]) -> np.ndarray:
-    key = tuple(labels)
-    perm = _PERMUTATIONS.get(key)
-    if perm is None:
-        missing = [e for e in EMOTIONS if e not in labels]
-        if missing:
-            raise ScoresError(f"labels lack the classes {missing}")
-        perm = np.array([labels.index(e) for e in EMOTIONS])
-        _PERMUTATIONS[key] = perm
-    return perm
 
 
 def state_size_bytes(state: dict[str, Any] | None) -> int:

@@ -170,13 +170,13 @@ def _indices(k: int, nc: int, lay: Layout) -> tuple[np.ndarray, np.ndarray, np.n
     hit = _INDEX_CACHE.get(key)
     if hit is None:
         ends = k + np.arange(1, nc + 1)
-        w = np.array([kk.bins for kk in lay.keys])[:, None]
-        lag = np.array([max(kk.lag, 0) for kk in lay.keys])[:, None]
+        w = np.array([kk.bins for kk in lay.keys], dtype=np.int64)[:, None]
+        lag = np.array([max(kk.lag, 0) for kk in lay.keys], dtype=np.int64)[:, None]
         base = lay.baseline[:, None]
         end = np.where(base, ends - w, ends - lag)
         start = np.where(base, 0, np.maximum(end - w, 0))
         valid = np.where(base, ends >= w, end - w >= 0)  # a baseline: its count decides (see _score)
-        hit = (np.maximum(end, 0).ravel(), start.ravel(), valid)
+        hit = (np.maximum(end, 0).ravel().astype(np.intp), start.ravel().astype(np.intp), valid.astype(bool))
         if len(_INDEX_CACHE) < 4096:
             _INDEX_CACHE[key] = hit
     return hit

@@ -259,3 +259,21 @@ def test_without_voice_activity_nothing_is_made_up(crs) -> None:
     assert [e for e in ev if e[0] != "angry-and-talked-over"] == []
     with_vad = run(crs, messages(crs, {"customer": [speak(4000), quiet(8000)], "agent": [quiet(2000), speak(10000)]}))
     assert {"agent-overtalk", "customer-silent"} <= {e[0] for e in with_vad}
+
+
+def test_a_rule_set_of_conversation_rules_alone() -> None:
+    only_conv = compile_ruleset(parse_ruleset("""
+rule_set: c
+business_line: "*"
+rules:
+  - id: customer-silent
+    when: {silence: customer, min: 5s}
+""", "c.yaml"))
+    assert only_conv.windows == ()
+    msgs = messages(only_conv, {"customer": [speak(2000), quiet(8000)], "agent": [quiet(10000)]})
+    state, events = None, []
+    for m in msgs:
+        state, ev = step(state, m, only_conv)
+        events += ev
+    assert [(e["status"], e["fired_ms"]) for e in events] == [("FIRING", 7000), ("RESOLVED", 10000)]
+    assert step_batch(msgs, {}.get, only_conv)[-1][1] == [e for e in events if e["status"] == "RESOLVED"]
