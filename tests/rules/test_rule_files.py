@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from emowatch.rules import check_files, load_ruleset, run_example
+from emowatch.rules.conditions import walk
 from emowatch.rules.loader import bundled_rule_files
 
 FILES = bundled_rule_files()
@@ -45,6 +46,21 @@ def test_seed_policies_are_present() -> None:
                                                                                  ["webhook", "email"])
     after = load_ruleset(Path(FILES[0]).parent / "aftersales.yaml").rule("aftersales-disappointed")
     assert (after.when.sum, after.when.above, after.priority) == (["sad", "neutral"], 0.8, "medium")
+
+
+def test_collections_shows_every_condition_and_option() -> None:
+    """rules/collections.yaml is the worked reference of docs/rules.md section 11: keep it complete."""
+    rs = load_ruleset(Path(FILES[0]).parent / "collections.yaml")
+    assert (rs.rule_set, rs.business_line) == ("collections", "collections")
+    kinds = {type(c).__name__ for rule in rs.rules for c in walk(rule.when)}
+    assert {"TrendCondition", "SilenceCondition", "TalkRatioCondition", "OvertalkCondition", "AllCondition",
+            "AnyCondition", "NotCondition", "CountCondition", "NotFollowedByCondition"} <= kinds
+    assert any(c.role for rule in rs.rules for c in walk(rule.when) if hasattr(c, "emotion"))
+    assert any(r.during for r in rs.rules) and any(r.after for r in rs.rules)
+    assert any(r.ignore for r in rs.rules) and any(r.speech_only is False for r in rs.rules)
+    assert any(e.tracks for r in rs.rules for e in r.examples)
+    for rule in rs.rules:  # every rule shows when it fires and when it does not
+        assert any(e.expect for e in rule.examples) and any(not e.expect for e in rule.examples), rule.id
 
 
 def test_a_failing_example_is_reported(tmp_path: Path) -> None:
