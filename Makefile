@@ -85,6 +85,7 @@ bench: $(STAMP)
 	@$(VENV)/bin/emowatch bench infer --quick --json docs/bench/infer-quick.json
 	@$(VENV)/bin/emowatch bench pipeline-infer --quick --json docs/bench/pipeline-infer-quick.json
 	@$(VENV)/bin/emowatch bench rules --quick --json docs/bench/rules-quick.json
+	@$(VENV)/bin/emowatch bench rules --quick --rules 20 --json docs/bench/rules-20-quick.json
 	@$(VENV)/bin/emowatch bench notify --quick --json docs/bench/notify-quick.json
 	@$(VENV)/bin/emowatch bench gateway --quick --json docs/bench/gateway-quick.json
 	@$(VENV)/bin/emowatch bench replay --quick --json docs/bench/replay-quick.json

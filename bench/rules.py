@@ -2,7 +2,9 @@
 
 One run, one local broker: synthetic calls (``rules/testing.py``) are written to the scores
 topic once; then a bare Faust loop that only updates a table (``bench/bare_faust_app.py``) and
-the real rules worker (``emowatch worker rules``, 10-rule set below) each read all of it,
+the real rules worker (``emowatch worker rules``; ``--rules 10``: ``RULES_10`` over mono calls, ``--rules 20``:
+``RULES_20``, with 10 conditions of conversations, over stereo calls with voice activity; ``bench/rule_sets.py``)
+each read all of it,
 one after the other, as separate processes with identical Faust settings. The rate is
 taken from each worker's ``/metrics`` message counter between 10 % and 90 % of the
 messages (start-up and the tail excluded). Also reported: the pure evaluation's CPU per message in this
@@ -27,72 +29,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emowatch.bench.machine import machine_info, process_cpu_seconds
+from emowatch.bench.rule_sets import RULE_SETS, RULES_10, workload, workload_for
 from emowatch.rules.batched import step_batch
 from emowatch.rules.compiler import compile_ruleset
 from emowatch.rules.engine import call_finished, state_size_bytes, step
 from emowatch.rules.loader import parse_ruleset
-from emowatch.rules.testing import interleave, random_timeline, synthetic_call
 from emowatch.streams.settings import RulesSettings
 
-RULES_10 = """\
-rule_set: bench10
-business_line: "*"
-description: 10 rules of every kind, for emowatch bench rules
-defaults: {window: 1s, hop: 200ms, role: any, channels: [webhook]}
-rules:
-  - id: angry-sustained
-    when: {emotion: angry, above: 0.75}
-    for: 2s
-    keep_firing_for: 2s
-    cooldown: 30s
-    priority: high
-  - id: angry-critical
-    when: {emotion: angry, above: 0.9}
-    window: 2s
-    for: 3s
-    priority: critical
-  - id: fearful
-    when: {emotion: fearful, above: 0.6}
-    for: 1s
-    priority: high
-  - id: resigned
-    when: {sum: [sad, neutral], above: 0.97}
-    for: 3s
-    priority: medium
-  - id: uncertain-review
-    when: {emotion: other, above: 0.4}
-    for: 1s
-    action: review
-    priority: low
-  - id: service-break
-    when: {sequence: [neutral, fearful, angry], within: 10s, min_prob: 0.5}
-    priority: high
-  - id: happy-drop
-    when: {emotion: happy, below: 0.01}
-    window: 3s
-    for: 5s
-    priority: low
-  - id: surprised
-    when: {emotion: surprised, above: 0.6}
-    for: 1s
-    priority: low
-  - id: disgusted
-    when: {emotion: disgusted, above: 0.6}
-    for: 1s
-    priority: medium
-  - id: agent-angry
-    when: {emotion: angry, above: 0.6}
-    role: agent
-    for: 1s
-    priority: high
-inhibit:
-  - name: critical-mutes-lower
-    source: {priority: critical}
-    target: {priority: [low, medium, high]}
-"""
+__all__ = ["RULE_SETS", "RULES_10", "SIZES", "main", "rules_worker_rate", "run", "step_only", "workload"]
 
 RATIO_MIN = 0.7
 """Targets (issue #15): the rules worker at >= 70 % of the bare loop's wall rate and CPU rate, ..."""
@@ -102,18 +47,7 @@ MSGS_PER_S_MIN = 3000
 """... and >= 3,000 msgs/s (issue #6)."""
 
 SIZES = {True: {"calls": 240, "seconds": 60}, False: {"calls": 400, "seconds": 90}}
-EPISODES = ("angry", "fearful", "sad", "other", "happy", "surprised", "disgusted")
-
-
-def workload(calls: int, seconds: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Interleaved FrameScores of ``calls`` concurrent calls (1 s chunks; every 4th call is the agent side)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(calls):
-        role = "AGENT" if i % 4 == 3 else "CUSTOMER"
-        out.append(synthetic_call(f"bench-{i:05d}", random_timeline(rng, seconds, episodes=EPISODES),
-                                  business_line="default", role=role, noise=0.3, seed=i))
-    return interleave(out)
+"""Tracks x seconds (one message a second): 10 rules, ``calls`` mono calls; 20 rules, ``calls / 2`` stereo calls."""
 
 
 def as_received(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float]:
@@ -144,11 +78,13 @@ def evaluate_batched(records: list[dict[str, Any]], ruleset: Any, batch: int) ->
     return (time.process_time() - t0) / len(records), events
 
 
-def step_only(messages: list[dict[str, Any]], batch: int | None = None) -> dict[str, Any]:
-    """Pure evaluation in this process (CPU per message): the worker's column-wise path over batches of
-    ``batch`` (default: the worker's ``batch_max``; best of 3 passes) and ``step()`` one message after the
-    other; the Avro decode; events; bytes of state of active calls."""
-    crs = compile_ruleset(parse_ruleset(RULES_10, "bench10.yaml"))
+def step_only(messages: list[dict[str, Any]], batch: int | None = None, rules: int = 10) -> dict[str, Any]:
+    """Pure evaluation of the ``rules``-rule set in this process (CPU per message): the worker's column-wise path
+    over batches of ``batch`` (default: the worker's ``batch_max``; best of 3 passes) and ``step()`` one message
+    after the other; the Avro decode; events (per rule, and whether both paths gave the same); bytes of state of
+    active calls."""
+    name, text = RULE_SETS[rules]
+    crs = compile_ruleset(parse_ruleset(text, f"{name}.yaml"))
     batch = batch or RulesSettings().batch_max
     gc.collect()
     gc.freeze()  # the workload's millions of Python floats are no garbage of the worker's (its GC never walks them)
@@ -174,9 +110,17 @@ def step_only(messages: list[dict[str, Any]], batch: int | None = None) -> dict[
     return {"us_cpu_per_msg": round(batched_s * 1e6, 1), "msgs_per_cpu_s": round(1 / batched_s), "batch": batch,
             "step_one_by_one_us_cpu_per_msg": round(one_s * 1e6, 1), "msgs_per_s": round(1 / one_s),
             "decode_us_cpu_per_msg": round(decode_s * 1e6, 1), "events": len(events),
-            "events_equal": batched_events == events,
+            "events_equal": batched_events == events, "events_per_rule": _per_rule(events),
             "state_bytes_active_mean": round(statistics.fmean(sizes)), "state_bytes_active_max": max(sizes),
             "state_bytes_finished": state_size_bytes(next(iter(states.values())))}
+
+
+def _per_rule(events: list[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in events:
+        if e["status"] == "FIRING":
+            out[e["rule_id"]] = out.get(e["rule_id"], 0) + 1
+    return out
 
 
 def _metric(port: int, name: str) -> float:
@@ -264,7 +208,7 @@ def rules_worker_rate(stack: Any, rules_file: Path, n: int, round_: int) -> dict
     return _run_variant(stack, "rules", round_, rules_file, n)
 
 
-def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
+def run(quick: bool = True, rounds: int | None = None, rules: int = 10) -> dict[str, Any]:
     """Run the benchmark on a fresh local broker; return the results as a dict.
 
     Each round runs the variants one after the other (bare loop, [bare loop + Avro decode,
@@ -279,14 +223,16 @@ def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
     rounds = rounds or (1 if quick else 3)
     variants = ["bare", "rules"] if quick else ["bare", "bare_decode", "bare_batched", "rules"]
     load_start = round(os.getloadavg()[0], 2)
-    messages = workload(size["calls"], size["seconds"])
+    name, text = RULE_SETS[rules]
+    messages = workload_for(rules, size["calls"], size["seconds"])
     n = len(messages)
-    reference = step_only(messages)
+    reference = step_only(messages, rules=rules)
+    reference_10 = None if rules == 10 else step_only(workload(size["calls"], size["seconds"]), rules=10)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="emowatch-bench-rules-") as tmp:
         data = Path(tmp)
-        rules_file = data / "bench10.yaml"
-        rules_file.write_text(RULES_10)
+        rules_file = data / f"{name}.yaml"
+        rules_file.write_text(text)
         stack = LocalStack(data_dir=data, topic_prefix="bench.").start()
         try:
             kafka = KafkaSettings(bootstrap_servers=stack.bootstrap, partitions=stack.partitions,
@@ -304,16 +250,17 @@ def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
         run_["step_one_by_one_over_bare_cpu"] = (
             round(reference["step_one_by_one_us_cpu_per_msg"] * cpu[1] / 1e6, 3) if cpu[1] else None)
     best = sorted(runs, key=lambda x: x["ratio"])[(len(runs) - 1) // 2]  # the median round (lower median)
-    rules = best["rules"]["msgs_per_s"]
+    rate = best["rules"]["msgs_per_s"]
     met = {"ratio": best["ratio"] >= RATIO_MIN, "ratio_cpu": (best["ratio_cpu"] or 0) >= RATIO_MIN,
            "step_over_bare_cpu": (best["step_over_bare_cpu"] or 1) <= STEP_OVER_BARE_MAX,
-           "msgs_per_s": rules >= MSGS_PER_S_MIN}
+           "msgs_per_s": rate >= MSGS_PER_S_MIN}
     return {
         "benchmark": "rules", "quick": quick,
         "machine": machine_info(("faust-streaming", "aiokafka", "confluent-kafka", "fastavro", "orjson"),
                                 cpus_usable=len(os.sched_getaffinity(0)), load_avg_1m_start=load_start),
-        "workload": {"messages": n, "calls": size["calls"], "seconds_per_call": size["seconds"],
-                     "frames_per_message": 50, "rules": 10, "partitions": 4, "rounds": rounds},
+        "workload": {"messages": n, "calls": len({m["call_id"] for m in messages}), "tracks": size["calls"],
+                     "stereo": rules != 10, "voice_activity": rules != 10, "seconds_per_call": size["seconds"],
+                     "frames_per_message": 50, "rules": rules, "rule_set": name, "partitions": 4, "rounds": rounds},
         "bare_loop": best["bare"], "bare_loop_decode": best.get("bare_decode"),
         "bare_loop_batched": best.get("bare_batched"), "rules_worker": best["rules"],
         "ratio": best["ratio"], "ratio_cpu": best["ratio_cpu"], "step_over_bare_cpu": best["step_over_bare_cpu"],
@@ -324,23 +271,27 @@ def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
         "targets": {"ratio_min": RATIO_MIN, "ratio_cpu_min": RATIO_MIN, "step_over_bare_cpu_max": STEP_OVER_BARE_MAX,
                     "msgs_per_s_min": MSGS_PER_S_MIN, "met_each": met, "met": all(met.values())},
         "step_only": reference,
+        "step_only_rules10": reference_10,  # the 10-rule set on its workload, same process and load: to compare
     }
 
 
-def main(quick: bool, json_path: Path | None) -> None:
-    """Run, print a summary, write JSON if asked."""
-    res = run(quick=quick)
+def main(quick: bool, json_path: Path | None, rules: int = 10) -> None:
+    """Run (the ``rules``-rule set: 10 or 20), print a summary, write JSON if asked."""
+    if rules not in RULE_SETS:
+        raise ValueError(f"no {rules}-rule set (there are: {', '.join(map(str, RULE_SETS))})")
+    res = run(quick=quick, rules=rules)
     rw, bl, bd, bb = res["rules_worker"], res["bare_loop"], res["bare_loop_decode"], res["bare_loop_batched"]
     w = res["workload"]
-    print(f"workload: {w['messages']} score messages ({w['calls']} calls x {w['seconds_per_call']} s, 50 frames "
-          f"each), 10 rules, 4 partitions; the median of {w['rounds']} round(s)")
+    print(f"workload: {w['messages']} score messages ({w['calls']} {'stereo ' if w['stereo'] else ''}calls x "
+          f"{w['seconds_per_call']} s, 50 frames each), {rules} rules, 4 partitions; the median of {w['rounds']} "
+          "round(s)")
     print(f"{'':38}{'msgs/s':>8}{'msgs/CPU-s':>12}")
     print(f"{'bare Faust loop (table update only)':38}{bl['msgs_per_s']:>8}{bl['msgs_per_cpu_s']:>12}")
     if bd:
         print(f"{'bare loop + Avro decode':38}{bd['msgs_per_s']:>8}{bd['msgs_per_cpu_s']:>12}")
     if bb:
         print(f"{'bare loop, batches (noack_take)':38}{bb['msgs_per_s']:>8}{bb['msgs_per_cpu_s']:>12}")
-    print(f"{'rules worker (10 rules, batches)':38}{rw['msgs_per_s']:>8}{rw['msgs_per_cpu_s']:>12}")
+    print(f"{f'rules worker ({rules} rules, batches)':38}{rw['msgs_per_s']:>8}{rw['msgs_per_cpu_s']:>12}")
     print(f"ratio rules/bare: {res['ratio']:.2f} (wall), {res['ratio_cpu']:.2f} (CPU); "
           f"alert events {rw['alert_events']}; "
           f"load average {rw['load_avg_1m']}")
@@ -359,6 +310,9 @@ def main(quick: bool, json_path: Path | None) -> None:
           f"{so['us_cpu_per_msg']} us = {res['step_over_bare_cpu']:.2f} of the bare loop's; step() one by one "
           f"{so['step_one_by_one_us_cpu_per_msg']} us; Avro decode {so['decode_us_cpu_per_msg']} us "
           f"(events equal: {so['events_equal']})")
+    if res["step_only_rules10"]:
+        print(f"the same for the 10-rule set (mono calls) in this run: {res['step_only_rules10']['us_cpu_per_msg']} us "
+              f"column-wise, {res['step_only_rules10']['step_one_by_one_us_cpu_per_msg']} us one by one")
     print(f"state bytes per active call: worker {rw['state_bytes_per_active_call']}, offline mean "
           f"{res['step_only']['state_bytes_active_mean']} / max {res['step_only']['state_bytes_active_max']}, "
           f"ended call {res['step_only']['state_bytes_finished']}")

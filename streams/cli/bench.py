@@ -34,11 +34,16 @@ def bench_pipeline_infer(quick: bool = QUICK, json_path: Path | None = JSON,
 
 
 @bench_app.command("rules")
-def bench_rules(quick: bool = QUICK, json_path: Path | None = JSON) -> None:
+def bench_rules(quick: bool = QUICK, json_path: Path | None = JSON,
+                rules: int = typer.Option(10, "--rules", help="The rule set: 10 (thresholds, sequences; mono calls) "
+                                                              "or 20 (those and 10 conditions of conversations; "
+                                                              "stereo calls with voice activity).")) -> None:
     """Score messages/s through one rules worker vs a bare Faust table loop."""
-    from emowatch.bench.rules import main
+    from emowatch.bench.rules import RULE_SETS, main
 
-    main(quick=quick, json_path=json_path)
+    if rules not in RULE_SETS:
+        raise typer.BadParameter(f"choose one of {', '.join(map(str, RULE_SETS))}", param_hint="--rules")
+    main(quick=quick, json_path=json_path, rules=rules)
 
 
 @bench_app.command("notify")
