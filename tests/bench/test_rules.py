@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import pytest
 
 from emowatch.bench.rule_sets import RULES_20, stereo_workload, workload_for
 from emowatch.bench.rules import RULES_10, step_only, workload
@@ -69,10 +68,6 @@ def test_step_only_of_the_twenty_rule_set_gives_the_same_events_both_ways():
     assert 0 < out["state_bytes_finished"] < out["state_bytes_active_mean"] <= out["state_bytes_active_max"]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="engine bug: step_batch fails (ValueError in rules/windows.py _score, take_along_axis) "
-                          "when a rule set mixes speech_only true and false windows and a wave groups messages; "
-                          "step() one by one works")
 def test_step_batch_with_a_rule_on_all_frames_next_to_speech_only_rules():
     text = RULES_20.replace("inhibit:\n", "  - id: all-frames\n    when: {emotion: angry, above: 0.7}\n"
                                            "    speech_only: false\ninhibit:\n")

@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emowatch.rules import load_ruleset, parse_ruleset, step
-from emowatch.rules.testing import synthetic_call
+from emowatch.rules import load_ruleset, step
 from emowatch.streams.audio.chunking import chunk_records, read_wav_mono
 from emowatch.streams.kafka.audio_publisher import AudioPublisher
 from emowatch.streams.kafka.clients import topics_for
@@ -48,11 +47,6 @@ rules:
   - id: customer-silent
     when: {silence: customer, min: 5s}   # customer spoke earlier, then no speech for 5 s
     role: customer
-  # Never in scope (no call has this attribute), never alerts. Only there because a rule set of conversation
-  # rules alone has no window and the engine fails on it (see test_a_rule_set_of_conversation_rules_alone_steps).
-  - id: window-guard
-    when: {emotion: angry, above: 0.99}
-    attributes: {never: "set"}
 """
 OVERTALK_MIN_MS, SILENCE_MIN_MS, HOP_MS = 1000, 5000, 200
 EXPECTED = [("agent-overtalk", "FIRING", "AGENT"), ("agent-overtalk", "RESOLVED", "AGENT"),
@@ -247,11 +241,3 @@ def test_the_events_do_not_depend_on_the_roles_interleaving(run):
                         ("random merge", shuffled)):
         assert run_engine(rs, order) == in_topic_order, name
 
-
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="engine bug: a rule set whose rules are all conversation conditions has no window, "
-                          "and windows.advance indexes with an empty float array")
-def test_a_rule_set_of_conversation_rules_alone_steps():
-    rs = parse_ruleset(RULES.split("  # Never in scope")[0])
-    [message] = synthetic_call("solo", [(1000, {"neutral": 0.9})])
-    run_engine(rs, [{**message, "speech": [1.0] * message["n_frames"]}])
