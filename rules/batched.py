@@ -58,7 +58,7 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
             results[i] = p
         else:
             pending.append((i, p))
-    groups: list[tuple[list[int], Any, Any, Any]] = []
+    groups: list[tuple[list[int], Any, Any, Any, Any]] = []
     wins = advance_many([(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, p.end_of_call, p.speech, p.pre)
                          for _, p in pending],
                         crs.hop_ms, crs.lay, crs.max_bins, groups)
@@ -66,7 +66,7 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
     # one product for a whole group: exact, as every value is a sum of at most two probabilities (any
     # order of adding them gives the same float); wider sums are left to each message's own product
     shared_values = bool(crs.threshold_matrix.shape[1]) and crs.shared_exact
-    for members, probs, valid, times in groups:
+    for members, probs, valid, times, _ in groups:
         thresholds: list[Any] = [None] * 4
         if shared_values:
             thresholds = list(threshold_conditions(crs, probs, valid))

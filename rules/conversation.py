@@ -271,9 +271,7 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out:
         else:
             st.pop("n", None)
         subject = {**scores, "role": rule.subject}
-        for t, v, h, ok in zip(times[row].tolist(), values[row].tolist(), h_row, valid[row].tolist()):
-            if not ok:
-                continue
+        for t, v, h in zip(times[row].tolist(), values[row].tolist(), h_row):  # not valid: false (holds is)
             done = transition(st, h, t, rule)
             if done is not None:
                 it.events.append(make_event("RESOLVED", done, crs, subject, t, v, it.base))

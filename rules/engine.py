@@ -238,8 +238,9 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     (nothing can happen to them); the others go through the lifecycle point by point."""
     business_line = scores.get("business_line") or ""
     attributes = scores.get("attributes") or {}
-    active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, in_scope, dominant, p_max)
+    active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, observe, in_scope, dominant, p_max)
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
+    hist = win.hist  # None: the same as valid; else a point with too little speech counts, its condition false
     given = conditions or _NOT_GIVEN
     if crs.threshold_matrix.shape[1]:
         values, holds, valid_r, any_hold = (given[:4] if given.values is not None
@@ -249,11 +250,12 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                              attributes)
             if item is not None:
                 active.append(item)
+        hist_r = valid_r if hist is None else history_columns(crs, hist)
         for j, rule in enumerate(crs.threshold_rules):
             if any_hold[j] or rule.id in rules_state:
                 in_scope = rule.in_scope(role, business_line, attributes)
                 if in_scope or rule.id in rules_state:
-                    active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), valid_r[:, j].tolist(),
+                    active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), hist_r[:, j].tolist(), None,
                                    in_scope, None, None))
     deferred: list[tuple[Any, ...]] = []  # new sequence progress, inserted only if no other rule is active
     if crs.sequence_rules:
@@ -274,8 +276,9 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                     else:
                         st["sq"] = steps
                 elif steps is not None:
-                    deferred.append((steps, (rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
-                                             dominant.tolist(), p_max.tolist())))
+                    deferred.append((steps, (rule, probs[wi, :, rule.last_col].tolist(), None,
+                                             *_seq_valid(ok, hist, wi), in_scope, dominant.tolist(),
+                                             p_max.tolist())))
                 continue
             if st is not None and in_scope and "st" not in st and "m" not in st:
                 ok_l, dom_l, top_l = ok.tolist(), dominant.tolist(), p_max.tolist()
@@ -287,10 +290,11 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                         if v:
                             observe_sequence(st, rule, t, d, p)
                     continue
-                active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok_l, in_scope, dom_l, top_l))
+                active.append((rule, probs[wi, :, rule.last_col].tolist(), None, *_seq_valid(ok, hist, wi), in_scope,
+                               dom_l, top_l))
             elif st is not None or (in_scope and bool(
                     (ok & (p_max >= rule.threshold) & rule.step_mask[dominant]).any())):
-                active.append((rule, probs[wi, :, rule.last_col].tolist(), None, ok.tolist(), in_scope,
+                active.append((rule, probs[wi, :, rule.last_col].tolist(), None, *_seq_valid(ok, hist, wi), in_scope,
                                dominant.tolist(), p_max.tolist()))
     if deferred:
         if not active and len(deferred) == 1:  # alone: its new state holds just the progress, as the loop leaves it
@@ -303,7 +307,7 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     active.sort(key=lambda item: item[0].order)
     for j, t in enumerate(win.times.tolist()):
         stepped = []
-        for rule, values, holds, valid_j, in_scope, dominant, p_max in active:
+        for rule, values, holds, valid_j, observe, in_scope, dominant, p_max in active:
             if not valid_j[j]:
                 continue
             st = rules_state.setdefault(rule.id, {})
@@ -315,6 +319,9 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                 st.pop("sq", None)
             elif rule.kind != SEQUENCE:
                 ok = holds[j]
+            elif observe is not None and not observe[j]:  # too little speech: no dominant emotion to follow
+                ok = False
+                st.pop("m", None)
             else:
                 ok = observe_sequence(st, rule, t, dominant[j], p_max[j])
             if rule.scope is not None and not rule.scope[0] <= t <= rule.scope[1]:
@@ -369,7 +376,20 @@ def _compound(crs: CompiledRuleSet, rule: Any, times: np.ndarray, values: np.nda
             st = None
     if st is None and not (in_scope and h.any()):
         return None
-    return rule, v.tolist(), h.tolist(), ok.tolist(), in_scope, None, None
+    return rule, v.tolist(), h.tolist(), [True] * len(times), None, in_scope, None, None
+
+
+def _seq_valid(ok: np.ndarray, hist: np.ndarray | None, wi: int) -> tuple[list[bool], list[bool] | None]:
+    """A sequence rule's lifecycle points and the points it observes (None: the same)."""
+    return (ok.tolist(), None) if hist is None else (hist[wi].tolist(), ok.tolist())
+
+
+def history_columns(crs: CompiledRuleSet, hist: np.ndarray) -> np.ndarray:
+    """Per column, whether its windows lie after the reset (``(..., E, C)``), scored or not."""
+    h = hist[..., crs.threshold_windows, :]
+    if crs.two_windows:
+        h = h & hist[..., crs.threshold_windows2, :]
+    return h.swapaxes(-1, -2)
 
 
 def state_size_bytes(state: dict[str, Any] | None) -> int:

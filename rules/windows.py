@@ -44,6 +44,9 @@ class WindowResult:
     times: np.ndarray        # (E,) call offsets, ms
     probs: np.ndarray        # (n_windows, E, 9) softmax of the mean logits
     valid: np.ndarray        # (n_windows, E) bool: the whole window lies after the last reset
+    hist: np.ndarray | None = None  # (n_windows, E): the window's bins lie after the reset, scored or not (None:
+    #                                 the same as ``valid``); a point valid here but not in ``valid`` had too little
+    #                                 speech: its conditions are false, but it counts for the alert lifecycle
     ring: str = ""           # new state: complete bins (encode_ring)
     open: list[float] | None = None  # new state: [bin, row] (row: count + 9 sums per block)
     pre: str = ""            # new state: sums of the bins that left the ring (baselines only)
@@ -183,9 +186,10 @@ def _indices(k: int, nc: int, lay: Layout) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre: np.ndarray | None,
-           per_bin: int, frame_ms: int, counts_vary: bool) -> tuple[np.ndarray, np.ndarray]:
+           per_bin: int, frame_ms: int, counts_vary: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Windows' sums ``span`` ``(..., n_windows * E, width)`` -> probabilities ``(..., n_windows, E, 9)`` and
-    validity ``(..., n_windows, E)``. The same operations for one message and for a group (exact equality).
+    validity ``(..., n_windows, E)`` (and the history's alone, ``None`` when the same). The same operations for one
+    message and for a group (exact equality).
     ``counts_vary``: some frame was not speech (else every window holds all its frames: no count to check)."""
     lead = span.shape[:-2]
     nk = len(lay.keys)
@@ -199,12 +203,13 @@ def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre:
             sel = span[..., 0, :]
         else:
             sel = np.take_along_axis(span, lay.blocks.reshape((1,) * len(lead) + (nk, 1, 1, 1)), axis=-2)[..., 0, :]
+    hist = np.broadcast_to(valid, (*lead, *valid.shape)) if lead else valid
     if counts_vary or lay.has_baseline:
         counts = sel[..., 0]
         ok = valid & (counts >= lay.need(per_bin, frame_ms))
         mean = sel[..., 1:] / np.maximum(counts, 1.0)[..., None]
     else:
-        ok = np.broadcast_to(valid, (*lead, *valid.shape)) if lead else valid
+        ok, hist = hist, None
         mean = sel[..., 1:] / sel[..., :1]
     mean -= mean.max(axis=-1, keepdims=True)
     np.exp(mean, out=mean)
@@ -213,7 +218,7 @@ def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre:
         part = mean[..., i, :, :] * mask
         part /= part.sum(axis=-1, keepdims=True)
         mean[..., i, :, :] = part
-    return mean, ok
+    return mean, ok, hist
 
 
 def _rows(logits: np.ndarray, sp: np.ndarray | None, lay: Layout, per_bin: int, nb: int) -> np.ndarray:
@@ -287,14 +292,14 @@ def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
     end_idx, start_idx, valid = _indices(k, n_complete, lay)
     span = csum[end_idx] - csum[start_idx]                  # (n_windows * E, width)
     pre_row = (decode_ring(pre, lay.width)[0] if pre else np.zeros(lay.width)) if lay.has_baseline else None
-    probs, ok = _score(span, lay, n_complete, valid, pre_row if lay.has_baseline else None, per_bin, frame_ms,
+    probs, ok, hist = _score(span, lay, n_complete, valid, pre_row if lay.has_baseline else None, per_bin, frame_ms,
                        speech is not None and bool(lay.speech.any()))
     keep = max_bins - 1
     new_pre = pre
     if pre_row is not None and len(rows) > max(keep, 0):
         new_pre = encode_ring((pre_row + rows[:len(rows) - max(keep, 0)].sum(axis=0))[None, :])
     return WindowResult(times=(np.arange(first + 1, first + 1 + n_complete, dtype=np.int64)) * hop,
-                        probs=probs, valid=ok,
+                        probs=probs, valid=ok, hist=hist,
                         ring=encode_ring(rows[-keep:]) if keep > 0 else "", open=new_open, pre=new_pre)
 
 
@@ -309,7 +314,8 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
     Messages aligned to the bins (the usual 1 s chunks) with the same length and history are scored together
     with the same operations, in the same order, as one by one (cumulative sums along the bins, the softmax per
     window); the others go through :func:`advance` itself. ``groups`` (optional) receives each such set as
-    ``(item indices, probs (size, n_windows, E, 9), valid (size, n_windows, E), times (size, E))``."""
+    ``(item indices, probs (size, n_windows, E, 9), valid (size, n_windows, E), times (size, E), history validity
+    (n_windows, E) shared by the group, or None when the same as ``valid``)``."""
     lay = windows if isinstance(windows, Layout) else layout(tuple(windows))
     out: list[WindowResult | ScoresError | None] = [None] * len(items)
     by_shape: dict[tuple[int, int, int, bool], list[tuple[int, np.ndarray]]] = {}
@@ -344,18 +350,18 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         pres = [items[i][7] if len(items[i]) > 7 else "" for i, _ in members] if has_base else []
         pre_rows = (np.stack([decode_ring(p, lay.width)[0] if p else np.zeros(lay.width) for p in pres])
                     if has_base else None)
-        probs, ok = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4],
+        probs, ok, hist = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4],
                            with_speech and bool(lay.speech.any()))
         rings = rows[:, -keep:].astype(_RING_DTYPE) if keep > 0 else None
         firsts = np.array([items[i][3] // hop for i, _ in members], dtype=np.int64)
         times = (firsts[:, None] + np.arange(1, nb + 1, dtype=np.int64)) * hop
         if groups is not None:
-            groups.append(([i for i, _ in members], probs, ok, times))
+            groups.append(([i for i, _ in members], probs, ok, times, valid if hist is not None else None))
         dropped = k + nb - max(keep, 0)
         for b, (i, _) in enumerate(members):
             new_pre = pres[b] if has_base else ""
             if has_base and dropped > 0:
                 new_pre = encode_ring((pre_rows[b] + rows[b, :dropped].sum(axis=0))[None, :])  # type: ignore[index]
-            out[i] = WindowResult(times=times[b], probs=probs[b], valid=ok[b],
+            out[i] = WindowResult(times=times[b], probs=probs[b], valid=ok[b], hist=None if hist is None else valid,
                                   ring=rings[b] if rings is not None else "", open=None, pre=new_pre)
     return out  # type: ignore[return-value]

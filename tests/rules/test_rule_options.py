@@ -25,6 +25,11 @@ rules:
   - id: angry-late
     when: {emotion: angry, above: 0.6}
     after: 5s
+  - id: angry-held
+    when: {emotion: angry, above: 0.6}
+    for: 2s
+  - id: break
+    when: {sequence: [neutral, angry], within: 5s}
 """
 RS = parse_ruleset(RULES, "opts.yaml")
 
@@ -58,3 +63,24 @@ def test_during_and_after_bound_where_a_rule_may_hold() -> None:
     assert got["angry"] == [("FIRING", 1000)]
     assert got["angry-opening"] == [("FIRING", 1000), ("RESOLVED", 3200)]  # 3 s is inside, 3.2 s is not
     assert got["angry-late"] == [("FIRING", 5000)]
+
+
+def test_silence_is_a_point_where_a_speech_only_condition_does_not_hold() -> None:
+    # 1.2 s of anger, 10 s without speech, 0.4 s of anger: never held for 2 s of speech
+    got = run([{"for": "1200ms", "probs": {"angry": 0.9}}, {"for": "10s", "silent": True},
+               {"for": "400ms", "probs": {"angry": 0.9}}])
+    assert "angry-held" not in got
+    # a firing alert resolves once the line goes quiet (the last 1 s window with 100 ms of speech ends at 4.8 s)
+    got = run([{"for": "4s", "probs": {"angry": 0.9}}, {"for": "60s", "silent": True}], end=False)
+    assert got["angry-held"] == [("FIRING", 3000), ("RESOLVED", 5000)]
+    assert got["angry"] == [("FIRING", 1000), ("RESOLVED", 5000)]
+
+
+def test_a_matched_sequence_stops_holding_in_silence_and_its_progress_waits() -> None:
+    got = run([{"for": "2s", "probs": {"neutral": 0.9}}, {"for": "3s", "probs": {"angry": 0.9}},
+               {"for": "5s", "silent": True}], end=False)
+    assert got["break"] == [("FIRING", 2600), ("RESOLVED", 6000)]
+    # neutral, 2 s of silence, then anger: still within 5 s of the neutral step
+    got = run([{"for": "2s", "probs": {"neutral": 0.9}}, {"for": "2s", "silent": True},
+               {"for": "2s", "probs": {"angry": 0.9}}], end=False)
+    assert got["break"][0][0] == "FIRING"
