@@ -119,6 +119,7 @@ class CompiledRuleSet:
     shared_exact: bool = True                       # every column sums at most two terms (see batched.py)
     lay: Any = None                                 # windows.Layout of ``windows``
     two_windows: bool = False                       # some column reads two windows (a trend)
+    subjects: dict[str, str] = field(default_factory=dict)  # CALL rule id -> the role its alerts carry
 
     def silenced(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
         return any(s.matches(rule_id, call_id, business_line, role, event_ms) for s in self.silences)
@@ -188,7 +189,8 @@ def assemble(rule_set: str, business_line: str, version: str, hop: int, rules: l
         call_rules=[r for r in rules if r.kind == CALL], leaf_cols=leaf_cols,
         role_leaf_cols={role: np.array(cols, dtype=np.intp) for role, cols in role_cols.items()},
         shared_exact=all(len(c.cols) * (2 if c.key2 is not None else 1) <= 2 for c in columns),
-        lay=layout(windows), two_windows=any(c.key2 is not None for c in columns))
+        lay=layout(windows), two_windows=any(c.key2 is not None for c in columns),
+        subjects={r.id: r.subject for r in rules if r.kind == CALL})
 
 
 def _matches(m: Matcher, rule: Rule) -> bool:
@@ -228,7 +230,7 @@ def _compile_rule(r: Rule, order: int, hop: int, inhibited_by: tuple[tuple[str, 
         scope=_scope(r),
         within_ms=cond.within if is_seq else 0, last_col=cols[-1] if cols else 0,
         for_ms=int(r.for_), keep_ms=int(r.keep_firing_for), cooldown_ms=int(r.cooldown),  # type: ignore[arg-type]
-        roles=None if r.role == "any" else _opt(list(r.role), upper=True),  # type: ignore[arg-type]
+        roles=None if r.role == "any" or kind == CALL else _opt(list(r.role), upper=True),  # type: ignore[arg-type]
         business_lines=_opt(list(r.business_lines or [])),
         attributes=attrs, priority=str(r.priority).upper(), action=str(r.action).upper(),
         emotions=emotions, channels=tuple(r.channels or ()), labels=tuple(sorted(labels.items())),

@@ -151,6 +151,8 @@ class SilenceCondition(Strict):
             raise ValueError("'after' and 'within' go together")
         if self.after is not None:
             self.__dict__["after"] = _leaf(self.after, "after")
+            if self.silence == "both" and getattr(self.after, "role", None) is None:
+                raise ValueError("with 'silence: both', give the 'after' condition its role (e.g. role: customer)")
         return self
 
     @property

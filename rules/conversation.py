@@ -26,8 +26,9 @@ from emowatch.rules.lifecycle import make_event, snapshot, transition
 from emowatch.rules.tree import Context, Overtalk, Silence, Talk, evaluate, in_span
 from emowatch.rules.voice import UNKNOWN, Group, decode_talk, encode_talk, signals
 
-MAX_LAG_BINS = 1500
-"""A role this many bins behind the other is taken as unknown for the oldest bins (bounded state)."""
+MAX_LAG_MS = 30_000
+"""A role this far behind the other is taken as unknown for the oldest bins (live alerts on a call whose other
+track never comes, e.g. a mono upload labelled CUSTOMER, are at most this late; bounded state)."""
 SPEECH_MIN = 0.5
 STEREO = ("CUSTOMER", "AGENT")
 
@@ -36,7 +37,7 @@ class Item:
     """One message's part in the conversation rules (built by ``engine.finish``); ``c`` is the call state to
     change (a copy), ``events`` the message's event list to append to."""
 
-    __slots__ = ("base", "c", "end_of_call", "events", "frame_ms", "n", "role", "scores", "speech", "start",
+    __slots__ = ("base", "c", "end_of_call", "events", "frame_ms", "n", "role", "roles", "scores", "speech", "start",
                  "times", "valid", "values")
 
 
@@ -49,7 +50,7 @@ def run_many(items: list[Item], crs: Any) -> None:
         if it.c.get("end"):
             continue
         _record(it, bins, bts, hop)
-        span = _frontier(it.c)
+        span = _frontier(it.c, hop)
         if span is not None:
             f, nf = span
             if nf > f:
@@ -137,7 +138,7 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
         p["e"] = 1
 
 
-def _frontier(c: dict[str, Any]) -> tuple[int, int] | None:
+def _frontier(c: dict[str, Any], hop: int) -> tuple[int, int] | None:
     if "x" not in c:
         return None
     roles, pend = c["x"], c.get("p", {})
@@ -147,11 +148,18 @@ def _frontier(c: dict[str, Any]) -> tuple[int, int] | None:
     if not known:
         return None
     f = c.get("f", min(known))
-    if all(r in pend and pend[r].get("e") for r in roles):
+    if _ended(c):
         return f, max(known + [f])
     live = [e for r, e in ends.items() if not (r in pend and pend[r].get("e"))]
     nf = min(e if e is not None else f for e in live)
-    return f, max(nf, max(known) - MAX_LAG_BINS, f)
+    return f, max(nf, max(known) - MAX_LAG_MS // hop, f)
+
+
+def _ended(c: dict[str, Any]) -> bool:
+    """Every role that came has ended (a role that never came does not keep the call open)."""
+    pend = c.get("p", {})
+    seen = [r for r in c["x"] if r in pend]
+    return bool(seen) and all(pend[r].get("e") for r in seen)
 
 
 def _trim(c: dict[str, Any], nf: int) -> None:
@@ -164,8 +172,7 @@ def _trim(c: dict[str, Any], nf: int) -> None:
 
 def _finish_if_ended(it: Item, crs: Any, nf: int) -> None:
     c = it.c
-    pend = c.get("p", {})
-    if c.get("end") or "x" not in c or not all(r in pend and pend[r].get("e") for r in c["x"]):
+    if c.get("end") or "x" not in c or not _ended(c):
         return
     if c.get("f", nf) < nf:
         return  # bins still to evaluate (done by the group, then called again)
@@ -277,7 +284,8 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out:
                 it.events.append(make_event("RESOLVED", done, crs, subject, t, v, it.base))
             if st.get("st") == "f" and "ev" not in st and st.get("cd", -1) <= t and not (
                     crs.silences and crs.silenced(rule.id, scores["call_id"], business_line, rule.subject,
-                                                  it.base + t)):
+                                                  it.base + t)) and not (
+                    rule.inhibited_by and _inhibited(rule, rstates, it.roles, crs.subjects)):
                 st["ev"] = snap = snapshot(crs, rule, subject, st["s"], v)
                 st.pop("cd", None)
                 it.events.append(make_event("FIRING", snap, crs, subject, t, v, it.base))
@@ -287,6 +295,20 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out:
             rstates[rule.id] = st
         else:
             rstates.pop(rule.id, None)
+
+
+def _inhibited(rule: Any, call_rules: dict[str, Any], roles: dict[str, Any], subjects: dict[str, str]) -> bool:
+    """Whether a firing source alert mutes this conversation rule (a conversation rule's, or a role's rule's; with
+    ``equal: [role]`` only a source about the same role)."""
+    for source, same_role in rule.inhibited_by:
+        if source == rule.id:
+            continue
+        if call_rules.get(source, {}).get("st") == "f" and (not same_role or subjects.get(source) == rule.subject):
+            return True
+        for role, state in roles.items():
+            if (not same_role or role == rule.subject) and state.get("rules", {}).get(source, {}).get("st") == "f":
+                return True
+    return False
 
 
 def _leaf_tables(cs: list[dict[str, Any]], first: np.ndarray, n: int, roles: tuple[str, ...],

@@ -143,7 +143,8 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None 
     scores, rules_state, events, end_ms, base = p.scores, p.rules_state, p.events, p.end_ms, p.base
     last_value: dict[str, float] = {}
     if win.times.shape[0]:
-        _run_points(crs, win, scores, p.role, p.roles, rules_state, base, events, last_value, conditions)
+        _run_points(crs, win, scores, p.role, p.roles, rules_state, base, events, last_value, conditions,
+                    (p.state.get("c") or {}).get("r"))
     for rid in list(rules_state):
         st = rules_state[rid]
         if p.end_of_call and "ev" in st:
@@ -185,6 +186,7 @@ def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> It
     it.role, it.scores, it.speech, it.n, it.start, it.frame_ms = (p.role, p.scores, p.speech, p.logits.shape[0],
                                                                   p.start, p.frame_ms)
     it.end_of_call, it.times, it.base, it.events = p.end_of_call, win.times, p.base, p.events
+    it.roles = {**p.roles, p.role: {"rules": p.rules_state}}  # the roles' rule states, for inhibitions
     it.values = it.valid = None
     cols = crs.role_leaf_cols.get(p.role)
     if cols is not None and win.times.shape[0] and not it.c.get("end"):
@@ -231,7 +233,8 @@ def threshold_conditions(crs: CompiledRuleSet, probs: np.ndarray, valid: np.ndar
 
 def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: str, roles: dict[str, Any],
                 rules_state: dict[str, dict[str, Any]], base: int, events: list[dict[str, Any]],
-                last_value: dict[str, float], conditions: Given | None = None) -> None:
+                last_value: dict[str, float], conditions: Given | None = None,
+                call_rules: dict[str, Any] | None = None) -> None:
     """Condition values for every rule at every evaluation point, then the lifecycle per point.
 
     Rules whose condition holds nowhere in the message and that have no state are skipped
@@ -338,7 +341,7 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
             if crs.silences and crs.silenced(rule.id, scores["call_id"], scores.get("business_line") or "",
                                               role, base + t):
                 continue
-            if rule.inhibited_by and inhibited(rule, role, rules_state, roles):
+            if rule.inhibited_by and inhibited(rule, role, rules_state, roles, call_rules, crs.subjects):
                 continue
             snap = snapshot(crs, rule, scores, st["s"], value)
             st["ev"] = snap

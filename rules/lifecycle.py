@@ -164,14 +164,19 @@ def make_event(status: str, snap: dict[str, Any], crs: CompiledRuleSet, scores: 
 
 
 def inhibited(rule: CompiledRule, role: str, current: dict[str, dict[str, Any]],
-              roles: dict[str, Any]) -> bool:
+              roles: dict[str, Any], call: dict[str, dict[str, Any]] | None = None,
+              subjects: dict[str, str] | None = None) -> bool:
     """Whether a firing source alert on this call mutes ``rule`` (Alertmanager inhibit_rules).
 
     ``current`` holds this role's rule states as of now; other roles' states come from
-    ``roles`` (as of their latest message). A rule never inhibits itself on the same role.
+    ``roles`` (as of their latest message); ``call`` holds the conversation rules' states, whose alerts carry the
+    role ``subjects[rule id]``. A rule never inhibits itself on the same role.
     """
     for source, same_role in rule.inhibited_by:
         if source != rule.id and current.get(source, {}).get("st") == "f":
+            return True
+        if call and call.get(source, {}).get("st") == "f" and (
+                not same_role or (subjects or {}).get(source) == role) and source != rule.id:
             return True
         if same_role:
             continue

@@ -112,14 +112,19 @@ CONVERSATION_NODES = (Silence, Talk, Overtalk)
 
 
 def subject_role(cond: Any, rule_role: Any) -> str:
-    """The role a conversation rule's alerts carry: the rule's one role, else the first conversation condition's
-    (``both``/``any``: MIXED), else the first leaf's own role."""
-    if isinstance(rule_role, list) and len(rule_role) == 1:
-        return str(rule_role[0]).upper()
+    """The role a conversation rule's alerts carry. A conversation condition alone: its own role (the silent one,
+    the one who started the overlap, the one whose share of the talk it is; ``both``/``any``: the rule's one role,
+    else MIXED). A combination: the rule's one role, else the first conversation condition's, else the first leaf's
+    role, else MIXED."""
+    single = str(rule_role[0]).upper() if isinstance(rule_role, list) and len(rule_role) == 1 else None
+    if single and not isinstance(cond, (SilenceCondition, OvertalkCondition, TalkRatioCondition)):
+        return single  # a combination: the rule says whose alert it is
     for c in walk(cond):
         role = getattr(c, "silence", None) or getattr(c, "overtalk", None) or getattr(c, "talk_ratio", None)
         if role is not None:
-            return "MIXED" if role in ("both", "any") else role.upper()
+            return (single or "MIXED") if role in ("both", "any") else role.upper()
+    if single:
+        return single
     for c in walk(cond):
         if getattr(c, "role", None):
             return str(c.role).upper()
@@ -203,12 +208,14 @@ def evaluate(node: Any, ctx: Context) -> Arrays:
         for _, h, v in parts[1:]:
             holds, valid = holds & h & v, valid & v
         return parts[0][0], holds, valid
-    if isinstance(node, AnyOf):
+    if isinstance(node, AnyOf):  # value: the first holding condition's (else the first condition's)
         parts = [evaluate(c, ctx) for c in node.children]
         holds, valid = parts[0][1] & parts[0][2], parts[0][2]
-        for _, h, v in parts[1:]:
+        values = parts[0][0]
+        for v_, h, v in parts[1:]:
+            values = np.where(holds, values, np.where(h & v, v_, values))
             holds, valid = holds | (h & v), valid | v
-        return parts[0][0], holds, valid
+        return values, holds, valid
     if isinstance(node, Not):
         values, h, v = evaluate(node.child, ctx)
         return values, v & ~h, v

@@ -160,17 +160,21 @@ def test_a_combination_across_roles(crs) -> None:
 
 
 def test_any_order_of_the_roles_messages_gives_the_same_alerts(crs) -> None:
+    """Any interleaving of the two tracks gives the same alerts, as long as neither track ends before the other
+    starts (then, for all the rules can tell, the other track never came: see the next tests)."""
     msgs = messages(crs, {"customer": [speak(3000, "angry"), quiet(2000), speak(3000), quiet(8000)],
                           "agent": [quiet(2000), speak(5000), quiet(1000), speak(8000)]})
     want = run(crs, msgs)
     assert len(want) >= 6
     by_role = {r: [m for m in msgs if m["role"] == r] for r in ("CUSTOMER", "AGENT")}
-    orders = [by_role["CUSTOMER"] + by_role["AGENT"], by_role["AGENT"] + by_role["CUSTOMER"]]
+    c, a = by_role["CUSTOMER"], by_role["AGENT"]  # one track first, its end after the other's start
+    orders = [c[:-1] + a + c[-1:], a[:-1] + c + a[-1:]]
     rng = np.random.default_rng(0)
     for _ in range(5):  # random interleavings that keep each role's own order
         a, b = list(by_role["CUSTOMER"]), list(by_role["AGENT"])
-        picks = rng.permutation([0] * len(a) + [1] * len(b))
-        orders.append([(a if p == 0 else b).pop(0) for p in picks])
+        picks = rng.permutation([0] * (len(a) - 1) + [1] * (len(b) - 1))
+        order = [(a if p == 0 else b).pop(0) for p in picks]
+        orders.append(order + a + b)
     for order in orders:
         assert sorted(run(crs, order)) == sorted(want)
 
@@ -192,8 +196,8 @@ def test_a_mono_call_has_its_own_silence_and_no_overtalk(crs) -> None:
         ("dead-air", "FIRING", "MIXED", 6000), ("dead-air", "RESOLVED", "MIXED", 7200)]
 
 
-def test_a_role_that_never_comes_is_taken_as_silent_after_the_lag_limit(crs, monkeypatch) -> None:
-    monkeypatch.setattr(conversation, "MAX_LAG_BINS", 20)
+def test_a_role_that_never_comes_is_taken_as_unknown_after_the_lag_limit(crs, monkeypatch) -> None:
+    monkeypatch.setattr(conversation, "MAX_LAG_MS", 4000)
     msgs = [m for m in messages(crs, {"customer": [speak(2000), quiet(10000)], "agent": [quiet(12000)]}, end=False)
             if m["role"] == "CUSTOMER"]
     ev = only(run(crs, msgs), "customer-silent")
@@ -277,3 +281,54 @@ rules:
         events += ev
     assert [(e["status"], e["fired_ms"]) for e in events] == [("FIRING", 7000), ("RESOLVED", 10000)]
     assert step_batch(msgs, {}.get, only_conv)[-1][1] == [e for e in events if e["status"] == "RESOLVED"]
+
+
+def test_a_call_whose_other_track_never_comes_ends_with_its_one_track(crs) -> None:
+    msgs = [m for m in messages(crs, {"customer": [speak(2000), quiet(10000)], "agent": [quiet(12000)]})
+            if m["role"] == "CUSTOMER"]  # e.g. a mono upload labelled CUSTOMER
+    assert only(run(crs, msgs), "customer-silent", "dead-air", "agent-overtalk") == [
+        ("customer-silent", "FIRING", "CUSTOMER", 7000), ("customer-silent", "RESOLVED", "CUSTOMER", 12000)]
+
+
+INHIBIT = """
+rule_set: inh
+business_line: "*"
+defaults: {window: 1s, hop: 200ms, channels: [webhook]}
+rules:
+  - id: angry-critical
+    when: {emotion: angry, above: 0.6}
+    role: customer
+    priority: critical
+  - id: agent-overtalk
+    when: {overtalk: agent, min: 1s}
+    priority: low
+  - id: customer-gone-quiet
+    when: {silence: customer, min: 2s}
+    priority: critical
+  - id: agent-calm
+    when: {emotion: neutral, above: 0.6}
+    role: agent
+    for: 3s
+    priority: low
+inhibit:
+  - source: {priority: critical}
+    target: {priority: low}
+"""
+
+
+def test_inhibitions_work_across_role_rules_and_conversation_rules() -> None:
+    inh = compile_ruleset(parse_ruleset(INHIBIT, "inh.yaml"))
+    angry = messages(inh, {"customer": [speak(4000, "angry"), quiet(2000)],
+                           "agent": [quiet(2000), speak(3000), quiet(1000)]})
+    ev = run(inh, angry)
+    assert ("angry-critical", "FIRING", "CUSTOMER", 1000) in ev
+    assert only(ev, "agent-overtalk") == []  # muted by the customer's critical anger
+    calm = messages(inh, {"customer": [speak(4000), quiet(2000)], "agent": [quiet(2000), speak(3000), quiet(1000)]})
+    assert [e[1] for e in only(run(inh, calm), "agent-overtalk")] == ["FIRING", "RESOLVED"]
+    # a conversation rule as the source: the customer gone quiet (from 3 s) mutes the agent's low-priority rule
+    quiet_call = messages(inh, {"customer": [speak(1000), quiet(7000)], "agent": [quiet(1000), speak(7000)]})
+    ev = run(inh, quiet_call)
+    assert only(ev, "customer-gone-quiet")[0] == ("customer-gone-quiet", "FIRING", "CUSTOMER", 3000)
+    assert only(ev, "agent-calm") == []
+    unmuted = compile_ruleset(parse_ruleset(INHIBIT.split("inhibit:")[0], "inh.yaml"))
+    assert only(run(unmuted, quiet_call), "agent-calm")[0] == ("agent-calm", "FIRING", "AGENT", 4200)
