@@ -34,6 +34,7 @@ from emowatch.rules.conversation import run_many
 from emowatch.rules.engine import Given, Pending, begin, finish, step, threshold_conditions
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import NO_STEP, progress_many
+from emowatch.rules.tree import Context, evaluate
 from emowatch.rules.windows import advance_many, encode_ring
 
 __all__ = ["step_batch", "step_many", "stored_form"]
@@ -74,17 +75,38 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
         top = (probs.argmax(axis=-1), probs.max(axis=-1)) if crs.sequence_rules else (None, None)
         progress = _sequence_progress(crs, [pending[k][1] for k in members], valid, times, *top)
         values, holds, valid_r, any_hold = thresholds
+        compound = (compound_many(crs, times, values, holds, valid_r, [pending[k][1] for k in members])
+                    if values is not None and crs.compound_rules else None)
         for b, k in enumerate(members):
             conditions[k] = Given(None if values is None else values[b], None if holds is None else holds[b],
                                   None if valid_r is None else valid_r[b], None if any_hold is None else any_hold[b],
                                   None if top[0] is None else top[0][b], None if top[1] is None else top[1][b],
-                                  progress[b])
+                                  progress[b], None if compound is None else compound[b])
     calls: list[Any] = []
     for k, ((i, p), win) in enumerate(zip(pending, wins)):
         results[i] = win if isinstance(win, ScoresError) else finish(p, win, crs, conditions.get(k), calls)
     if calls:
         run_many(calls, crs)  # the conversation rules of all these calls at once (emowatch.rules.conversation)
     return results  # type: ignore[return-value]
+
+
+def compound_many(crs: CompiledRuleSet, times: np.ndarray, values: np.ndarray, holds: np.ndarray, valid: np.ndarray,
+                  members: list[Pending]) -> list[dict[str, tuple[Any, Any, dict[str, Any]]]]:
+    """Per member of a group: every combined rule's tree values and holds at its points and its new node memory,
+    the trees evaluated on the whole group's arrays at once (rows: messages; see ``engine._compound``)."""
+    out: list[dict[str, tuple[Any, Any, dict[str, Any]]]] = [{} for _ in members]
+    for rule in crs.compound_rules:
+        cols = crs.leaf_cols[rule.id]
+        mems = [dict((p.rules_state.get(rule.id) or {}).get("n", {})) for p in members]
+
+        def leaf(i: int, cols: np.ndarray = cols) -> tuple[np.ndarray, ...]:
+            c = cols[i]
+            return values[..., c], holds[..., c], valid[..., c]
+
+        v, h, _ = evaluate(rule.tree, Context(times, leaf, None, mems))
+        for b in range(len(members)):
+            out[b][rule.id] = (v[b], h[b], mems[b])
+    return out
 
 
 def _sequence_progress(crs: CompiledRuleSet, members: list[Pending], valid: np.ndarray, times: np.ndarray,

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from emowatch.rules.conditions import SequenceCondition, needs_call
+from emowatch.rules.conditions import EmotionCondition, SequenceCondition, SumCondition, TrendCondition, needs_call
 from emowatch.rules.model import EMOTIONS, Matcher, Rule, RuleSet, Silence, resolve_rule
 from emowatch.rules.tree import COL, LeafSpec, compile_tree, subject_role
-from emowatch.rules.windows import WindowKey, layout
+from emowatch.rules.windows import BASELINE, WindowKey, layout
 
 _COL = COL
 THRESHOLD, SEQUENCE, COMPOUND, CALL = 0, 1, 2, 3
@@ -56,10 +56,17 @@ class CompiledRule:
     scope: tuple[int, int] | None = None              # call offsets (ms, both included) where it may hold
     subject: str = ""                                 # CALL: the alerts' role
 
+    lag: int = 0                                      # THRESHOLD trend: the past window's lag (bins) or BASELINE
+
     @property
     def key(self) -> WindowKey:
         """The window a THRESHOLD or SEQUENCE rule is scored on."""
         return WindowKey(self.window_bins, 0, self.speech, self.ignore)
+
+    @property
+    def key2(self) -> WindowKey | None:
+        """A THRESHOLD trend's past window (or baseline), subtracted."""
+        return WindowKey(self.window_bins, self.lag, self.speech, self.ignore) if self.lag else None
 
     def in_scope(self, role: str, business_line: str, attributes: dict[str, str]) -> bool:
         """Role, business-line and call-attribute filters."""
@@ -156,7 +163,7 @@ def assemble(rule_set: str, business_line: str, version: str, hop: int, rules: l
     """A compiled rule set from compiled rules (their windows, the threshold matrix); also used to add
     variants of a rule (``streams/replay/sweep.py``)."""
     thr = [r for r in rules if r.kind == THRESHOLD]
-    columns = [LeafSpec(r.key, None, r.cols, r.sign, r.threshold, None) for r in thr]
+    columns = [LeafSpec(r.key, r.key2, r.cols, r.sign, r.threshold, None) for r in thr]
     leaf_cols: dict[str, np.ndarray] = {}
     role_cols: dict[str, list[int]] = {}
     for r in rules:
@@ -215,16 +222,20 @@ def _compile_rule(r: Rule, order: int, hop: int, inhibited_by: tuple[tuple[str, 
     window_bins = int(r.window) // hop  # type: ignore[arg-type]
     ignore = tuple(sorted(_COL[e] for e in r.ignore))
     speech = bool(r.speech_only)
-    simple = type(cond).__name__ in ("EmotionCondition", "SumCondition") and getattr(cond, "role", None) is None
+    simple = isinstance(cond, (EmotionCondition, SumCondition, TrendCondition)) and getattr(cond, "role", None) is None
     kind, tree, leaves, subject = (SEQUENCE if is_seq else THRESHOLD), None, (), ""
+    lag, sign = 0, 1.0 if is_seq or getattr(cond, "above", None) is not None else -1.0
+    if isinstance(cond, TrendCondition) and simple:  # one column: this window minus a past one (or the baseline)
+        lag = BASELINE if cond.above_baseline is not None else int(cond.over) // hop  # type: ignore[arg-type]
+        sign = -1.0 if cond.falls is not None else 1.0
     if not is_seq and not simple:
         call = needs_call(cond)
         subject = subject_role(cond, r.role) if call else ""
         tree, leaves = compile_tree(cond, WindowKey(window_bins, 0, speech, ignore), hop, subject)
         kind = CALL if call else COMPOUND
     return CompiledRule(
-        id=r.id, order=order, kind=kind, window_bins=window_bins,
-        sign=1.0 if is_seq or kind != THRESHOLD or cond.above is not None else -1.0,
+        id=r.id, order=order, kind=kind, window_bins=window_bins, lag=lag,
+        sign=sign if kind in (THRESHOLD, SEQUENCE) else 1.0,
         threshold=float(getattr(cond, "threshold", 0.0) if kind != THRESHOLD else cond.threshold), cols=cols,
         speech=speech, ignore=ignore, tree=tree, leaves=leaves, subject=subject,
         scope=_scope(r),

@@ -11,7 +11,8 @@ overtalk is made up from missing data. The signals themselves are computed for m
 (:mod:`emowatch.rules.voice`); :func:`run_many` takes one message of each of many calls.
 
 State ``c`` of the call (JSON): ``f`` frontier bin, ``x`` the roles, ``p`` per role its pending bins (``b``
-first bin, ``s`` bits, ``l`` leaf values (``None``: not scored), ``o`` an open bin, ``e`` ended),
+first bin, ``s`` bits, ``l`` per bin ``[mask of the scored leaves, leaf values...]`` (``None``: none scored), ``o``
+an open bin, ``e`` ended),
 ``v`` per role ``[last speech end, run start]``, ``o`` the overlap run ``[start, end, who started it]``,
 ``t``/``tn`` speech frames per bin of both roles (base64) and how many bins they cover, ``r`` rule states.
 """
@@ -111,13 +112,15 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
             p["o"] = [bins_l[-1], bits_l[-1]]
         bins_l, bits_l = bins_l[:-1], bits_l[:-1]
     rows: list[Any] = [None] * len(bins_l)
-    if it.values is not None and bins_l:
-        at = {t: j for j, t in enumerate(it.times.tolist())}
-        values, valid = it.values.tolist(), it.valid.tolist()
-        for k, b in enumerate(bins_l):
-            j = at.get((b + 1) * hop)
-            if j is not None:
-                rows[k] = [v if ok else None for v, ok in zip(values[j], valid[j])]
+    if it.values is not None and bins_l:  # per bin [mask of the scored leaves, their values]
+        masks = (it.valid.astype(np.int64) << np.arange(it.valid.shape[1])).sum(axis=1).tolist()
+        table = [[m, *v] for m, v in zip(masks, it.values.tolist())]
+        times = it.times.tolist()
+        if len(times) == len(bins_l) and times and times[0] == (bins_l[0] + 1) * hop:
+            rows = table
+        else:
+            at = {t: j for j, t in enumerate(times)}
+            rows = [table[at[(b + 1) * hop]] if (b + 1) * hop in at else None for b in bins_l]
     s_new, l_new = p["s"], p["l"]  # new lists: the input state's are shared, never changed
     for b, bit, row in zip(bins_l, bits_l, rows):
         if p["b"] is None:
@@ -139,20 +142,30 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
 
 
 def _frontier(c: dict[str, Any], hop: int) -> tuple[int, int] | None:
+    """``(frontier, new frontier)``: every live role has reached the new one (a role not seen yet holds it at the
+    frontier, a role that has ended no longer holds it; none live: the end of the longest track); at most
+    :data:`MAX_LAG_MS` behind the role furthest ahead."""
     if "x" not in c:
         return None
-    roles, pend = c["x"], c.get("p", {})
-    ends = {r: (pend[r]["b"] + len(pend[r]["s"])) if r in pend and pend[r]["b"] is not None else None
-            for r in roles}
-    known = [e for e in ends.values() if e is not None]
-    if not known:
+    pend = c.get("p", {})
+    low = high = live = None
+    waiting = False
+    for r in c["x"]:
+        p = pend.get(r)
+        if p is None or p["b"] is None:
+            waiting = True
+            continue
+        end = p["b"] + len(p["s"])
+        low = end if low is None or end < low else low
+        high = end if high is None or end > high else high
+        if not p.get("e"):
+            live = end if live is None or end < live else live
+    if high is None:
         return None
-    f = c.get("f", min(known))
-    if _ended(c):
-        return f, max(known + [f])
-    live = [e for r, e in ends.items() if not (r in pend and pend[r].get("e"))]
-    nf = min(e if e is not None else f for e in live)
-    return f, max(nf, max(known) - MAX_LAG_MS // hop, f)
+    f = c.get("f", low)
+    if live is None:  # every role that came has ended
+        return f, max(high, f)
+    return f, max(f if waiting else live, high - MAX_LAG_MS // hop, f)
 
 
 def _ended(c: dict[str, Any]) -> bool:
@@ -320,11 +333,11 @@ def _leaf_tables(cs: list[dict[str, Any]], first: np.ndarray, n: int, roles: tup
         if cols is None:
             continue
         width = len(cols)
-        nan_row = [np.nan] * width
-        table = [[nan_row if row is None else [np.nan if x is None else x for x in row]
-                  for row in _slice(c.get("p", {}).get(r), "l", int(f), n, None)] for c, f in zip(cs, first)]
-        out[r] = (np.array(table, dtype=np.float64).reshape(len(cs), n, width),
-                  {int(col): j for j, col in enumerate(cols)})
+        none = [0] + [0.0] * width
+        table = np.array([[none if row is None else row for row in _slice(c.get("p", {}).get(r), "l", int(f), n, None)]
+                          for c, f in zip(cs, first)], dtype=np.float64).reshape(len(cs), n, width + 1)
+        scored = (table[..., :1].astype(np.int64) >> np.arange(width)) & 1
+        out[r] = (np.where(scored.astype(bool), table[..., 1:], np.nan), {int(col): j for j, col in enumerate(cols)})
     return out
 
 

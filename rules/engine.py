@@ -132,6 +132,8 @@ class Given(NamedTuple):
     progress: dict[int, list[int | None] | None] | None = None
     """sequence rule index -> its new ``sq`` (None: no progress), for the rules that can only progress in this
     message (``lifecycle.progress_many``); absent rules go point by point"""
+    compound: dict[str, tuple[Any, Any, dict[str, Any]]] | None = None
+    """combined rule id -> its tree's values and holds at every point and its new node memory"""
 
 
 def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None = None,
@@ -250,7 +252,7 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                                             else threshold_conditions(crs, probs, valid))
         for rule in crs.compound_rules:
             item = _compound(crs, rule, win.times, values, holds, valid_r, rules_state, role, business_line,
-                             attributes)
+                             attributes, None if given.compound is None else given.compound.get(rule.id))
             if item is not None:
                 active.append(item)
         hist_r = valid_r if hist is None else history_columns(crs, hist)
@@ -351,21 +353,26 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
 
 def _compound(crs: CompiledRuleSet, rule: Any, times: np.ndarray, values: np.ndarray, holds: np.ndarray,
               valid: np.ndarray, rules_state: dict[str, dict[str, Any]], role: str, business_line: str,
-              attributes: dict[str, str]) -> tuple[Any, ...] | None:
+              attributes: dict[str, str], given: tuple[Any, Any, dict[str, Any]] | None = None,
+              ) -> tuple[Any, ...] | None:
     """A combined rule's tree at every point (its node memory updated in its state); its ``active`` entry when
-    its lifecycle has something to do."""
+    its lifecycle has something to do. ``given``: the tree's values, holds and new memory, computed for many
+    messages at once (``batched.compound_many``)."""
     cols = crs.leaf_cols[rule.id]
     st = rules_state.get(rule.id)
     in_scope = rule.in_scope(role, business_line, attributes)
     if not in_scope and st is None:
         return None
-    mem = dict(st.get("n", {})) if st else {}
+    if given is not None:
+        v, h, mem = given
+    else:
+        mem = dict(st.get("n", {})) if st else {}
 
-    def leaf(i: int) -> tuple[np.ndarray, ...]:
-        c = cols[i]
-        return values[None, :, c], holds[None, :, c], valid[None, :, c]
+        def leaf(i: int) -> tuple[np.ndarray, ...]:
+            c = cols[i]
+            return values[None, :, c], holds[None, :, c], valid[None, :, c]
 
-    v, h, ok = (a[0] for a in evaluate(rule.tree, Context(times[None, :], leaf, None, [mem])))
+        v, h, _ = (a[0] for a in evaluate(rule.tree, Context(times[None, :], leaf, None, [mem])))
     span = in_span(times, rule.scope)
     if span is not None:
         h = h & span
