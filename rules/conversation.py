@@ -32,6 +32,7 @@ MAX_LAG_MS = 30_000
 track never comes, e.g. a mono upload labelled CUSTOMER, are at most this late; bounded state)."""
 SPEECH_MIN = 0.5
 STEREO = ("CUSTOMER", "AGENT")
+_LIFECYCLE = frozenset(("st", "ev", "cd"))
 
 
 class Item:
@@ -56,12 +57,14 @@ def run_many(items: list[Item], crs: Any) -> None:
             f, nf = span
             if nf > f:
                 todo.setdefault((nf - f, tuple(it.c["x"])), []).append((it, f, nf))
-            _finish_if_ended(it, crs, nf if nf > f else f)
+            elif it.end_of_call:  # (a call ends with the end of its last live role)
+                _finish_if_ended(it, crs, f)
     for (n, roles), group in todo.items():
         _evaluate_group(group, n, roles, crs)
         for it, _, nf in group:
             _trim(it.c, nf)
-            _finish_if_ended(it, crs, nf)
+            if it.end_of_call:
+                _finish_if_ended(it, crs, nf)
 
 
 def _bits_many(items: list[Item], hop: int) -> list[tuple[list[int], list[int]]]:
@@ -113,7 +116,9 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
         bins_l, bits_l = bins_l[:-1], bits_l[:-1]
     rows: list[Any] = [None] * len(bins_l)
     if it.values is not None and bins_l:  # per bin [mask of the scored leaves, their values]
-        masks = (it.valid.astype(np.int64) << np.arange(it.valid.shape[1])).sum(axis=1).tolist()
+        width = it.valid.shape[1]
+        masks = ([(1 << width) - 1] * len(it.valid) if it.valid.all()
+                 else (it.valid.astype(np.int64) << np.arange(width)).sum(axis=1).tolist())
         table = [[m, *v] for m, v in zip(masks, it.values.tolist())]
         times = it.times.tolist()
         if len(times) == len(bins_l) and times and times[0] == (bins_l[0] + 1) * hop:
@@ -121,7 +126,20 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
         else:
             at = {t: j for j, t in enumerate(times)}
             rows = [table[at[(b + 1) * hop]] if (b + 1) * hop in at else None for b in bins_l]
-    s_new, l_new = p["s"], p["l"]  # new lists: the input state's are shared, never changed
+    if not bins_l:
+        pass
+    elif p["b"] is not None and bins_l[0] == p["b"] + len(p["s"]) and bins_l[-1] - bins_l[0] == len(bins_l) - 1:
+        p["s"], p["l"] = p["s"] + bits_l, p["l"] + rows  # the usual case: the next bins, in order
+    else:
+        _append(c, p, bins_l, bits_l, rows)
+    if it.end_of_call:
+        p["e"] = 1
+
+
+def _append(c: dict[str, Any], p: dict[str, Any], bins_l: list[int], bits_l: list[int], rows: list[Any]) -> None:
+    """Bins that do not simply follow the pending ones: the first, repeated ones, a gap (new lists: the input
+    state's are shared, never changed)."""
+    s_new, l_new = list(p["s"]), list(p["l"])
     for b, bit, row in zip(bins_l, bits_l, rows):
         if p["b"] is None:
             p["b"] = max(b, c.get("f", b))
@@ -129,16 +147,12 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
         have = p["b"] + len(s_new)
         if b < have:
             continue  # already seen (a repeated bin)
-        if s_new is p["s"]:
-            s_new, l_new = list(s_new), list(l_new)
         if b > have:  # a gap in this role's audio: nothing known, nothing scored
             s_new += [UNKNOWN] * (b - have)
             l_new += [None] * (b - have)
         s_new.append(bit)
         l_new.append(row)
     p["s"], p["l"] = s_new, l_new
-    if it.end_of_call:
-        p["e"] = 1
 
 
 def _frontier(c: dict[str, Any], hop: int) -> tuple[int, int] | None:
@@ -279,7 +293,13 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out:
         rstates = it.c.setdefault("r", {})
         st = rstates.get(rule.id)
         mem = mems[row]
-        if st is None and not any_hold[row] and not mem:
+        if not any_hold[row] and (st is None or not _LIFECYCLE.intersection(st)):
+            if mem or st:  # only the node memory changes
+                st = {**(st or {}), "n": mem} if mem else {k: v for k, v in (st or {}).items() if k != "n"}
+                if st:
+                    rstates[rule.id] = st
+                else:
+                    rstates.pop(rule.id, None)
             continue
         scores = it.scores
         business_line = scores.get("business_line") or ""

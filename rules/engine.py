@@ -384,9 +384,12 @@ def _compound(crs: CompiledRuleSet, rule: Any, times: np.ndarray, values: np.nda
         if not st:
             del rules_state[rule.id]
             st = None
-    if st is None and not (in_scope and h.any()):
-        return None
+    if not (in_scope and h.any()) and (st is None or not _LIFECYCLE_KEYS.intersection(st)):
+        return None  # nothing can happen to its alert (its node memory is kept)
     return rule, v.tolist(), h.tolist(), [True] * len(times), None, in_scope, None, None
+
+
+_LIFECYCLE_KEYS = frozenset(("st", "ev", "cd"))
 
 
 def _seq_valid(ok: np.ndarray, hist: np.ndarray | None, wi: int) -> tuple[list[bool], list[bool] | None]:
