@@ -183,10 +183,12 @@ def _step(item: tuple[dict[str, Any] | None, dict[str, Any]], crs: CompiledRuleS
 
 
 def stored_form(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` as :func:`~emowatch.rules.engine.step` stores it: every window ring as its string
-    (:func:`~emowatch.rules.windows.encode_ring`); the same object when it holds no array ring."""
+    """``state`` as :func:`~emowatch.rules.engine.step` stores it: every window ring and baseline row as its string
+    (:func:`~emowatch.rules.windows.encode_ring`); the same object when it holds no array."""
     roles = state.get("r") or {}
-    if not any(isinstance(r.get("ring"), np.ndarray) for r in roles.values()):
+    if not any(isinstance(r.get("ring"), np.ndarray) or isinstance(r.get("pre"), np.ndarray) for r in roles.values()):
         return state
-    return {**state, "r": {role: ({**r, "ring": encode_ring(r["ring"])} if isinstance(r.get("ring"), np.ndarray)
+    return {**state, "r": {role: ({**r, **{k: encode_ring(r[k]) for k in ("ring", "pre")
+                                          if isinstance(r.get(k), np.ndarray)}}
+                                  if isinstance(r.get("ring"), np.ndarray) or isinstance(r.get("pre"), np.ndarray)
                                   else r) for role, r in roles.items()}}

@@ -109,7 +109,7 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
         if same_layout and lay.has_baseline and old.get("ring") is not None:  # type: ignore[union-attr]
             kept = decode_ring(old["ring"], lay.width)  # type: ignore[index]
             if len(kept):  # the bins before a gap still count for the baseline
-                before = decode_ring(p.pre, lay.width)[0] if p.pre else 0.0
+                before = decode_ring(p.pre, lay.width)[0] if len(p.pre) else 0.0
                 p.pre = encode_ring((before + kept.sum(axis=0))[None, :])
         p.ring, p.open_bin = "", None
         for st in rules_state.values():  # smoothing restarts: pending episodes and sequence progress too
@@ -164,7 +164,7 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None 
             new_role["open"] = win.open
         if rules_state:
             new_role["rules"] = rules_state
-        if win.pre:
+        if len(win.pre):
             new_role["pre"] = win.pre
         tag = crs.lay.tag
         if tag != "s":
@@ -255,11 +255,13 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                              attributes, None if given.compound is None else given.compound.get(rule.id))
             if item is not None:
                 active.append(item)
-        hist_r = valid_r if hist is None else history_columns(crs, hist)
+        hist_r = valid_r if hist is None else None  # computed when a threshold rule needs it
         for j, rule in enumerate(crs.threshold_rules):
             if any_hold[j] or rule.id in rules_state:
                 in_scope = rule.in_scope(role, business_line, attributes)
                 if in_scope or rule.id in rules_state:
+                    if hist_r is None:
+                        hist_r = history_columns(crs, hist)  # type: ignore[arg-type]
                     active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), hist_r[:, j].tolist(), None,
                                    in_scope, None, None))
     deferred: list[tuple[Any, ...]] = []  # new sequence progress, inserted only if no other rule is active

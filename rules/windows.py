@@ -49,7 +49,8 @@ class WindowResult:
     #                                 speech: its conditions are false, but it counts for the alert lifecycle
     ring: str = ""           # new state: complete bins (encode_ring)
     open: list[float] | None = None  # new state: [bin, row] (row: count + 9 sums per block)
-    pre: str = ""            # new state: sums of the bins that left the ring (baselines only)
+    pre: str | np.ndarray = ""  # new state: sums of the bins that left the ring (baselines only; advance_many:
+    #                             a float32 array of one row, like its rings)
 
 
 def encode_ring(rows: np.ndarray) -> str:
@@ -163,6 +164,13 @@ def _empty(n_windows: int, ring: str, open_bin: list[float] | None, pre: str = "
                         valid=np.zeros((n_windows, 0), dtype=bool), ring=ring, open=open_bin, pre=pre)
 
 
+def _pre_row(pre: str | np.ndarray, width: int) -> np.ndarray:
+    """A baseline's bins before the ring, as one row (from the state's string or the in-memory array)."""
+    if isinstance(pre, np.ndarray):
+        return pre[0]
+    return decode_ring(pre, width)[0] if pre else np.zeros(width)
+
+
 def _indices(k: int, nc: int, lay: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cumulative-sum rows (end, start) of every window at each new point, and whether its bins lie after the
     reset; baselines end where the current window starts and start at the ring's start (plus ``pre``).
@@ -193,8 +201,10 @@ def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre:
     ``counts_vary``: some frame was not speech (else every window holds all its frames: no count to check)."""
     lead = span.shape[:-2]
     nk = len(lay.keys)
-    if len(lay.modes) == 1 and not lay.has_baseline:
+    if len(lay.modes) == 1:
         sel = span.reshape(*lead, nk, n_points, ROW)
+        if pre is not None:
+            sel[..., lay.baseline, :, :] += pre.reshape(*lead, 1, 1, ROW)
     else:
         span = span.reshape(*lead, nk, n_points, len(lay.modes), ROW)
         if pre is not None:
@@ -291,7 +301,7 @@ def advance(ring: str, open_bin: list[float] | None, logits: np.ndarray,
     np.cumsum(rows, axis=0, out=csum[1:])
     end_idx, start_idx, valid = _indices(k, n_complete, lay)
     span = csum[end_idx] - csum[start_idx]                  # (n_windows * E, width)
-    pre_row = (decode_ring(pre, lay.width)[0] if pre else np.zeros(lay.width)) if lay.has_baseline else None
+    pre_row = _pre_row(pre, lay.width) if lay.has_baseline else None
     probs, ok, hist = _score(span, lay, n_complete, valid, pre_row if lay.has_baseline else None, per_bin, frame_ms,
                        speech is not None and bool(lay.speech.any()))
     keep = max_bins - 1
@@ -348,8 +358,7 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         end_idx, start_idx, valid = _indices(k, nb, lay)
         span = csum[:, end_idx] - csum[:, start_idx]                 # (size, n_windows * nb, width)
         pres = [items[i][7] if len(items[i]) > 7 else "" for i, _ in members] if has_base else []
-        pre_rows = (np.stack([decode_ring(p, lay.width)[0] if p else np.zeros(lay.width) for p in pres])
-                    if has_base else None)
+        pre_rows = (np.stack([_pre_row(p, lay.width) for p in pres]) if has_base else None)
         probs, ok, hist = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4],
                            with_speech and bool(lay.speech.any()))
         rings = rows[:, -keep:].astype(_RING_DTYPE) if keep > 0 else None
@@ -358,10 +367,13 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         if groups is not None:
             groups.append(([i for i, _ in members], probs, ok, times, valid if hist is not None else None))
         dropped = k + nb - max(keep, 0)
+        new_pres = None
+        if has_base and dropped > 0:  # kept as float32 arrays, the values encode_ring stores (see stored_form)
+            new_pres = (pre_rows + rows[:, :dropped].sum(axis=1)).astype(_RING_DTYPE)[:, None, :]  # type: ignore[operator]
         for b, (i, _) in enumerate(members):
             new_pre = pres[b] if has_base else ""
-            if has_base and dropped > 0:
-                new_pre = encode_ring((pre_rows[b] + rows[b, :dropped].sum(axis=0))[None, :])  # type: ignore[index]
+            if new_pres is not None:
+                new_pre = new_pres[b]
             out[i] = WindowResult(times=times[b], probs=probs[b], valid=ok[b], hist=None if hist is None else valid,
                                   ring=rings[b] if rings is not None else "", open=None, pre=new_pre)
     return out  # type: ignore[return-value]
