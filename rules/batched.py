@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from emowatch.rules.combined import compound_many
 from emowatch.rules.compiler import CompiledRuleSet
 from emowatch.rules.conversation import run_many
 from emowatch.rules.engine import Given, Pending, begin, finish, step, threshold_conditions
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.lifecycle import NO_STEP, progress_many
-from emowatch.rules.tree import Context, evaluate
 from emowatch.rules.windows import advance_many, encode_ring
 
 __all__ = ["step_batch", "step_many", "stored_form"]
@@ -88,25 +88,6 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
     if calls:
         run_many(calls, crs)  # the conversation rules of all these calls at once (emowatch.rules.conversation)
     return results  # type: ignore[return-value]
-
-
-def compound_many(crs: CompiledRuleSet, times: np.ndarray, values: np.ndarray, holds: np.ndarray, valid: np.ndarray,
-                  members: list[Pending]) -> list[dict[str, tuple[Any, Any, dict[str, Any]]]]:
-    """Per member of a group: every combined rule's tree values and holds at its points and its new node memory,
-    the trees evaluated on the whole group's arrays at once (rows: messages; see ``engine._compound``)."""
-    out: list[dict[str, tuple[Any, Any, dict[str, Any]]]] = [{} for _ in members]
-    for rule in crs.compound_rules:
-        cols = crs.leaf_cols[rule.id]
-        mems = [dict((p.rules_state.get(rule.id) or {}).get("n", {})) for p in members]
-
-        def leaf(i: int, cols: np.ndarray = cols) -> tuple[np.ndarray, ...]:
-            c = cols[i]
-            return values[..., c], holds[..., c], valid[..., c]
-
-        v, h, _ = evaluate(rule.tree, Context(times, leaf, None, mems))
-        for b in range(len(members)):
-            out[b][rule.id] = (v[b], h[b], mems[b])
-    return out
 
 
 def _sequence_progress(crs: CompiledRuleSet, members: list[Pending], valid: np.ndarray, times: np.ndarray,

@@ -18,13 +18,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from emowatch.rules.combined import combined_item
 from emowatch.rules.compiler import SEQUENCE, CompiledRuleSet, compile_ruleset
 from emowatch.rules.conversation import Item, run_many
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.inputs import logits_of, speech_of
 from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
 from emowatch.rules.model import RuleSet
-from emowatch.rules.tree import Context, evaluate, in_span
 from emowatch.rules.windows import advance, decode_ring, encode_ring
 from emowatch.topics.model_io import FRAME_MS
 
@@ -251,7 +251,7 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
         values, holds, valid_r, any_hold = (given[:4] if given.values is not None
                                             else threshold_conditions(crs, probs, valid))
         for rule in crs.compound_rules:
-            item = _compound(crs, rule, win.times, values, holds, valid_r, rules_state, role, business_line,
+            item = combined_item(crs, rule, win.times, values, holds, valid_r, rules_state, role, business_line,
                              attributes, None if given.compound is None else given.compound.get(rule.id))
             if item is not None:
                 active.append(item)
@@ -351,47 +351,6 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
             st["ev"] = snap
             st.pop("cd", None)
             events.append(make_event("FIRING", snap, crs, scores, t, value, base))
-
-
-def _compound(crs: CompiledRuleSet, rule: Any, times: np.ndarray, values: np.ndarray, holds: np.ndarray,
-              valid: np.ndarray, rules_state: dict[str, dict[str, Any]], role: str, business_line: str,
-              attributes: dict[str, str], given: tuple[Any, Any, dict[str, Any]] | None = None,
-              ) -> tuple[Any, ...] | None:
-    """A combined rule's tree at every point (its node memory updated in its state); its ``active`` entry when
-    its lifecycle has something to do. ``given``: the tree's values, holds and new memory, computed for many
-    messages at once (``batched.compound_many``)."""
-    cols = crs.leaf_cols[rule.id]
-    st = rules_state.get(rule.id)
-    in_scope = rule.in_scope(role, business_line, attributes)
-    if not in_scope and st is None:
-        return None
-    if given is not None:
-        v, h, mem = given
-    else:
-        mem = dict(st.get("n", {})) if st else {}
-
-        def leaf(i: int) -> tuple[np.ndarray, ...]:
-            c = cols[i]
-            return values[None, :, c], holds[None, :, c], valid[None, :, c]
-
-        v, h, _ = (a[0] for a in evaluate(rule.tree, Context(times[None, :], leaf, None, [mem])))
-    span = in_span(times, rule.scope)
-    if span is not None:
-        h = h & span
-    if mem:
-        st = rules_state.setdefault(rule.id, {})
-        st["n"] = mem
-    elif st is not None:
-        st.pop("n", None)
-        if not st:
-            del rules_state[rule.id]
-            st = None
-    if not (in_scope and h.any()) and (st is None or not _LIFECYCLE_KEYS.intersection(st)):
-        return None  # nothing can happen to its alert (its node memory is kept)
-    return rule, v.tolist(), h.tolist(), [True] * len(times), None, in_scope, None, None
-
-
-_LIFECYCLE_KEYS = frozenset(("st", "ev", "cd"))
 
 
 def _seq_valid(ok: np.ndarray, hist: np.ndarray | None, wi: int) -> tuple[list[bool], list[bool] | None]:

@@ -8,7 +8,7 @@ import numpy as np
 from emowatch.bench.rule_sets import RULES_20, stereo_workload, workload_for
 from emowatch.bench.rules import RULES_10, step_only, workload
 from emowatch.rules.batched import step_batch
-from emowatch.rules.compiler import CALL, COMPOUND, compile_ruleset
+from emowatch.rules.compiler import CALL, COMPOUND, THRESHOLD, compile_ruleset
 from emowatch.rules.conditions import walk
 from emowatch.rules.loader import parse_ruleset
 
@@ -45,7 +45,7 @@ def test_the_twenty_rule_set_is_the_ten_and_ten_conditions_of_conversations():
             "NotFollowedByCondition", "AllCondition"} <= kinds
     assert any(r.ignore for r in new) and any(r.during for r in new) and any(r.after for r in new)
     crs = compile_ruleset(twenty)
-    assert {r.kind for r in crs.rules[10:]} == {CALL, COMPOUND}
+    assert {r.kind for r in crs.rules[10:]} == {THRESHOLD, CALL, COMPOUND}  # top-level trends: threshold columns
 
 
 def test_stereo_workload_has_both_roles_of_every_call_with_voice_activity():
