@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from emowatch.rules.lifecycle import LIFECYCLE_KEYS
 from emowatch.rules.tree import Context, evaluate, in_span
 
 
@@ -44,12 +45,10 @@ def combined_item(crs: Any, rule: Any, times: np.ndarray, values: np.ndarray, ho
         if not st:
             del rules_state[rule.id]
             st = None
-    if not (in_scope and h.any()) and (st is None or not _LIFECYCLE_KEYS.intersection(st)):
+    if not (in_scope and h.any()) and (st is None or not LIFECYCLE_KEYS.intersection(st)):
         return None  # nothing can happen to its alert (its node memory is kept)
     return rule, v.tolist(), h.tolist(), [True] * len(times), None, in_scope, None, None
 
-
-_LIFECYCLE_KEYS = frozenset(("st", "ev", "cd"))
 
 
 def compound_many(crs: Any, times: np.ndarray, values: np.ndarray, holds: np.ndarray, valid: np.ndarray,

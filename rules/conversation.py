@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from emowatch.rules.lifecycle import make_event, snapshot, transition
+from emowatch.rules.lifecycle import LIFECYCLE_KEYS, make_event, snapshot, transition
 from emowatch.rules.tree import Context, Overtalk, Silence, Talk, evaluate, in_span
 from emowatch.rules.voice import UNKNOWN, Group, decode_talk, encode_talk, signals
 
@@ -32,7 +32,6 @@ MAX_LAG_MS = 30_000
 track never comes, e.g. a mono upload labelled CUSTOMER, are at most this late; bounded state)."""
 SPEECH_MIN = 0.5
 STEREO = ("CUSTOMER", "AGENT")
-_LIFECYCLE = frozenset(("st", "ev", "cd"))
 
 
 class Item:
@@ -293,7 +292,7 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out:
         rstates = it.c.setdefault("r", {})
         st = rstates.get(rule.id)
         mem = mems[row]
-        if not any_hold[row] and (st is None or not _LIFECYCLE.intersection(st)):
+        if not any_hold[row] and (st is None or not LIFECYCLE_KEYS.intersection(st)):
             if mem or st:  # only the node memory changes
                 st = {**(st or {}), "n": mem} if mem else {k: v for k, v in (st or {}).items() if k != "n"}
                 if st:

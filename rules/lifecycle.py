@@ -19,6 +19,8 @@ import numpy as np
 
 from emowatch.rules.compiler import CompiledRule, CompiledRuleSet
 
+LIFECYCLE_KEYS = frozenset(("st", "ev", "cd"))
+"""A rule state with one of these keys has an alert lifecycle going on (pending, firing, cooling down)."""
 NO_STEP = -(1 << 60)
 """:func:`progress_many`'s form of a ``None`` in ``sq`` (no match of that step): older than any ``within``."""
 
