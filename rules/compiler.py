@@ -13,7 +13,7 @@ import numpy as np
 
 from emowatch.rules.conditions import EmotionCondition, SequenceCondition, SumCondition, TrendCondition, needs_call
 from emowatch.rules.model import EMOTIONS, Matcher, Rule, RuleSet, Silence, resolve_rule
-from emowatch.rules.tree import COL, LeafSpec, compile_tree, subject_role
+from emowatch.rules.tree import COL, LeafSpec, Talk, compile_tree, conversation_nodes, subject_role
 from emowatch.rules.windows import BASELINE, WindowKey, layout
 
 _COL = COL
@@ -127,6 +127,8 @@ class CompiledRuleSet:
     lay: Any = None                                 # windows.Layout of ``windows``
     two_windows: bool = False                       # some column reads two windows (a trend)
     subjects: dict[str, str] = field(default_factory=dict)  # CALL rule id -> the role its alerts carry
+    conversation_nodes: list[Any] = field(default_factory=list)  # the CALL rules' signals, once each
+    longest_talk: int = 0                           # the longest talk_ratio window (bins)
 
     def silenced(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
         return any(s.matches(rule_id, call_id, business_line, role, event_ms) for s in self.silences)
@@ -176,6 +178,7 @@ def assemble(rule_set: str, business_line: str, version: str, hop: int, rules: l
     keys = {r.key for r in rules if r.kind in (THRESHOLD, SEQUENCE)}
     keys |= {c.key for c in columns} | {c.key2 for c in columns if c.key2 is not None}
     windows = tuple(sorted(keys))
+    nodes = list(dict.fromkeys(x for r in rules if r.kind == CALL for x in conversation_nodes(r.tree)))
     index = {w: i for i, w in enumerate(windows)}
     n = len(EMOTIONS)
     matrix = np.zeros((len(windows) * n, len(columns)), dtype=np.float64)
@@ -197,7 +200,8 @@ def assemble(rule_set: str, business_line: str, version: str, hop: int, rules: l
         role_leaf_cols={role: np.array(cols, dtype=np.intp) for role, cols in role_cols.items()},
         shared_exact=all(len(c.cols) * (2 if c.key2 is not None else 1) <= 2 for c in columns),
         lay=layout(windows), two_windows=any(c.key2 is not None for c in columns),
-        subjects={r.id: r.subject for r in rules if r.kind == CALL})
+        subjects={r.id: r.subject for r in rules if r.kind == CALL},
+        conversation_nodes=nodes, longest_talk=max((x.bins for x in nodes if isinstance(x, Talk)), default=0))
 
 
 def _matches(m: Matcher, rule: Rule) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from emowatch.rules.fields import Duration, Emotion, Probability, Role, Strict, _lower
 
@@ -131,17 +131,10 @@ class SilenceCondition(Strict):
     with ``after``: only when that silence began within ``within`` of the ``after`` condition (scored on the
     silent role, or on its own ``role``) holding."""
 
-    silence: Literal["customer", "agent", "mixed", "both"] | None = None
+    silence: Annotated[Literal["customer", "agent", "mixed", "both"], BeforeValidator(_lower)] | None = None
     min: Annotated[Duration, Field(gt=0, le=MAX_LOOKBACK_MS)]
     after: Annotated[Any, Field(default=None)] = None
     within: Lookback | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lower_role(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("silence"), str):
-            data = {**data, "silence": _lower(data["silence"])}
-        return data
 
     @model_validator(mode="after")
     def _check(self) -> SilenceCondition:
@@ -168,16 +161,9 @@ class TalkRatioCondition(_Threshold):
     """``talk_ratio`` (a role)'s share of all speech over the last ``over`` above (or below) a bound; scored only
     when the window holds at least ``min_speech`` of speech of either role."""
 
-    talk_ratio: Annotated[Literal["customer", "agent"], Field()]
+    talk_ratio: Annotated[Literal["customer", "agent"], BeforeValidator(_lower)]
     over: Lookback = 60_000
     min_speech: Annotated[Duration, Field(gt=0)] = 5_000
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lower_role(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("talk_ratio"), str):
-            data = {**data, "talk_ratio": _lower(data["talk_ratio"])}
-        return data
 
     @model_validator(mode="after")
     def _fits(self) -> TalkRatioCondition:
@@ -195,15 +181,8 @@ class OvertalkCondition(Strict):
     began speaking while the other was speaking; ``any``: either). Holds while the overlap lasts; wrap it in
     ``count`` for "interruptions per minute"."""
 
-    overtalk: Literal["customer", "agent", "any"]
+    overtalk: Annotated[Literal["customer", "agent", "any"], BeforeValidator(_lower)]
     min: Annotated[Duration, Field(gt=0, le=60_000)] = 500
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lower_role(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("overtalk"), str):
-            data = {**data, "overtalk": _lower(data["overtalk"])}
-        return data
 
     @property
     def emotions(self) -> list[str]:

@@ -23,14 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from emowatch.rules.lifecycle import LIFECYCLE_KEYS, make_event, snapshot, transition
-from emowatch.rules.tree import Context, Overtalk, Silence, Talk, evaluate, in_span
+from emowatch.rules.lifecycle import LIFECYCLE_KEYS, call_inhibited, make_event, snapshot, transition
+from emowatch.rules.tree import Context, evaluate, in_span
 from emowatch.rules.voice import UNKNOWN, Group, decode_talk, encode_talk, signals
 
 MAX_LAG_MS = 30_000
 """A role this far behind the other is taken as unknown for the oldest bins (live alerts on a call whose other
 track never comes, e.g. a mono upload labelled CUSTOMER, are at most this late; bounded state)."""
-SPEECH_MIN = 0.5
 STEREO = ("CUSTOMER", "AGENT")
 
 
@@ -212,27 +211,10 @@ def _finish_if_ended(it: Item, crs: Any, nf: int) -> None:
     c["end"] = 1
 
 
-def _conv_nodes(node: Any) -> list[Any]:
-    if isinstance(node, (Silence, Overtalk, Talk)):
-        return [node]
-    kids = getattr(node, "children", None) or [getattr(node, a) for a in ("child", "first", "then") if hasattr(node, a)]
-    return [x for k in kids for x in _conv_nodes(k)]
-
-
-def _nodes(crs: Any) -> tuple[list[Any], int]:
-    """The rule set's conversation nodes (once each) and its longest talk window (bins); cached on the rules."""
-    hit = getattr(crs, "_conversation_nodes", None)
-    if hit is None:
-        nodes = list(dict.fromkeys(x for rule in crs.call_rules for x in _conv_nodes(rule.tree)))
-        hit = (nodes, max((x.bins for x in nodes if isinstance(x, Talk)), default=0))
-        crs._conversation_nodes = hit
-    return hit
-
-
 def _evaluate_group(group: list[tuple[Item, int, int]], n: int, roles: tuple[str, ...], crs: Any) -> None:
     hop = crs.hop_ms
     frame_ms = group[0][0].frame_ms
-    nodes, longest = _nodes(crs)
+    nodes, longest = crs.conversation_nodes, crs.longest_talk
     cs = [it.c for it, _, _ in group]
     first = np.array([f for _, f, _ in group], dtype=np.int64)
     bits = np.array([[_slice(c.get("p", {}).get(r), "s", f, n, UNKNOWN) for r in roles]
@@ -317,7 +299,7 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out:
             if st.get("st") == "f" and "ev" not in st and st.get("cd", -1) <= t and not (
                     crs.silences and crs.silenced(rule.id, scores["call_id"], business_line, rule.subject,
                                                   it.base + t)) and not (
-                    rule.inhibited_by and _inhibited(rule, rstates, it.roles, crs.subjects)):
+                    rule.inhibited_by and call_inhibited(rule, rstates, it.roles, crs.subjects)):
                 st["ev"] = snap = snapshot(crs, rule, subject, st["s"], v)
                 st.pop("cd", None)
                 it.events.append(make_event("FIRING", snap, crs, subject, t, v, it.base))
@@ -327,20 +309,6 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], times: np.ndarray, out:
             rstates[rule.id] = st
         else:
             rstates.pop(rule.id, None)
-
-
-def _inhibited(rule: Any, call_rules: dict[str, Any], roles: dict[str, Any], subjects: dict[str, str]) -> bool:
-    """Whether a firing source alert mutes this conversation rule (a conversation rule's, or a role's rule's; with
-    ``equal: [role]`` only a source about the same role)."""
-    for source, same_role in rule.inhibited_by:
-        if source == rule.id:
-            continue
-        if call_rules.get(source, {}).get("st") == "f" and (not same_role or subjects.get(source) == rule.subject):
-            return True
-        for role, state in roles.items():
-            if (not same_role or role == rule.subject) and state.get("rules", {}).get(source, {}).get("st") == "f":
-                return True
-    return False
 
 
 def _leaf_tables(cs: list[dict[str, Any]], first: np.ndarray, n: int, roles: tuple[str, ...],

@@ -144,6 +144,9 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None 
     once (:class:`Given`). A kind of condition without a column-wise form is simply computed here."""
     scores, rules_state, events, end_ms, base = p.scores, p.rules_state, p.events, p.end_ms, p.base
     last_value: dict[str, float] = {}
+    if win.times.shape[0] and crs.threshold_matrix.shape[1] and (conditions is None or conditions.values is None):
+        conditions = (conditions or _NOT_GIVEN)._replace(  # once, for the rules and the conversation's leaves
+            **dict(zip(("values", "holds", "valid", "any_hold"), threshold_conditions(crs, win.probs, win.valid))))
     if win.times.shape[0]:
         _run_points(crs, win, scores, p.role, p.roles, rules_state, base, events, last_value, conditions,
                     (p.state.get("c") or {}).get("r"))
@@ -192,11 +195,7 @@ def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> It
     it.values = it.valid = None
     cols = crs.role_leaf_cols.get(p.role)
     if cols is not None and win.times.shape[0] and not it.c.get("end"):
-        if given is not None and given.values is not None:
-            v_all, valid_all = given.values, given.valid
-        else:
-            v_all, _, valid_all, _ = threshold_conditions(crs, win.probs, win.valid)
-        it.values, it.valid = v_all[:, cols], valid_all[:, cols]
+        it.values, it.valid = given.values[:, cols], given.valid[:, cols]  # type: ignore[union-attr]
     return it
 
 
@@ -248,8 +247,7 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     hist = win.hist  # None: the same as valid; else a point with too little speech counts, its condition false
     given = conditions or _NOT_GIVEN
     if crs.threshold_matrix.shape[1]:
-        values, holds, valid_r, any_hold = (given[:4] if given.values is not None
-                                            else threshold_conditions(crs, probs, valid))
+        values, holds, valid_r, any_hold = given[:4]  # finish computes them when they are not given
         for rule in crs.compound_rules:
             item = combined_item(crs, rule, win.times, values, holds, valid_r, rules_state, role, business_line,
                              attributes, None if given.compound is None else given.compound.get(rule.id))

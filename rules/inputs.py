@@ -9,6 +9,8 @@ import numpy as np
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.fields import EMOTIONS
 
+SPEECH_MIN = 0.5
+"""A frame is speech when its FrameScores ``speech`` probability is at least this (silero-vad's own threshold)."""
 _CANONICAL = list(EMOTIONS)
 _PERMUTATIONS: dict[tuple[str, ...], np.ndarray] = {}
 
@@ -47,7 +49,7 @@ def _permutation(labels: list[str]) -> np.ndarray:
 
 
 def speech_of(scores: dict[str, Any], n: int) -> np.ndarray | None:
-    """The frames' voice activity as 1.0 / 0.0 (``speech`` >= 0.5), or ``None`` when the message has none."""
+    """The frames' voice activity as 1.0 / 0.0 (``speech`` >= :data:`SPEECH_MIN`; ``None``: the message has none)."""
     raw = scores.get("speech")
     if raw is None:
         return None
@@ -57,4 +59,4 @@ def speech_of(scores: dict[str, Any], n: int) -> np.ndarray | None:
         raise ScoresError(f"speech is not numbers: {exc}") from None
     if sp.shape != (n,):
         raise ScoresError(f"speech has {sp.size} values, expected n_frames = {n}")
-    return (sp >= 0.5).astype(np.float64)
+    return (sp >= SPEECH_MIN).astype(np.float64)

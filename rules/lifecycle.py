@@ -186,3 +186,17 @@ def inhibited(rule: CompiledRule, role: str, current: dict[str, dict[str, Any]],
             if other != role and other_state.get("rules", {}).get(source, {}).get("st") == "f":
                 return True
     return False
+
+
+def call_inhibited(rule: Any, call_rules: dict[str, Any], roles: dict[str, Any], subjects: dict[str, str]) -> bool:
+    """Whether a firing source alert mutes this conversation rule (a conversation rule's, or a role's rule's; with
+    ``equal: [role]`` only a source about the same role)."""
+    for source, same_role in rule.inhibited_by:
+        if source == rule.id:
+            continue
+        if call_rules.get(source, {}).get("st") == "f" and (not same_role or subjects.get(source) == rule.subject):
+            return True
+        for role, state in roles.items():
+            if (not same_role or role == rule.subject) and state.get("rules", {}).get(source, {}).get("st") == "f":
+                return True
+    return False

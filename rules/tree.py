@@ -131,6 +131,14 @@ def subject_role(cond: Any, rule_role: Any) -> str:
     return "MIXED"
 
 
+def conversation_nodes(node: Any) -> list[Any]:
+    """The conversation nodes (silence, talk ratio, overtalk) of a compiled tree, depth first."""
+    if isinstance(node, CONVERSATION_NODES):
+        return [node]
+    kids = getattr(node, "children", None) or [getattr(node, a) for a in ("child", "first", "then") if hasattr(node, a)]
+    return [x for k in kids for x in conversation_nodes(k)]
+
+
 def compile_tree(cond: Any, key: WindowKey, hop: int, subject: str) -> tuple[Any, tuple[LeafSpec, ...]]:
     """``cond`` -> (root node, leaves). ``subject`` is set for a CALL rule: leaves without a role of their own are
     scored on it (a silence's ``after`` on the silent role)."""

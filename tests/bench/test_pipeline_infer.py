@@ -57,3 +57,14 @@ def test_compare_vads_reports_added_cpu_per_chunk_per_step():
                        "silero_sustained": True, "silero_added_cpu_ms_per_chunk": 1.2}
     assert rows[1] == {"calls": 32, "off_cpu_ms_per_chunk": 9.0, "off_vad_ms_per_chunk": 0.02,
                        "off_sustained": True}
+
+
+def test_vad_target_is_a_ratio_of_the_same_run():
+    from emowatch.bench.pipeline_infer import vad_target
+
+    machine = {"cpu": "AMD EPYC", "libraries": {"torch": "2.13.0"}}
+    ok = vad_target({"off": {"sustained_calls": 112, "machine": machine}, "silero": {"sustained_calls": 104}})
+    assert ok["machine"] == machine and ok["target"]["sustained_over_off"] == {"off": 1.0, "silero": 0.929}
+    assert ok["target"]["met"] is True
+    low = vad_target({"off": {"sustained_calls": 112, "machine": machine}, "silero": {"sustained_calls": 96}})
+    assert low["target"]["met"] is False

@@ -84,3 +84,15 @@ def test_a_matched_sequence_stops_holding_in_silence_and_its_progress_waits() ->
     got = run([{"for": "2s", "probs": {"neutral": 0.9}}, {"for": "2s", "silent": True},
                {"for": "2s", "probs": {"angry": 0.9}}], end=False)
     assert got["break"][0][0] == "FIRING"
+
+
+def test_bad_voice_activity_is_a_scores_error_naming_the_field() -> None:
+    import pytest
+
+    from emowatch.rules.errors import ScoresError
+
+    [message] = example_messages(Example.model_validate({"name": "x", "scores": [{"for": "1s", "silent": True}]}), RS)
+    for bad, reason in (([1.0] * 49, "speech has 49 values, expected n_frames = 50"),
+                        (["loud"] * 50, "speech is not numbers")):
+        with pytest.raises(ScoresError, match=reason):
+            step(None, {**message, "speech": bad}, RS)
