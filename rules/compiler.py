@@ -240,7 +240,7 @@ def _compile_rule(r: Rule, order: int, hop: int, inhibited_by: tuple[tuple[str, 
     return CompiledRule(
         id=r.id, order=order, kind=kind, window_bins=window_bins, lag=lag,
         sign=sign if kind in (THRESHOLD, SEQUENCE) else 1.0,
-        threshold=float(getattr(cond, "threshold", 0.0) if kind != THRESHOLD else cond.threshold), cols=cols,
+        threshold=float(getattr(cond, "threshold", 0.0)), cols=cols,
         speech=speech, ignore=ignore, tree=tree, leaves=leaves, subject=subject,
         scope=_scope(r),
         within_ms=cond.within if is_seq else 0, last_col=cols[-1] if cols else 0,

@@ -41,6 +41,19 @@ class Item:
                  "times", "valid", "values")
 
 
+def copy_call_state(c: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of the call state that :func:`run_many` may change (the input state is never
+    mutated): the dicts it changes in place are copied; lists and rule states it replaces are shared."""
+    if not c:
+        return {}
+    out = dict(c)
+    if "p" in c:
+        out["p"] = {r: dict(v) for r, v in c["p"].items()}
+    if "r" in c:
+        out["r"] = dict(c["r"])
+    return out
+
+
 def run_many(items: list[Item], crs: Any) -> None:
     """Record each message (of a different call each) and evaluate the bins its call's frontier passes."""
     hop = crs.hop_ms
@@ -124,11 +137,10 @@ def _record(it: Item, bins_l: list[int], bits_l: list[int], hop: int) -> None:
         else:
             at = {t: j for j, t in enumerate(times)}
             rows = [table[at[(b + 1) * hop]] if (b + 1) * hop in at else None for b in bins_l]
-    if not bins_l:
-        pass
-    elif p["b"] is not None and bins_l[0] == p["b"] + len(p["s"]) and bins_l[-1] - bins_l[0] == len(bins_l) - 1:
+    if p["b"] is not None and bins_l and bins_l[0] == p["b"] + len(p["s"]) \
+            and bins_l[-1] - bins_l[0] == len(bins_l) - 1:
         p["s"], p["l"] = p["s"] + bits_l, p["l"] + rows  # the usual case: the next bins, in order
-    else:
+    elif bins_l:
         _append(c, p, bins_l, bits_l, rows)
     if it.end_of_call:
         p["e"] = 1

@@ -20,7 +20,7 @@ import numpy as np
 
 from emowatch.rules.combined import combined_item
 from emowatch.rules.compiler import SEQUENCE, CompiledRuleSet, compile_ruleset
-from emowatch.rules.conversation import Item, run_many
+from emowatch.rules.conversation import Item, copy_call_state, run_many
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.inputs import logits_of, speech_of
 from emowatch.rules.lifecycle import inhibited, make_event, observe_sequence, snapshot, transition
@@ -187,7 +187,7 @@ def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> It
     """This message's part in the conversation rules (:mod:`emowatch.rules.conversation`), on a copy of the call
     state: recorded and evaluated by ``conversation.run_many`` (for many calls at once in ``step_many``)."""
     it = Item()
-    it.c = _copy_call(p.state.get("c"))
+    it.c = copy_call_state(p.state.get("c"))
     it.role, it.scores, it.speech, it.n, it.start, it.frame_ms = (p.role, p.scores, p.speech, p.logits.shape[0],
                                                                   p.start, p.frame_ms)
     it.end_of_call, it.times, it.base, it.events = p.end_of_call, win.times, p.base, p.events
@@ -197,19 +197,6 @@ def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> It
     if cols is not None and win.times.shape[0] and not it.c.get("end"):
         it.values, it.valid = given.values[:, cols], given.valid[:, cols]  # type: ignore[union-attr]
     return it
-
-
-def _copy_call(c: dict[str, Any] | None) -> dict[str, Any]:
-    """A copy of the call state that :mod:`emowatch.rules.conversation` may change (the input state is never
-    mutated): the dicts it changes in place are copied; lists and rule states it replaces are shared."""
-    if not c:
-        return {}
-    out = dict(c)
-    if "p" in c:
-        out["p"] = {r: dict(v) for r, v in c["p"].items()}
-    if "r" in c:
-        out["r"] = dict(c["r"])
-    return out
 
 
 _NOT_GIVEN = Given()
