@@ -29,6 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from emowatch.bench.machine import machine_info, process_cpu_seconds
 from emowatch.bench.rule_sets import RULE_SETS, RULES_10, workload, workload_for
 from emowatch.rules.batched import step_batch
@@ -86,10 +88,11 @@ def step_only(messages: list[dict[str, Any]], batch: int | None = None, rules: i
     name, text = RULE_SETS[rules]
     crs = compile_ruleset(parse_ruleset(text, f"{name}.yaml"))
     batch = batch or RulesSettings().batch_max
+    records, decode_s = as_received(messages)
+    threadpool_limits(1)  # as the rules worker
     gc.collect()
-    gc.freeze()  # the workload's millions of Python floats are no garbage of the worker's (its GC never walks them)
-    try:
-        records, decode_s = as_received(messages)
+    gc.freeze()  # the workload and its decoded records are no garbage of the worker's (its GC never walks them: it
+    try:         # holds one batch of records at a time)
         batched_s, batched_events = min((evaluate_batched(records, crs, batch) for _ in range(3)),
                                         key=lambda r: r[0])
         states: dict[str, Any] = {}

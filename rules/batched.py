@@ -34,6 +34,7 @@ from emowatch.rules.compiler import CompiledRuleSet
 from emowatch.rules.conversation import run_many
 from emowatch.rules.engine import Given, Pending, begin, finish, step, threshold_conditions
 from emowatch.rules.errors import ScoresError
+from emowatch.rules.inputs import arrays_many
 from emowatch.rules.lifecycle import NO_STEP, progress_many
 from emowatch.rules.windows import advance_many, encode_ring
 
@@ -48,16 +49,24 @@ with the bench's 10 rules: per message ~180 us for waves of 1, ~70 us for 4, ~25
 def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: CompiledRuleSet) -> list[Result]:
     """``(new state, events)`` per ``(state, scores)`` item, or the :class:`ScoresError` ``step`` would raise."""
     results: list[Result | None] = [None] * len(items)
-    pending: list[tuple[int, Pending]] = []
+    begun: list[tuple[int, Pending]] = []
     for i, (state, scores) in enumerate(items):
         try:
-            p = begin(state, scores, crs)
+            p = begin(state, scores, crs, arrays=False)
         except ScoresError as exc:
             results[i] = exc
             continue
         if isinstance(p, tuple):
             results[i] = p
         else:
+            begun.append((i, p))
+    pending: list[tuple[int, Pending]] = []
+    for (i, p), arrays in zip(begun, arrays_many([p.scores for _, p in begun])):
+        if isinstance(arrays, ScoresError):
+            results[i] = arrays
+        else:
+            if p.logits is None:
+                p.logits, p.speech = arrays
             pending.append((i, p))
     groups: list[tuple[list[int], Any, Any, Any, Any]] = []
     wins = advance_many([(p.ring, p.open_bin, p.logits, p.start, p.frame_ms, p.end_of_call, p.speech, p.pre)

@@ -7,6 +7,7 @@ It is cached on the RuleSet instance, so ``compile_ruleset(rs)`` is cheap after 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,28 @@ class CompiledRuleSet:
     subjects: dict[str, str] = field(default_factory=dict)  # CALL rule id -> the role its alerts carry
     conversation_nodes: list[Any] = field(default_factory=list)  # the CALL rules' signals, once each
     longest_talk: int = 0                           # the longest talk_ratio window (bins)
+    _scopes: dict[tuple[Any, ...], frozenset[str]] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def scoped(self, role: str, business_line: str, attributes: dict[str, str]) -> frozenset[str]:
+        """The ids of the rules whose role, business-line and attribute filters take a message
+        (``CompiledRule.in_scope`` of every rule, cached per distinct input)."""
+        keys = self._attribute_keys
+        key = (role, business_line, *(attributes.get(k) for k in keys)) if keys else (role, business_line)
+        hit = self._scopes.get(key)
+        if hit is None:
+            hit = frozenset(r.id for r in self.rules if r.in_scope(role, business_line, attributes))
+            if len(self._scopes) < 4096:
+                self._scopes[key] = hit
+        return hit
+
+    @cached_property
+    def threshold_index(self) -> dict[str, int]:
+        """A threshold rule's id -> its column."""
+        return {r.id: j for j, r in enumerate(self.threshold_rules)}
+
+    @cached_property
+    def _attribute_keys(self) -> tuple[str, ...]:
+        return tuple(sorted({k for r in self.rules for k, _ in r.attributes}))
 
     def silenced(self, rule_id: str, call_id: str, business_line: str, role: str, event_ms: int) -> bool:
         return any(s.matches(rule_id, call_id, business_line, role, event_ms) for s in self.silences)

@@ -65,10 +65,13 @@ class Pending:
                  "roles", "rules_state", "scores", "seq", "speech", "start", "state")
 
 
-def begin(state: dict[str, Any] | None, scores: dict[str, Any],
-          crs: CompiledRuleSet) -> Pending | tuple[dict[str, Any], list[dict[str, Any]]]:
+def begin(state: dict[str, Any] | None, scores: dict[str, Any], crs: CompiledRuleSet,
+          arrays: bool = True) -> Pending | tuple[dict[str, Any], list[dict[str, Any]]]:
     """The checks of :func:`step`: its result when the message changes nothing, else the :class:`Pending`
-    message (its logits, the window state it continues from, the events of removed rules)."""
+    message (its logits, the window state it continues from, the events of removed rules).
+
+    ``arrays=False``: the logits and voice activity are left to the caller (``p.logits``/``p.speech`` are
+    ``None``; :func:`emowatch.rules.inputs.arrays_many` checks and converts many messages' at once)."""
     if not state or state.get("v") not in _READABLE_VERSIONS:
         state = new_state()
     business_line = scores.get("business_line") or ""
@@ -83,10 +86,15 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any],
         return state, []
     p = Pending()
     p.state, p.roles, p.scores, p.role, p.seq = state, roles, scores, role, seq
-    p.logits = logits = logits_of(scores)
+    n = scores.get("n_frames")
+    if arrays or not isinstance(n, int) or n < 0:
+        p.logits = logits = logits_of(scores)
+        n = logits.shape[0]
+        p.speech = speech_of(scores, n)
+    else:
+        p.logits = p.speech = None
     p.start, p.frame_ms = start, frame_ms = int(scores["start_ms"]), int(scores.get("frame_ms") or FRAME_MS)
-    p.end_ms = start + logits.shape[0] * frame_ms
-    p.speech = speech_of(scores, logits.shape[0])
+    p.end_ms = start + n * frame_ms
     p.base = base = int(scores["event_time"]) - start
     p.end_of_call = bool(scores.get("end_of_call"))
     live = old is not None and not old.get("end")
@@ -229,34 +237,38 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     (nothing can happen to them); the others go through the lifecycle point by point."""
     business_line = scores.get("business_line") or ""
     attributes = scores.get("attributes") or {}
+    scoped = crs.scoped(role, business_line, attributes)
     active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, observe, in_scope, dominant, p_max)
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
     hist = win.hist  # None: the same as valid; else a point with too little speech counts, its condition false
     given = conditions or _NOT_GIVEN
     if crs.threshold_matrix.shape[1]:
         values, holds, valid_r, any_hold = given[:4]  # finish computes them when they are not given
+        compound = given.compound
         for rule in crs.compound_rules:
-            item = combined_item(crs, rule, win.times, values, holds, valid_r, rules_state, role, business_line,
-                             attributes, None if given.compound is None else given.compound.get(rule.id))
+            item = combined_item(crs, rule, win.times, values, holds, valid_r, rules_state, rule.id in scoped,
+                                 None if compound is None else compound.get(rule.id))
             if item is not None:
                 active.append(item)
         hist_r = valid_r if hist is None else None  # computed when a threshold rule needs it
-        for j, rule in enumerate(crs.threshold_rules):
-            if any_hold[j] or rule.id in rules_state:
-                in_scope = rule.in_scope(role, business_line, attributes)
-                if in_scope or rule.id in rules_state:
-                    if hist_r is None:
-                        hist_r = history_columns(crs, hist)  # type: ignore[arg-type]
-                    active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), hist_r[:, j].tolist(), None,
-                                   in_scope, None, None))
+        index = crs.threshold_index
+        todo = [j for j, h in enumerate(any_hold) if h] if True in any_hold else []
+        todo += [j for rid in rules_state if (j := index.get(rid)) is not None and not any_hold[j]]
+        for j in todo:
+            rule = crs.threshold_rules[j]
+            in_scope = rule.id in scoped
+            if in_scope or rule.id in rules_state:
+                if hist_r is None:
+                    hist_r = history_columns(crs, hist)  # type: ignore[arg-type]
+                active.append((rule, values[:, j].tolist(), holds[:, j].tolist(), hist_r[:, j].tolist(), None,
+                               in_scope, None, None))
     deferred: list[tuple[Any, ...]] = []  # new sequence progress, inserted only if no other rule is active
     if crs.sequence_rules:
         dominant_all, p_max_all = (given[4:6] if given.dominant is not None
                                    else (probs.argmax(axis=2), probs.max(axis=2)))
         progress = given.progress
         for si, (rule, wi) in enumerate(crs.sequence_rules):
-            in_scope = rule.in_scope(role, business_line, attributes)
-            dominant, p_max, ok = dominant_all[wi], p_max_all[wi], valid[wi]
+            in_scope = rule.id in scoped
             st = rules_state.get(rule.id)
             if progress is not None and in_scope and si in progress:
                 # computed for many messages at once (lifecycle.progress_many): the rule is not matched, not in
@@ -269,9 +281,10 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                         st["sq"] = steps
                 elif steps is not None:
                     deferred.append((steps, (rule, probs[wi, :, rule.last_col].tolist(), None,
-                                             *_seq_valid(ok, hist, wi), in_scope, dominant.tolist(),
-                                             p_max.tolist())))
+                                             *_seq_valid(valid[wi], hist, wi), in_scope, dominant_all[wi].tolist(),
+                                             p_max_all[wi].tolist())))
                 continue
+            dominant, p_max, ok = dominant_all[wi], p_max_all[wi], valid[wi]
             if st is not None and in_scope and "st" not in st and "m" not in st:
                 ok_l, dom_l, top_l = ok.tolist(), dominant.tolist(), p_max.tolist()
                 last, thr = rule.last_col, rule.threshold

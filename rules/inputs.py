@@ -8,6 +8,7 @@ import numpy as np
 
 from emowatch.rules.errors import ScoresError
 from emowatch.rules.fields import EMOTIONS
+from emowatch.rules.windows import N_CLASSES
 
 SPEECH_MIN = 0.5
 """A frame is speech when its FrameScores ``speech`` probability is at least this (silero-vad's own threshold)."""
@@ -60,3 +61,36 @@ def speech_of(scores: dict[str, Any], n: int) -> np.ndarray | None:
     if sp.shape != (n,):
         raise ScoresError(f"speech has {sp.size} values, expected n_frames = {n}")
     return (sp >= SPEECH_MIN).astype(np.float64)
+
+
+def arrays_many(messages: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray | None] | ScoresError]:
+    """``(logits_of(m), speech_of(m, n))`` of many messages, or the :class:`ScoresError` they raise: the usual
+    messages (numpy arrays of the same length, canonical labels) are checked and converted with one array
+    operation per group (the same values as one by one), the others one at a time."""
+    out: list[Any] = [None] * len(messages)
+    groups: dict[tuple[int, bool], list[int]] = {}
+    for i, m in enumerate(messages):
+        n, raw, sp, labels = m.get("n_frames"), m.get("logits"), m.get("speech"), m.get("labels")
+        if (isinstance(raw, np.ndarray) and raw.ndim == 1 and isinstance(n, int) and raw.size == n * N_CLASSES
+                and (labels is None or labels == _CANONICAL)
+                and (sp is None or (isinstance(sp, np.ndarray) and sp.shape == (n,)))):
+            groups.setdefault((n, sp is not None), []).append(i)
+        else:
+            out[i] = _one(m)
+    for (n, with_speech), members in groups.items():
+        logits = np.stack([messages[i]["logits"] for i in members]).astype(np.float64).reshape(len(members), n,
+                                                                                                N_CLASSES)
+        finite = np.isfinite(logits).all(axis=(1, 2)).tolist()
+        speech = (np.stack([messages[i]["speech"] for i in members]).astype(np.float64) >= SPEECH_MIN
+                  ).astype(np.float64) if with_speech else None
+        for b, i in enumerate(members):
+            out[i] = (logits[b], None if speech is None else speech[b]) if finite[b] else _one(messages[i])
+    return out
+
+
+def _one(m: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None] | ScoresError:
+    try:
+        logits = logits_of(m)
+        return logits, speech_of(m, logits.shape[0])
+    except ScoresError as exc:
+        return exc
