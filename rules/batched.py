@@ -111,25 +111,25 @@ def _sequence_progress(crs: CompiledRuleSet, members: list[Pending], valid: np.n
         reached = ((dom == rule.last_col) & (top >= rule.threshold) & ok).any(axis=1).tolist()
         rows: list[int] = []
         start: list[Any] = []
+        rid = rule.id
         for b, p in enumerate(members):
             if reached[b]:
                 continue
-            st = p.rules_state.get(rule.id)
+            st = p.rules_state.get(rid)
             if st is not None and ("st" in st or "m" in st):
                 continue
             rows.append(b)
             start.append(None if st is None else st.get("sq"))
         if not rows:
             continue
-        steps = np.full((len(rows), len(rule.cols)), NO_STEP, dtype=np.int64)
-        for r, sq in enumerate(start):
-            if sq:
-                steps[r] = [NO_STEP if s is None else s for s in sq]
+        blank = [NO_STEP] * len(rule.cols)
+        steps = np.array([[NO_STEP if s is None else s for s in sq] if sq else blank for sq in start],
+                         dtype=np.int64).reshape(len(rows), len(rule.cols))
         sel = np.asarray(rows)
         progress_many(rule, steps, times[sel], dom[sel], top[sel], ok[sel])
         alive = (steps != NO_STEP).any(axis=1).tolist()
         for b, row, live in zip(rows, steps.tolist(), alive):
-            out[b][si] = [None if s == NO_STEP else s for s in row] if live else None
+            out[b][si] = ([None if s == NO_STEP else s for s in row] if NO_STEP in row else row) if live else None
     return out
 
 
