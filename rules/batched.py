@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from emowatch.rules.callstate import stored_call
 from emowatch.rules.combined import compound_many
 from emowatch.rules.compiler import CompiledRuleSet
 from emowatch.rules.conversation import run_many
@@ -174,11 +175,17 @@ def _step(item: tuple[dict[str, Any] | None, dict[str, Any]], crs: CompiledRuleS
 
 def stored_form(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` as :func:`~emowatch.rules.engine.step` stores it: every window ring and baseline row as its string
-    (:func:`~emowatch.rules.windows.encode_ring`); the same object when it holds no array."""
+    (:func:`~emowatch.rules.windows.encode_ring`), the conversation state in its stored form
+    (:func:`~emowatch.rules.callstate.stored_call`); the same object when it is that already."""
     roles = state.get("r") or {}
+    call = state.get("c")
+    stored_c = call if call is None else stored_call(call)
     if not any(isinstance(r.get("ring"), np.ndarray) or isinstance(r.get("pre"), np.ndarray) for r in roles.values()):
-        return state
-    return {**state, "r": {role: ({**r, **{k: encode_ring(r[k]) for k in ("ring", "pre")
-                                          if isinstance(r.get(k), np.ndarray)}}
-                                  if isinstance(r.get("ring"), np.ndarray) or isinstance(r.get("pre"), np.ndarray)
-                                  else r) for role, r in roles.items()}}
+        return state if stored_c is call else {**state, "c": stored_c}
+    out = {**state, "r": {role: ({**r, **{k: encode_ring(r[k]) for k in ("ring", "pre")
+                                         if isinstance(r.get(k), np.ndarray)}}
+                                 if isinstance(r.get("ring"), np.ndarray) or isinstance(r.get("pre"), np.ndarray)
+                                 else r) for role, r in roles.items()}}
+    if stored_c is not call:
+        out["c"] = stored_c
+    return out

@@ -192,18 +192,17 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None 
 
 
 def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> Item:
-    """This message's part in the conversation rules (:mod:`emowatch.rules.conversation`), on a copy of the call
-    state: recorded and evaluated by ``conversation.run_many`` (for many calls at once in ``step_many``)."""
+    """This message's part in the conversation rules (:mod:`emowatch.rules.conversation`), on a working copy of
+    the call state: recorded and evaluated by ``conversation.run_many`` (for many calls at once in ``step_many``)."""
     it = Item()
-    it.c = copy_call_state(p.state.get("c"))
+    it.c = c = copy_call_state(p.state.get("c"), crs)
     it.role, it.scores, it.speech, it.n, it.start, it.frame_ms = (p.role, p.scores, p.speech, p.logits.shape[0],
                                                                   p.start, p.frame_ms)
     it.end_of_call, it.times, it.base, it.events = p.end_of_call, win.times, p.base, p.events
-    it.roles = {**p.roles, p.role: {"rules": p.rules_state}}  # the roles' rule states, for inhibitions
+    it.role_states, it.rules_state = p.roles, p.rules_state  # for inhibitions
     it.values = it.valid = None
-    cols = crs.role_leaf_cols.get(p.role)
-    if cols is not None and win.times.shape[0] and not it.c.get("end"):
-        it.values, it.valid = given.values[:, cols], given.valid[:, cols]  # type: ignore[union-attr]
+    if p.role in crs.role_leaf_cols and win.times.shape[0] and not c.get("end"):
+        it.values, it.valid = given.values, given.valid  # type: ignore[union-attr]  # every column: run_many picks
     return it
 
 

@@ -194,12 +194,14 @@ def compile_tree(cond: Any, key: WindowKey, hop: int, subject: str) -> tuple[Any
 class Context(NamedTuple):
     """What a tree is evaluated on: the points' call offsets ``(K, n)`` (K calls or messages, n points each), the
     leaves' arrays, the conversation signals (``None`` for a rule scored on one role) and each row's node memory
-    (``mems[k]``: the rule's ``n`` of row k, mutated)."""
+    (``mems[k]``: the rule's ``n`` of row k, mutated; with ``shared``, the rows whose ``mems[k]`` must not change:
+    replaced by a changed copy instead, and no longer shared)."""
 
     times: np.ndarray
     leaf: Callable[[int], Arrays]
     conv: Callable[[Any], Arrays] | None
     mems: list[dict[str, Any]]
+    shared: list[bool] | None = None
 
 
 def evaluate(node: Any, ctx: Context) -> Arrays:
@@ -239,27 +241,45 @@ def in_span(times: np.ndarray, scope: tuple[int, int] | None) -> np.ndarray | No
     return None if scope is None else (times >= scope[0]) & (times <= scope[1])
 
 
-def _rows(on: np.ndarray, ctx: Context, sid: str) -> list[int]:
-    """The rows where a stateful node has something to do: its input holds somewhere, or it remembers something."""
-    any_on = on.any(axis=1)
-    return [k for k in range(len(ctx.mems)) if any_on[k] or sid in ctx.mems[k]]
+def _rows(on: np.ndarray, ctx: Context, sid: str) -> tuple[list[int], list[bool]]:
+    """The rows where a stateful node has something to do: its input holds somewhere, or it remembers something;
+    and per row whether its input holds somewhere."""
+    any_on = on.any(axis=1).tolist()
+    return [k for k in range(len(ctx.mems)) if any_on[k] or sid in ctx.mems[k]], any_on
 
 
-def _store(mem: dict[str, Any], sid: str, st: dict[str, Any]) -> None:
+def _own(ctx: Context, k: int) -> dict[str, Any]:
+    """Row ``k``'s memory, to change (copied first when it is shared)."""
+    if ctx.shared is not None and ctx.shared[k]:
+        ctx.mems[k] = dict(ctx.mems[k])
+        ctx.shared[k] = False
+    return ctx.mems[k]
+
+
+def _store(ctx: Context, k: int, sid: str, st: dict[str, Any]) -> None:
     if st:
-        mem[sid] = st
-    else:
-        mem.pop(sid, None)
+        _own(ctx, k)[sid] = st
+    elif sid in ctx.mems[k]:
+        _own(ctx, k).pop(sid)
 
 
 def _count(node: Count, ctx: Context) -> Arrays:
     _, h, v = evaluate(node.child, ctx)
     on = h & v
     values = np.zeros(on.shape)
-    for k in _rows(on, ctx, node.sid):
+    rows, any_on = _rows(on, ctx, node.sid)
+    last_t = ctx.times[:, -1].tolist() if rows else []
+    still: list[int] = []  # no new edge, none too old: the same count at every point, the memory as it is
+    counts: list[int] = []
+    for k in rows:
         st = ctx.mems[k].get(node.sid) or {}
-        edges: list[int] = list(st.get("e", []))
+        edges: list[int] = st.get("e", [])
         prev = bool(st.get("p"))
+        if not any_on[k] and not prev and (not edges or edges[0] > last_t[k] - node.within_ms):
+            still.append(k)
+            counts.append(len(edges))
+            continue
+        edges = list(edges)
         row = values[k]
         for j, (t, x) in enumerate(zip(ctx.times[k].tolist(), on[k].tolist())):
             if x and not prev:
@@ -268,7 +288,9 @@ def _count(node: Count, ctx: Context) -> Arrays:
             while edges and edges[0] <= t - node.within_ms:
                 edges.pop(0)
             row[j] = len(edges)
-        _store(ctx.mems[k], node.sid, {key: val for key, val in (("e", edges), ("p", 1 if prev else 0)) if val})
+        _store(ctx, k, node.sid, {key: val for key, val in (("e", edges), ("p", 1 if prev else 0)) if val})
+    if still:
+        values[still] = np.array(counts, dtype=np.float64)[:, None]
     return values, values >= node.at_least, np.ones(on.shape, dtype=bool)
 
 
@@ -277,7 +299,7 @@ def _not_followed_by(node: NotFollowedBy, ctx: Context) -> Arrays:
     _, hb, vb = evaluate(node.then, ctx)
     a_on, b_on = ha & va, hb & vb
     values, holds = np.zeros(a_on.shape), np.zeros(a_on.shape, dtype=bool)
-    for k in _rows(a_on, ctx, node.sid):
+    for k in _rows(a_on, ctx, node.sid)[0]:
         st = dict(ctx.mems[k].get(node.sid) or {})
         for j, (t, a, b) in enumerate(zip(ctx.times[k].tolist(), a_on[k].tolist(), b_on[k].tolist())):
             if "a" in st:
@@ -290,7 +312,7 @@ def _not_followed_by(node: NotFollowedBy, ctx: Context) -> Arrays:
             if "a" not in st and a and not st.get("p") and not b:
                 st["a"] = t
             st["p"] = 1 if a else 0
-        _store(ctx.mems[k], node.sid, {key: val for key, val in st.items() if val or key == "a"})
+        _store(ctx, k, node.sid, {key: val for key, val in st.items() if val or key == "a"})
     return values, holds, np.ones(a_on.shape, dtype=bool)
 
 
@@ -302,7 +324,25 @@ def _silence(node: Silence, ctx: Context) -> Arrays:
     _, ha, va = ctx.leaf(node.after.i)
     a_on = ha & va
     out = np.zeros(holds.shape, dtype=bool)
-    for k in _rows(a_on, ctx, node.sid):
+    rows, any_on = _rows(a_on, ctx, node.sid)
+    quiet: list[int] = []  # only remembered: the same for all their points, column-wise
+    for k in rows:
+        if not any_on[k]:
+            if (ctx.mems[k][node.sid] or {}).get("a") is None:
+                _own(ctx, k).pop(node.sid)  # (nothing to remember)
+            else:
+                quiet.append(k)
+    if quiet:
+        last = np.full(len(out), np.nan)
+        last[quiet] = [ctx.mems[k][node.sid]["a"] for k in quiet]
+        out = holds & (ctx.times - values * 1000.0 - last[:, None] <= node.within_ms)  # (nan: not remembered)
+        gone = ((ctx.times[:, -1] - last > node.within_ms + node.min_ms) & ~out[:, -1]).tolist()
+        for k in quiet:
+            if gone[k]:  # too long ago to matter again: a silence it could start has already reached min
+                _own(ctx, k).pop(node.sid)
+    for k in rows:
+        if not any_on[k]:
+            continue
         st = ctx.mems[k].get(node.sid)
         last = None if not st else st.get("a")
         times = ctx.times[k].tolist()
@@ -313,5 +353,5 @@ def _silence(node: Silence, ctx: Context) -> Arrays:
                 out[k, j] = t - silent * 1000.0 - last <= node.within_ms
         if last is not None and times[-1] - last > node.within_ms + node.min_ms and not out[k, -1]:
             last = None  # too long ago to matter again: a silence it could start has already reached min
-        _store(ctx.mems[k], node.sid, {} if last is None else {"a": last})
+        _store(ctx, k, node.sid, {} if last is None else {"a": last})
     return values, out, valid

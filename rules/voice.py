@@ -2,13 +2,13 @@
 
 Input per call: its bins' speech bits for each role (bit i = frame i of the bin spoke; :data:`UNKNOWN` where the
 role's voice activity is not known) and its carried state. Output per conversation node: ``(values, holds, valid)``
-arrays ``(K calls, n points)``. Everything is array operations over ``(K, roles, n bins)`` or ``(K, roles, frames)``:
-running maxima carry "last speech end", "current run start" and "current overlap" from frame to frame.
+arrays ``(K calls, n points)``. Everything is array operations over ``(K, roles, n bins)``, frames as the bits of
+their bin's mask: running maxima over the bins carry "last speech end", "current run start" and "current overlap"
+(a few operations per call whatever its number of frames; the calls' own Python work stays in the caller).
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ class Group:
     last_end: np.ndarray     # (K, R) ms of the last speech frame's end before the advance (nan: never spoke)
     run_start: np.ndarray    # (K, R) start of that speech run (nan)
     overlap: np.ndarray      # (K, 3) start, end of the last overlap run, who started it (0 nobody, 1 + role index)
-    talk: np.ndarray | None  # (K, L, 2) speech frames per bin of the last L bins (L: the longest talk window)
+    talk: np.ndarray | None  # (K, 2, L) speech frames per bin of the last L bins (L: the longest talk window)
     talk_seen: np.ndarray | None  # (K,) bins of history in ``talk`` (at most L)
 
 
@@ -45,36 +45,37 @@ def signals(g: Group, nodes: list[Any], hop: int, frame_ms: int) -> tuple[dict[A
     bits = np.where(known, g.bits, 0)
     b0 = (g.first[:, None] + np.arange(n)) * hop                     # (K, n) bin starts
     times = b0 + hop
-    _, length = np.frexp(bits.astype(np.float64))                    # index of the highest bit + 1 (0 for 0)
+    length = _bitlen(bits)                                           # index of the highest bit + 1 (0 for 0)
     ends = np.where(bits > 0, b0[:, None, :] + length * frame_ms, _NAN)
     last = np.fmax.accumulate(np.concatenate((g.last_end[..., None], ends), axis=2), axis=2)[..., 1:]
     out: dict[Any, tuple] = {}
     carried: dict[str, Any] = {"last_end": last[..., -1], "run_start": g.run_start, "overlap": g.overlap,
                                "talk": g.talk, "talk_seen": g.talk_seen}
-    ov = None
+    ov = both = None
+    if r == 2:
+        both = known[:, 0] & known[:, 1]
     for node in nodes:
         if node in out:
             continue
         if isinstance(node, Silence):
-            out[node] = _silence(node, g.roles, last, known, times)
+            out[node] = _silence(node, g.roles, last, known, times, both)
         elif isinstance(node, Overtalk):
-            if r != 2:
+            if both is None:
                 out[node] = _never(k, n)
                 continue
             if ov is None:
                 ov = _overlaps(g, bits, hop, frame_ms, times, carried)
-            o_len, o_on, who = ov
+                ov = (*ov, ov[1] & both)
+            o_len, _, who, on = ov
             mine = (who >= 0) if node.role == "ANY" else who == 1 + g.roles.index(node.role)
-            both = known[:, 0] & known[:, 1]
-            out[node] = (o_len, o_on & mine & (o_len * 1000.0 >= node.min_ms) & both, both)
+            out[node] = (o_len, on & mine & (o_len * 1000.0 >= node.min_ms), both)
     talks = [x for x in nodes if isinstance(x, Talk)]
     if talks:
-        if r != 2 or g.talk is None:
+        if both is None or g.talk is None:
             for node in talks:
                 out[node] = _never(k, n)
         else:
             window = _talk(g, bits, carried)
-            both = known[:, 0] & known[:, 1]
             for node in talks:
                 mine, total, full = window(node.bins, g.roles.index(node.role))
                 valid = full & (total * frame_ms >= node.min_speech_ms) & both
@@ -87,80 +88,126 @@ def _never(k: int, n: int) -> tuple:
     return np.zeros((k, n)), np.zeros((k, n), dtype=bool), np.zeros((k, n), dtype=bool)
 
 
-def _silence(node: Silence, roles: tuple[str, ...], last: np.ndarray, known: np.ndarray, times: np.ndarray) -> tuple:
-    idx = list(range(len(roles))) if node.role == "BOTH" else [roles.index(node.role)] if node.role in roles else []
-    if not idx:
+def _silence(node: Silence, roles: tuple[str, ...], last: np.ndarray, known: np.ndarray, times: np.ndarray,
+             both: np.ndarray | None) -> tuple:
+    if node.role == "BOTH" and len(roles) == 2:
+        latest, ok = np.fmax(last[:, 0], last[:, 1]), both
+    elif node.role == "BOTH" or node.role in roles:
+        i = 0 if node.role == "BOTH" else roles.index(node.role)
+        latest, ok = last[:, i], known[:, i]
+    else:
         return _never(*times.shape)
-    latest = np.fmax.reduce(last[:, idx], axis=1) if len(idx) > 1 else last[:, idx[0]]
-    valid = ~np.isnan(latest) & known[:, idx].all(axis=1)
-    silent = np.where(valid, (times - np.nan_to_num(latest)) / 1000.0, 0.0)
+    valid = (latest == latest) & ok
+    silent = np.where(valid, (times - latest) / 1000.0, 0.0)
     return silent, valid & (silent * 1000.0 >= node.min_ms), valid
 
 
 def _overlaps(g: Group, bits: np.ndarray, hop: int, frame_ms: int, times: np.ndarray,
               carried: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per point: the current overlap's length (s), whether one is going on, who started it (0 nobody: both at
-    once, 1 + role index; -1 none); carries each role's run start and the overlap run."""
+    once, 1 + role index; -1 none); carries each role's run start and the overlap run.
+
+    Frame ``i`` of the advance starts at ``first * hop + i * frame_ms``; a frame starts a run (of a role's speech,
+    or of overlap) when no such frame ended within :data:`BRIDGE_MS` before it (nor the carried end). Computed
+    on the bins' bit masks (bit b of bin j: frame ``j * per_bin + b``), not frame by frame."""
     k, _, n = bits.shape
     per_bin = hop // frame_ms
-    speaking = ((bits[..., None] >> np.arange(per_bin)) & 1).astype(bool).reshape(k, 2, n * per_bin)
-    fs = g.first[:, None] * hop + np.arange(n * per_bin) * frame_ms     # (K, N) frame starts
-    fe = fs + frame_ms
-    starts = []
-    for r in (0, 1):
-        s = speaking[:, r]
-        prev = np.fmax.accumulate(np.concatenate((g.last_end[:, r:r + 1], np.where(s, fe, _NAN)), axis=1),
-                                  axis=1)[:, :-1]
-        new_run = s & (np.isnan(prev) | (fs - prev > BRIDGE_MS))
-        acc = np.fmax.accumulate(np.concatenate((g.run_start[:, r:r + 1], np.where(new_run, fs, _NAN)), axis=1),
-                                 axis=1)[:, 1:]
-        starts.append(acc)
-    carried["run_start"] = np.stack([a[:, -1] for a in starts], axis=1)
-    both = speaking[:, 0] & speaking[:, 1]
-    ov_ends = np.concatenate((g.overlap[:, 1:2], np.where(both, fe, _NAN)), axis=1)
-    prev = np.fmax.accumulate(ov_ends, axis=1)[:, :-1]
-    new_ov = both & (np.isnan(prev) | (fs - prev > BRIDGE_MS))
-    who_at = np.where(starts[0] > starts[1], 1, np.where(starts[1] > starts[0], 2, 0))
-    pos = np.maximum.accumulate(np.where(new_ov, np.arange(n * per_bin), -1), axis=1)
+    fs0 = g.first[:, None] * hop                                        # (K, 1) the first frame's start
+    base = np.arange(n) * per_bin                                       # each bin's first frame
+    masks = np.concatenate((bits, (bits[:, 0] & bits[:, 1])[:, None]), axis=1)   # (K, 3, n): the roles, overlap
+    ends = np.concatenate((g.last_end, g.overlap[:, 1:2]), axis=1)[..., None]    # (K, 3, 1) their carried ends
+    limit = (BRIDGE_MS + ends - fs0[..., None]) // frame_ms              # the last frame they bridge to
+    limit = np.where(limit == limit, limit, _NONE).astype(np.int64)
+    last = _last_frame(masks, base)
+    firsts = _run_firsts(masks, _before(last), BRIDGE_MS // frame_ms + 1, per_bin, base, limit)
+    first_last = _last_frame(firsts, base)
+    run_before = _before(first_last[:, :2])
+    final = np.maximum(run_before[..., -1], first_last[:, :2, -1])
+    carried["run_start"] = np.fmax(g.run_start, np.where(final >= 0, fs0 + final * frame_ms, _NAN))
+    pos = np.maximum.accumulate(first_last[:, 2], axis=-1)             # each point's overlap run: first frame
+    end = np.maximum.accumulate(last[:, 2], axis=-1)                   # and last one so far
     has = pos >= 0
     safe = np.maximum(pos, 0)
-    run_start = np.where(has, np.take_along_axis(fs, safe, axis=1), g.overlap[:, :1])
-    run_who = np.where(has, np.take_along_axis(who_at, safe, axis=1), g.overlap[:, 2:3])
-    run_end = np.fmax.accumulate(ov_ends, axis=1)[:, 1:]
-    at = (np.arange(1, n + 1) * per_bin - 1)                           # each point's last frame
-    e, s, w = run_end[:, at], run_start[:, at], run_who[:, at]
-    on = ~np.isnan(e) & (times - np.nan_to_num(e, nan=-1e18) <= BRIDGE_MS)
+    at_bin = (safe // per_bin)[:, None, :]                              # (K, 1, n): where each run began
+    rows, roles = np.arange(k)[:, None, None], np.arange(2)[:, None]
+    upto = firsts[rows, roles, at_bin] & _low(safe % per_bin + 1)[:, None, :]
+    began = np.where(upto > 0, at_bin * per_bin + _bitlen(upto) - 1, run_before[rows, roles, at_bin])
+    starts = np.fmax(g.run_start[..., None], np.where(began >= 0, fs0[..., None] + began * frame_ms, _NAN))
+    who = np.where(starts[:, 0] > starts[:, 1], 1, np.where(starts[:, 1] > starts[:, 0], 2, 0))
+    s = np.where(has, fs0 + safe * frame_ms, g.overlap[:, :1])
+    w = np.where(has, who, g.overlap[:, 2:3])
+    e = np.fmax(g.overlap[:, 1:2], np.where(end >= 0, fs0 + (end + 1) * frame_ms, _NAN))
+    on = times - e <= BRIDGE_MS                                         # (nan: none, false)
     length = np.where(on, (e - s) / 1000.0, 0.0)
     live = on[:, -1]
     carried["overlap"] = np.where(live[:, None], np.stack((s[:, -1], e[:, -1], w[:, -1]), axis=1), _NAN)
     return length, on, np.where(on, w, -1)
 
 
+_NONE = -(1 << 40)
+"""No such frame (a frame index far before any)."""
+
+
+def _run_firsts(m: np.ndarray, before: np.ndarray, reach: int, per_bin: int, base: np.ndarray,
+                limit: np.ndarray) -> np.ndarray:
+    """The frames (bit masks per bin, last axis) that start a run: set, and none set within ``reach`` frames before
+    them - in the same bin, in an earlier one (``before``: their last) or up to frame ``limit`` (the carried end)."""
+    near = np.zeros_like(m)
+    span = min(reach, per_bin - 1)
+    if span > 0:  # the same bin: the mask shifted by 1 .. span frames
+        near, done = m << 1, 1
+        while done < span:
+            step = min(done, span - done)
+            near, done = near | (near << step), done + step
+    lim = np.maximum(before + reach, limit) - base                      # frames up to this one (in the bin) are near
+    return m & ~(near | _low(np.clip(lim + 1, 0, per_bin)))
+
+
+def _last_frame(m: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Per bin the index of its last set frame (:data:`_NONE`: none)."""
+    return np.where(m > 0, base + _bitlen(m) - 1, _NONE)
+
+
+def _before(last: np.ndarray) -> np.ndarray:
+    """Per bin the last set frame of the bins before it (:data:`_NONE`: none)."""
+    out = np.full(last.shape, _NONE, dtype=np.int64)
+    np.maximum.accumulate(last[..., :-1], axis=-1, out=out[..., 1:])
+    return out
+
+
+def _low(count: np.ndarray) -> np.ndarray:
+    """Masks of the lowest ``count`` bits (0 .. 63)."""
+    return np.left_shift(1, count.astype(np.int64)) - 1
+
+
+def _bitlen(x: np.ndarray) -> np.ndarray:
+    """The bit length of each value (0 .. 2**63 - 1), exactly (below 2**53 a float64 holds it; else by halves)."""
+    if x.size and x.max() >= _EXACT:
+        hi, lo = x >> 32, x & 0xFFFFFFFF
+        return np.where(hi > 0, 32 + np.frexp(hi.astype(np.float64))[1], np.frexp(lo.astype(np.float64))[1])
+    return np.frexp(x.astype(np.float64))[1]
+
+
+_EXACT = 1 << 53
+
+
 def _talk(g: Group, bits: np.ndarray, carried: dict[str, Any]) -> Any:
-    counts = np.bitwise_count(bits).astype(np.int64).transpose(0, 2, 1)   # (K, n, 2)
-    hist = g.talk.astype(np.int64)  # type: ignore[union-attr]
-    longest, n = hist.shape[1], counts.shape[1]
-    allc = np.concatenate((hist, counts), axis=1)
-    csum = np.concatenate((np.zeros((len(allc), 1, 2), dtype=np.int64), np.cumsum(allc, axis=1)), axis=1)
+    """Per talk window of ``w`` bins, at every point: each role's speech frames in the last ``w`` bins (the history's
+    last ones, plus the new bins up to the point, minus those that left the window), exact integers."""
+    counts = np.bitwise_count(bits).astype(np.uint8)                    # (K, 2, n)
+    hist = g.talk
+    longest, n = hist.shape[2], counts.shape[2]  # type: ignore[union-attr]
+    allc = np.concatenate((hist, counts), axis=2)  # type: ignore[arg-type]
     seen = g.talk_seen
-    carried["talk"] = allc[:, -longest:].astype(np.uint8)
+    carried["talk"] = allc[..., -longest:]
     carried["talk_seen"] = np.minimum(seen + n, longest)  # type: ignore[operator]
-    ends = longest + np.arange(1, n + 1)
+    added = np.cumsum(counts, axis=2, dtype=np.int64)                  # the new bins' frames up to each point
 
     def window(w: int, idx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        span = csum[:, ends] - csum[:, ends - w]                               # (K, n, 2)
+        before = allc[..., longest - w:longest].sum(axis=2, dtype=np.int64)              # (K, 2)
+        dropped = np.cumsum(allc[..., longest - w:longest - w + n], axis=2, dtype=np.int64)   # left the window
+        span = before[..., None] + (added - dropped)                                       # (K, 2, n)
         full = (seen[:, None] + np.arange(1, n + 1)) >= w  # type: ignore[index]
-        return span[..., idx].astype(np.float64), span.sum(axis=2).astype(np.float64), full
+        return span[:, idx], span[:, 0] + span[:, 1], full
 
     return window
-
-
-def encode_talk(rows: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(rows, dtype=np.uint8).tobytes()).decode("ascii")
-
-
-def decode_talk(text: str | None, longest: int) -> np.ndarray:
-    raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8).reshape(-1, 2) if text else np.zeros((0, 2), np.uint8)
-    if len(raw) >= longest:
-        return raw[-longest:]
-    return np.concatenate((np.zeros((longest - len(raw), 2), dtype=np.uint8), raw))
