@@ -50,15 +50,18 @@ def combined_item(crs: Any, rule: Any, times: np.ndarray, values: np.ndarray, ho
 
 
 def compound_many(crs: Any, times: np.ndarray, values: np.ndarray, holds: np.ndarray, valid: np.ndarray,
-                  members: list[Any]) -> list[dict[str, tuple[Any, Any, dict[str, Any], bool]]]:
-    """Per member of a group: every combined rule's tree values and holds at its points (inside the rule's span),
-    its new node memory and whether it holds anywhere, the trees evaluated on the whole group's arrays at once
-    (rows: messages)."""
-    out: list[dict[str, tuple[Any, Any, dict[str, Any], bool]]] = [{} for _ in members]
+                  members: list[Any]) -> list[list[tuple[Any, tuple[Any, Any, dict[str, Any], bool]]]]:
+    """Per member of a group: ``(rule, given)`` for every combined rule that has something to do in that message -
+    it has a state, a node memory, or it holds somewhere - with its tree values and holds at the message's points
+    (inside the rule's span), its new node memory and whether it holds anywhere (the ``given`` of
+    :func:`combined_item`); the trees evaluated on the whole group's arrays at once (rows: messages). A rule
+    absent for a member changes nothing there."""
+    out: list[list[tuple[Any, tuple[Any, Any, dict[str, Any], bool]]]] = [[] for _ in members]
     for rule in crs.compound_rules:
         cols = crs.leaf_cols[rule.id]
         rid = rule.id
-        mems = [dict(st.get("n", {})) if (st := p.rules_state.get(rid)) else {} for p in members]
+        states = [p.rules_state.get(rid) for p in members]
+        mems = [dict(st.get("n", {})) if st else {} for st in states]
 
         def leaf(i: int, cols: np.ndarray = cols) -> tuple[np.ndarray, ...]:
             c = cols[i]
@@ -68,6 +71,7 @@ def compound_many(crs: Any, times: np.ndarray, values: np.ndarray, holds: np.nda
         span = in_span(times, rule.scope)
         if span is not None:
             h = h & span
-        for o, v_b, h_b, mem, any_b in zip(out, v, h, mems, h.any(axis=1).tolist()):
-            o[rid] = (v_b, h_b, mem, any_b)
+        for b, any_b in enumerate(h.any(axis=1).tolist()):
+            if any_b or states[b] is not None or mems[b]:
+                out[b].append((rule, (v[b], h[b], mems[b], any_b)))
     return out

@@ -140,8 +140,9 @@ class Given(NamedTuple):
     progress: dict[int, list[int | None] | None] | None = None
     """sequence rule index -> its new ``sq`` (None: no progress), for the rules that can only progress in this
     message (``lifecycle.progress_many``); absent rules go point by point"""
-    compound: dict[str, tuple[Any, Any, dict[str, Any]]] | None = None
-    """combined rule id -> its tree's values and holds at every point and its new node memory"""
+    compound: list[tuple[Any, tuple[Any, ...]]] | None = None
+    """the combined rules with something to do, each with its tree's values and holds at every point, its new node
+    memory and whether it holds anywhere (``combined.compound_many``); the others change nothing"""
 
 
 def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None = None,
@@ -244,9 +245,8 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     if crs.threshold_matrix.shape[1]:
         values, holds, valid_r, any_hold = given[:4]  # finish computes them when they are not given
         compound = given.compound
-        for rule in crs.compound_rules:
-            item = combined_item(crs, rule, win.times, values, holds, valid_r, rules_state, rule.id in scoped,
-                                 None if compound is None else compound.get(rule.id))
+        for rule, part in (((r, None) for r in crs.compound_rules) if compound is None else compound):
+            item = combined_item(crs, rule, win.times, values, holds, valid_r, rules_state, rule.id in scoped, part)
             if item is not None:
                 active.append(item)
         hist_r = valid_r if hist is None else None  # computed when a threshold rule needs it
