@@ -22,6 +22,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,7 +37,7 @@ _EMPTY_RING = np.zeros((0, ROW))
 _INDEX_CACHE: dict[tuple[int, int, tuple], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class WindowResult:
     """Evaluation points of one message and the windowed probabilities at each.
 
@@ -258,7 +259,10 @@ def _rows(logits: np.ndarray, sp: np.ndarray | None, lay: Layout, per_bin: int, 
         if speech and sp is not None:
             w = sp.reshape(*lead, nb, per_bin)
             w.sum(axis=-1, out=blk[..., 0])
-            (frames * w[..., None]).sum(axis=-2, out=blk[..., 1:])
+            sums = blk[..., 1:]  # the frames' weighted sum, frame after frame (as a sum along the frames)
+            np.multiply(frames[..., 0, :], w[..., 0, None], out=sums)
+            for f in range(1, per_bin):
+                sums += frames[..., f, :] * w[..., f, None]
         else:
             blk[..., 0] = per_bin
             frames.sum(axis=-2, out=blk[..., 1:])
@@ -372,7 +376,8 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         end_idx, start_idx, valid = _indices(k, nb, lay)
         span = csum[:, end_idx] - csum[:, start_idx]                 # (size, n_windows * nb, width)
         pres = [items[i][7] if len(items[i]) > 7 else "" for i, _ in members] if has_base else []
-        pre_rows = (np.stack([_pre_row(p, lay.width) for p in pres]) if has_base else None)
+        pre_rows = ((np.concatenate(pres) if all(isinstance(p, np.ndarray) and p.shape == (1, lay.width) for p in pres)
+                     else np.stack([_pre_row(p, lay.width) for p in pres])) if has_base else None)
         probs, ok, hist = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4],
                            with_speech and bool(lay.speech.any()))
         rings = rows[:, -keep:].astype(_RING_DTYPE) if keep > 0 else None
@@ -384,10 +389,9 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         new_pres = None
         if has_base and dropped > 0:  # kept as float32 arrays, the values encode_ring stores (see stored_form)
             new_pres = (pre_rows + rows[:, :dropped].sum(axis=1)).astype(_RING_DTYPE)[:, None, :]  # type: ignore[operator]
-        for b, (i, _) in enumerate(members):
-            new_pre = pres[b] if has_base else ""
-            if new_pres is not None:
-                new_pre = new_pres[b]
-            out[i] = WindowResult(times=times[b], probs=probs[b], valid=ok[b], hist=None if hist is None else valid,
-                                  ring=rings[b] if rings is not None else "", open=None, pre=new_pre)
+        shared_hist = None if hist is None else valid
+        for (i, _), t, pr, o, ring, new_pre in zip(members, times, probs, ok,
+                                                   repeat("") if rings is None else rings,
+                                                   (pres if has_base else repeat("")) if new_pres is None else new_pres):
+            out[i] = WindowResult(t, pr, o, shared_hist, ring, None, new_pre)
     return out  # type: ignore[return-value]
