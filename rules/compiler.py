@@ -137,7 +137,7 @@ class CompiledRuleSet:
         (``CompiledRule.in_scope`` of every rule, cached per distinct input)."""
         keys = self._attribute_keys
         key = (role, business_line, *(attributes.get(k) for k in keys)) if keys else (role, business_line)
-        hit = self._scopes.get(key)
+        hit = self._scopes.get(key)  # (an inlined form of this lookup: engine._run_points)
         if hit is None:
             hit = frozenset(r.id for r in self.rules if r.in_scope(role, business_line, attributes))
             if len(self._scopes) < 4096:

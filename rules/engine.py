@@ -101,7 +101,8 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any], crs: CompiledRul
     p.rules_state = rules_state = ({rid: dict(st) for rid, st in old.get("rules", {}).items()}  # type: ignore[union-attr]
                                    if live else {})
     p.events = events = []
-    for rid in [r for r in rules_state if r not in crs.by_id]:  # rule removed or disabled by a reload
+    for rid in ([] if rules_state.keys() <= crs.by_id.keys()
+                else [r for r in rules_state if r not in crs.by_id]):  # rule removed or disabled by a reload
         snap = rules_state.pop(rid).get("ev")
         if snap is not None:
             events.append(make_event("RESOLVED", snap, crs, scores, start, snap["v"], base))
@@ -237,7 +238,9 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     (nothing can happen to them); the others go through the lifecycle point by point."""
     business_line = scores.get("business_line") or ""
     attributes = scores.get("attributes") or {}
-    scoped = crs.scoped(role, business_line, attributes)
+    scoped = None if crs._attribute_keys else crs._scopes.get((role, business_line))  # crs.scoped, inlined
+    if scoped is None:
+        scoped = crs.scoped(role, business_line, attributes)
     active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, observe, in_scope, dominant, p_max)
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
     hist = win.hist  # None: the same as valid; else a point with too little speech counts, its condition false

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -83,8 +84,8 @@ def arrays_many(messages: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.nda
         finite = np.isfinite(logits).all(axis=(1, 2)).tolist()
         speech = (np.stack([messages[i]["speech"] for i in members]).astype(np.float64) >= SPEECH_MIN
                   ).astype(np.float64) if with_speech else None
-        for b, i in enumerate(members):
-            out[i] = (logits[b], None if speech is None else speech[b]) if finite[b] else _one(messages[i])
+        for i, ok, lg, sp in zip(members, finite, logits, repeat(None) if speech is None else speech):
+            out[i] = (lg, sp) if ok else _one(messages[i])
     return out
 
 
