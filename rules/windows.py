@@ -216,15 +216,17 @@ def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre:
         else:
             sel = np.take_along_axis(span, lay.blocks.reshape((1,) * len(lead) + (nk, 1, 1, 1)), axis=-2)[..., 0, :]
     hist = np.broadcast_to(valid, (*lead, *valid.shape)) if lead else valid
+    # the means and their softmax with the classes first: contiguous, and exact (the max and sum of small rows are
+    # slow along a short last axis)
+    by_class = np.empty((ROW - 1, *sel.shape[:-1]))
     if counts_vary or lay.has_baseline:
         counts = sel[..., 0]
         ok = valid & (counts >= lay.need(per_bin, frame_ms))
-        mean = sel[..., 1:] / np.maximum(counts, 1.0)[..., None]
+        np.divide(np.moveaxis(sel[..., 1:], -1, 0), np.maximum(counts, 1.0), out=by_class)
     else:
         ok, hist = hist, None
-        mean = sel[..., 1:] / sel[..., :1]
-    by_class = np.moveaxis(mean, -1, 0).copy()  # the softmax with the classes first: contiguous, and exact (the max
-    by_class -= np.maximum.reduce(by_class, axis=0)  # and sum of small rows are slow along a short last axis)
+        np.divide(np.moveaxis(sel[..., 1:], -1, 0), sel[..., 0], out=by_class)
+    by_class -= np.maximum.reduce(by_class, axis=0)
     np.exp(by_class, out=by_class)
     by_class /= np.add.reduce(by_class, axis=0)
     mean = np.moveaxis(by_class, 0, -1)
@@ -235,17 +237,12 @@ def _score(span: np.ndarray, lay: Layout, n_points: int, valid: np.ndarray, pre:
     return mean, ok, hist
 
 
-def _cumsum_bins(rows: np.ndarray) -> np.ndarray:
-    """``rows`` ``(size, n_bins, width)`` -> cumulative sums along the bins with a leading zero row: the values of
-    ``np.cumsum`` (the same additions in the same order), bin after bin over the whole group (faster than
-    ``cumsum`` along a middle axis)."""
-    size, n_bins, width = rows.shape
-    csum = np.empty((n_bins + 1, size, width))
-    csum[0] = 0.0
-    csum[1:] = rows.transpose(1, 0, 2)
-    for b in range(1, n_bins + 1):
+def _accumulate(csum: np.ndarray) -> None:
+    """Bins ``csum[1:]`` (``(n_bins + 1, size, width)``, ``csum[0]`` zero) -> their cumulative sums, in place: the
+    values of ``np.cumsum`` (the same additions in the same order), bin after bin over the whole group (faster than
+    ``cumsum`` along a middle axis, and so are gathers of whole bins)."""
+    for b in range(1, len(csum)):
         np.add(csum[b - 1], csum[b], out=csum[b])
-    return csum.transpose(1, 0, 2)
 
 
 def _rows(logits: np.ndarray, sp: np.ndarray | None, lay: Layout, per_bin: int, nb: int) -> np.ndarray:
@@ -371,27 +368,33 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
         logits = np.stack([items[i][2] for i, _ in members])
         sp = np.stack([items[i][6] for i, _ in members]) if with_speech else None
         new = _rows(logits, sp, lay, per_bin, nb)
-        rows = np.concatenate((np.stack([old for _, old in members]), new), axis=1) if k else new
-        csum = _cumsum_bins(rows)
+        csum = np.empty((k + nb + 1, len(members), lay.width))  # bins first: the group's rows, then their sums
+        csum[0] = 0.0
+        if k:
+            np.stack([old for _, old in members], axis=1, out=csum[1:k + 1])
+        csum[k + 1:] = new.transpose(1, 0, 2)
+        rings = (np.ascontiguousarray(csum[1:][-keep:].transpose(1, 0, 2), dtype=_RING_DTYPE)  # a row per call
+                 if keep > 0 else None)
+        dropped = k + nb - max(keep, 0)
+        dropped_sum = csum[1:dropped + 1].sum(axis=0) if has_base and dropped > 0 else None
+        _accumulate(csum)
         end_idx, start_idx, valid = _indices(k, nb, lay)
-        span = csum[:, end_idx] - csum[:, start_idx]                 # (size, n_windows * nb, width)
+        span = (csum[end_idx] - csum[start_idx]).transpose(1, 0, 2)  # (size, n_windows * nb, width)
         pres = [items[i][7] if len(items[i]) > 7 else "" for i, _ in members] if has_base else []
         pre_rows = ((np.concatenate(pres) if all(isinstance(p, np.ndarray) and p.shape == (1, lay.width) for p in pres)
                      else np.stack([_pre_row(p, lay.width) for p in pres])) if has_base else None)
         probs, ok, hist = _score(span, lay, nb, valid, pre_rows, per_bin, items[members[0][0]][4],
                            with_speech and bool(lay.speech.any()))
-        rings = rows[:, -keep:].astype(_RING_DTYPE) if keep > 0 else None
         firsts = np.array([items[i][3] // hop for i, _ in members], dtype=np.int64)
         times = (firsts[:, None] + np.arange(1, nb + 1, dtype=np.int64)) * hop
         if groups is not None:
             groups.append(([i for i, _ in members], probs, ok, times, valid if hist is not None else None))
-        dropped = k + nb - max(keep, 0)
         new_pres = None
-        if has_base and dropped > 0:  # kept as float32 arrays, the values encode_ring stores (see stored_form)
-            new_pres = (pre_rows + rows[:, :dropped].sum(axis=1)).astype(_RING_DTYPE)[:, None, :]  # type: ignore[operator]
+        if dropped_sum is not None:  # kept as float32 arrays, the values encode_ring stores (see stored_form)
+            new_pres = (pre_rows + dropped_sum).astype(_RING_DTYPE)[:, None, :]  # type: ignore[operator]
         shared_hist = None if hist is None else valid
+        pre_out = (pres if has_base else repeat("")) if new_pres is None else new_pres
         for (i, _), t, pr, o, ring, new_pre in zip(members, times, probs, ok,
-                                                   repeat("") if rings is None else rings,
-                                                   (pres if has_base else repeat("")) if new_pres is None else new_pres):
+                                                   repeat("") if rings is None else rings, pre_out):
             out[i] = WindowResult(t, pr, o, shared_hist, ring, None, new_pre)
     return out  # type: ignore[return-value]
