@@ -26,13 +26,15 @@ per role..., overlap start, end, who started it (0: both at once, 1 + role index
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import is_, is_not
 from typing import Any
 
 import numpy as np
 
 from emowatch.rules.callstate import stored_call, talk_rows, working_copy
 from emowatch.rules.lifecycle import LIFECYCLE_KEYS, call_inhibited, make_event, snapshot, transition
-from emowatch.rules.pending import NAN, leaf_values, take
+from emowatch.rules.pending import NAN, leaf_values, record_next, take
 from emowatch.rules.pending import bits_many as _bits_many
 from emowatch.rules.pending import record as _record
 from emowatch.rules.tree import Context, evaluate, in_span
@@ -77,8 +79,20 @@ def run_many(items: list[Item], crs: Any) -> None:
         if c.get("end"):
             continue
         cols = role_cols.get(it.role)
-        _record(it, bins, bts, values, hop, 0 if cols is None else len(cols))
-        span = _frontier(c, lag)
+        width = 0 if cols is None else len(cols)
+        end = record_next(it, bins, bts, values, hop, width)
+        span = None
+        if end is not None and len(x := c["x"]) == 2:  # the usual case: both roles live, the frontier at once
+            other = c["p"].get(x[0] if x[1] == it.role else x[1])
+            f = c.get("f")
+            if other is not None and (b := other["b"]) is not None and "e" not in other and f is not None:
+                end_o = b + len(other["s"])
+                low, high = (end, end_o) if end < end_o else (end_o, end)
+                span = f, max(low, high - lag, f)
+        if span is None:
+            if end is None:
+                _record(it, bins, bts, values, hop, width)
+            span = _frontier(c, lag)
         if span is not None:
             f, nf = span
             if nf > f:
@@ -220,8 +234,13 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], rstates: list[dict[str,
     span = in_span(times, rule.scope)
     if span is not None:
         holds = holds & span
-    any_hold = holds.any(axis=1).tolist()
-    for row in [r for r, st in enumerate(sts) if st is not None or any_hold[r] or mems[r] is not before[r]]:
+    hold_rows = holds.any(axis=1)
+    any_hold = hold_rows.tolist()
+    if sts.count(None) != k:
+        hold_rows |= np.fromiter(map(is_not, sts, repeat(None)), dtype=bool, count=k)
+    if not all(map(is_, mems, before)):
+        hold_rows |= np.fromiter(map(is_not, mems, before), dtype=bool, count=k)
+    for row in np.flatnonzero(hold_rows).tolist():  # a state, a hold, or a memory that changed
         st, mem = sts[row], mems[row]
         if not any_hold[row] and (st is None or LIFECYCLE_KEYS.isdisjoint(st)):
             if mem is before[row]:

@@ -127,6 +127,32 @@ def record(it: Any, bins_l: Bins, bits_l: list[int], values: list[float] | None,
         p["e"] = 1
 
 
+def record_next(it: Any, bins_l: Bins, bits_l: list[int], values: list[float] | None, hop: int,
+                width: int) -> int | None:
+    """:func:`record` in the usual case - the role's pending bins are none yet (no open bin, not ended), the
+    message's complete bins follow them - done with fewer operations: the role's new end (its next bin); ``None``
+    (nothing done) in any other case."""
+    pend = it.c.get("p")
+    if pend is None or it.end_of_call:
+        return None
+    old = pend.get(it.role)
+    if old is None or len(old) != 3 or old["s"] or old["l"]:  # (3 keys: b, s, l)
+        return None
+    b, count = old["b"], len(bins_l)
+    if b is None or not count or bins_l[0] != b or bins_l[-1] - b != count - 1 or (
+            (b + count) * hop > it.start + it.n * it.frame_ms):  # (an incomplete last bin)
+        return None
+    if values is None or not width:
+        rows = [NAN] * (count * width)
+    else:
+        times = it.times
+        if len(times) != count or times[0] != (b + 1) * hop:
+            return None
+        rows = values
+    pend[it.role] = {"b": b, "s": bits_l, "l": rows}
+    return b + count
+
+
 def _append(c: dict[str, Any], p: dict[str, Any], bins_l: Bins, bits_l: list[int], rows: list[float],
             width: int) -> None:
     """Bins that do not simply follow the pending ones: the first, repeated ones, a gap (new lists: the input
@@ -187,7 +213,7 @@ def take(cs: list[dict[str, Any]], firsts: list[int], n: int, roles: tuple[str, 
             if p is not None and p["b"] == f and len(p["s"]) == n and len(p["l"]) == n * width:  # the usual case
                 flat += p["s"]
                 rows.append(p["l"])
-                pend[r] = {**p, "b": f + n, "s": [], "l": []}
+                pend[r] = {"b": f + n, "s": [], "l": []} if len(p) == 3 else {**p, "b": f + n, "s": [], "l": []}
                 continue
             flat += bits_at(p, f, n)
             rows.append(leaves_at(p, f, n, width))
