@@ -195,8 +195,9 @@ def _evaluate_group(group: list[tuple[Item, int, int]], n: int, roles: tuple[str
     leaves = _leaf_tables(leaf_lists, n, crs)
     rstates = [c.get("r") or _NO_STATES for c in cs]  # the input state's until changed (then a copy: _own)
     owned = [False] * k
+    stateful = [row for row, rs in enumerate(rstates) if rs]  # (a rule only adds its own state: none for the others)
     for rule in crs.call_rules:
-        _rule(rule, group, rstates, owned, times, out, leaves, crs)
+        _rule(rule, group, rstates, owned, stateful, times, out, leaves, crs)
 
 
 _NO_STATES: dict[str, Any] = {}
@@ -212,13 +213,18 @@ def _own(group: list[tuple[Item, int, int]], rstates: list[dict[str, Any]], owne
 
 
 def _rule(rule: Any, group: list[tuple[Item, int, int]], rstates: list[dict[str, Any]], owned: list[bool],
-          times: np.ndarray, out: dict[Any, tuple], leaves: dict[str, tuple[np.ndarray, np.ndarray, dict[int, int]]],
-          crs: Any) -> None:
+          stateful: list[int], times: np.ndarray, out: dict[Any, tuple],
+          leaves: dict[str, tuple[np.ndarray, np.ndarray, dict[int, int]]], crs: Any) -> None:
+    """One rule over the group (``stateful``: the rows whose calls had rule states before the group)."""
     cols = crs.leaf_cols[rule.id]
     k, n = times.shape
     rid = rule.id
-    sts = [rs.get(rid) for rs in rstates]
-    mems = [_NO_MEMORY if st is None else st.get("n", _NO_MEMORY) for st in sts]  # the nodes copy what they change
+    sts: list[Any] = [None] * k
+    mems = [_NO_MEMORY] * k  # the nodes copy what they change
+    for row in stateful:
+        st = sts[row] = rstates[row].get(rid)
+        if st is not None:
+            mems[row] = st.get("n", _NO_MEMORY)
     before = list(mems)
 
     def leaf(i: int) -> tuple[np.ndarray, ...]:

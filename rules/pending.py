@@ -30,16 +30,20 @@ def bits_many(items: list[Any], hop: int) -> list[tuple[Bins, list[int]]]:
     out: list[Any] = [None] * len(items)
     aligned: dict[tuple[int, int], list[int]] = {}
     for i, it in enumerate(items):
-        per_bin = hop // it.frame_ms
         if it.speech is None:
             first = it.start // hop
             count = (it.start + max(it.n, 1) * it.frame_ms - 1) // hop - first + 1 if it.n else 0
             out[i] = (range(first, first + count), [UNKNOWN] * count)
-        elif it.start % hop == 0 and it.n % per_bin == 0 and hop % it.frame_ms == 0 and per_bin <= EXACT_BITS:
-            aligned.setdefault((it.n, per_bin), []).append(i)
-        else:
+        elif it.start % hop:
             out[i] = _frame_bits(it, hop)
-    for (_n, per_bin), members in aligned.items():  # speech is 0.0 / 1.0: the bits' sums are exact in float64
+        else:  # (aligned if its length and frames are: checked once per length and frame length)
+            aligned.setdefault((it.n, it.frame_ms), []).append(i)
+    for (n, frame_ms), members in aligned.items():  # speech is 0.0 / 1.0: the bits' sums are exact in float64
+        per_bin = hop // frame_ms
+        if not (hop % frame_ms == 0 and 0 < per_bin <= EXACT_BITS and n % per_bin == 0):
+            for i in members:
+                out[i] = _frame_bits(items[i], hop)
+            continue
         sp = np.concatenate([items[i].speech for i in members]).reshape(-1, per_bin)
         rows = (sp @ _powers(per_bin)).astype(np.int64).reshape(len(members), -1).tolist()
         for i, row in zip(members, rows):
