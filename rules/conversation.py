@@ -26,13 +26,15 @@ per role..., overlap start, end, who started it (0: both at once, 1 + role index
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import is_, is_not
 from typing import Any
 
 import numpy as np
 
 from emowatch.rules.callstate import stored_call, talk_rows, working_copy
 from emowatch.rules.lifecycle import LIFECYCLE_KEYS, call_inhibited, make_event, snapshot, transition
-from emowatch.rules.pending import NAN, leaf_values, take
+from emowatch.rules.pending import NAN, leaf_values, record_next, take
 from emowatch.rules.pending import bits_many as _bits_many
 from emowatch.rules.pending import record as _record
 from emowatch.rules.tree import Context, evaluate, in_span
@@ -77,8 +79,20 @@ def run_many(items: list[Item], crs: Any) -> None:
         if c.get("end"):
             continue
         cols = role_cols.get(it.role)
-        _record(it, bins, bts, values, hop, 0 if cols is None else len(cols))
-        span = _frontier(c, lag)
+        width = 0 if cols is None else len(cols)
+        end = record_next(it, bins, bts, values, hop, width)
+        span = None
+        if end is not None and len(x := c["x"]) == 2:  # the usual case: both roles live, the frontier at once
+            other = c["p"].get(x[0] if x[1] == it.role else x[1])
+            f = c.get("f")
+            if other is not None and (b := other["b"]) is not None and "e" not in other and f is not None:
+                end_o = b + len(other["s"])
+                low, high = (end, end_o) if end < end_o else (end_o, end)
+                span = f, max(low, high - lag, f)
+        if span is None:
+            if end is None:
+                _record(it, bins, bts, values, hop, width)
+            span = _frontier(c, lag)
         if span is not None:
             f, nf = span
             if nf > f:
@@ -181,8 +195,9 @@ def _evaluate_group(group: list[tuple[Item, int, int]], n: int, roles: tuple[str
     leaves = _leaf_tables(leaf_lists, n, crs)
     rstates = [c.get("r") or _NO_STATES for c in cs]  # the input state's until changed (then a copy: _own)
     owned = [False] * k
+    stateful = [row for row, rs in enumerate(rstates) if rs]  # (a rule only adds its own state: none for the others)
     for rule in crs.call_rules:
-        _rule(rule, group, rstates, owned, times, out, leaves, crs)
+        _rule(rule, group, rstates, owned, stateful, times, out, leaves, crs)
 
 
 _NO_STATES: dict[str, Any] = {}
@@ -198,13 +213,18 @@ def _own(group: list[tuple[Item, int, int]], rstates: list[dict[str, Any]], owne
 
 
 def _rule(rule: Any, group: list[tuple[Item, int, int]], rstates: list[dict[str, Any]], owned: list[bool],
-          times: np.ndarray, out: dict[Any, tuple], leaves: dict[str, tuple[np.ndarray, np.ndarray, dict[int, int]]],
-          crs: Any) -> None:
+          stateful: list[int], times: np.ndarray, out: dict[Any, tuple],
+          leaves: dict[str, tuple[np.ndarray, np.ndarray, dict[int, int]]], crs: Any) -> None:
+    """One rule over the group (``stateful``: the rows whose calls had rule states before the group)."""
     cols = crs.leaf_cols[rule.id]
     k, n = times.shape
     rid = rule.id
-    sts = [rs.get(rid) for rs in rstates]
-    mems = [_NO_MEMORY if st is None else st.get("n", _NO_MEMORY) for st in sts]  # the nodes copy what they change
+    sts: list[Any] = [None] * k
+    mems = [_NO_MEMORY] * k  # the nodes copy what they change
+    for row in stateful:
+        st = sts[row] = rstates[row].get(rid)
+        if st is not None:
+            mems[row] = st.get("n", _NO_MEMORY)
     before = list(mems)
 
     def leaf(i: int) -> tuple[np.ndarray, ...]:
@@ -220,8 +240,13 @@ def _rule(rule: Any, group: list[tuple[Item, int, int]], rstates: list[dict[str,
     span = in_span(times, rule.scope)
     if span is not None:
         holds = holds & span
-    any_hold = holds.any(axis=1).tolist()
-    for row in [r for r, st in enumerate(sts) if st is not None or any_hold[r] or mems[r] is not before[r]]:
+    hold_rows = holds.any(axis=1)
+    any_hold = hold_rows.tolist()
+    if sts.count(None) != k:
+        hold_rows |= np.fromiter(map(is_not, sts, repeat(None)), dtype=bool, count=k)
+    if not all(map(is_, mems, before)):
+        hold_rows |= np.fromiter(map(is_not, mems, before), dtype=bool, count=k)
+    for row in np.flatnonzero(hold_rows).tolist():  # a state, a hold, or a memory that changed
         st, mem = sts[row], mems[row]
         if not any_hold[row] and (st is None or LIFECYCLE_KEYS.isdisjoint(st)):
             if mem is before[row]:

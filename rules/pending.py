@@ -30,16 +30,20 @@ def bits_many(items: list[Any], hop: int) -> list[tuple[Bins, list[int]]]:
     out: list[Any] = [None] * len(items)
     aligned: dict[tuple[int, int], list[int]] = {}
     for i, it in enumerate(items):
-        per_bin = hop // it.frame_ms
         if it.speech is None:
             first = it.start // hop
             count = (it.start + max(it.n, 1) * it.frame_ms - 1) // hop - first + 1 if it.n else 0
             out[i] = (range(first, first + count), [UNKNOWN] * count)
-        elif it.start % hop == 0 and it.n % per_bin == 0 and hop % it.frame_ms == 0 and per_bin <= EXACT_BITS:
-            aligned.setdefault((it.n, per_bin), []).append(i)
-        else:
+        elif it.start % hop:
             out[i] = _frame_bits(it, hop)
-    for (_n, per_bin), members in aligned.items():  # speech is 0.0 / 1.0: the bits' sums are exact in float64
+        else:  # (aligned if its length and frames are: checked once per length and frame length)
+            aligned.setdefault((it.n, it.frame_ms), []).append(i)
+    for (n, frame_ms), members in aligned.items():  # speech is 0.0 / 1.0: the bits' sums are exact in float64
+        per_bin = hop // frame_ms
+        if not (hop % frame_ms == 0 and 0 < per_bin <= EXACT_BITS and n % per_bin == 0):
+            for i in members:
+                out[i] = _frame_bits(items[i], hop)
+            continue
         sp = np.concatenate([items[i].speech for i in members]).reshape(-1, per_bin)
         rows = (sp @ _powers(per_bin)).astype(np.int64).reshape(len(members), -1).tolist()
         for i, row in zip(members, rows):
@@ -127,6 +131,32 @@ def record(it: Any, bins_l: Bins, bits_l: list[int], values: list[float] | None,
         p["e"] = 1
 
 
+def record_next(it: Any, bins_l: Bins, bits_l: list[int], values: list[float] | None, hop: int,
+                width: int) -> int | None:
+    """:func:`record` in the usual case - the role's pending bins are none yet (no open bin, not ended), the
+    message's complete bins follow them - done with fewer operations: the role's new end (its next bin); ``None``
+    (nothing done) in any other case."""
+    pend = it.c.get("p")
+    if pend is None or it.end_of_call:
+        return None
+    old = pend.get(it.role)
+    if old is None or len(old) != 3 or old["s"] or old["l"]:  # (3 keys: b, s, l)
+        return None
+    b, count = old["b"], len(bins_l)
+    if b is None or not count or bins_l[0] != b or bins_l[-1] - b != count - 1 or (
+            (b + count) * hop > it.start + it.n * it.frame_ms):  # (an incomplete last bin)
+        return None
+    if values is None or not width:
+        rows = [NAN] * (count * width)
+    else:
+        times = it.times
+        if len(times) != count or times[0] != (b + 1) * hop:
+            return None
+        rows = values
+    pend[it.role] = {"b": b, "s": bits_l, "l": rows}
+    return b + count
+
+
 def _append(c: dict[str, Any], p: dict[str, Any], bins_l: Bins, bits_l: list[int], rows: list[float],
             width: int) -> None:
     """Bins that do not simply follow the pending ones: the first, repeated ones, a gap (new lists: the input
@@ -187,7 +217,7 @@ def take(cs: list[dict[str, Any]], firsts: list[int], n: int, roles: tuple[str, 
             if p is not None and p["b"] == f and len(p["s"]) == n and len(p["l"]) == n * width:  # the usual case
                 flat += p["s"]
                 rows.append(p["l"])
-                pend[r] = {**p, "b": f + n, "s": [], "l": []}
+                pend[r] = {"b": f + n, "s": [], "l": []} if len(p) == 3 else {**p, "b": f + n, "s": [], "l": []}
                 continue
             flat += bits_at(p, f, n)
             rows.append(leaves_at(p, f, n, width))

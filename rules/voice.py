@@ -152,15 +152,16 @@ def _run_firsts(m: np.ndarray, before: np.ndarray, reach: int, per_bin: int, bas
                 limit: np.ndarray) -> np.ndarray:
     """The frames (bit masks per bin, last axis) that start a run: set, and none set within ``reach`` frames before
     them - in the same bin, in an earlier one (``before``: their last) or up to frame ``limit`` (the carried end)."""
-    near = np.zeros_like(m)
     span = min(reach, per_bin - 1)
     if span > 0:  # the same bin: the mask shifted by 1 .. span frames
         near, done = m << 1, 1
         while done < span:
             step = min(done, span - done)
             near, done = near | (near << step), done + step
+    else:
+        near = np.zeros_like(m)
     lim = np.maximum(before + reach, limit) - base                      # frames up to this one (in the bin) are near
-    return m & ~(near | _low(np.clip(lim + 1, 0, per_bin)))
+    return m & ~(near | _low(np.minimum(np.maximum(lim + 1, 0), per_bin)))  # (np.clip: slower on small arrays)
 
 
 def _last_frame(m: np.ndarray, base: np.ndarray) -> np.ndarray:
