@@ -10,8 +10,9 @@ import json
 
 import numpy as np
 import pytest
+from batches import in_batches
 
-from emowatch.rules.batched import step_batch, stored_form
+from emowatch.rules.batched import stored_form
 from emowatch.rules.callstate import stored_call, working_copy
 from emowatch.rules.compiler import compile_ruleset
 from emowatch.rules.engine import step
@@ -92,25 +93,6 @@ def _one_by_one(crs_at, messages):
     return states, results, seen
 
 
-def _in_batches(crs_at, messages, rng, reload_json):
-    states, results, i = {}, [], 0
-    while i < len(messages):
-        n = int(rng.integers(1, 120))
-        if crs_at(i) is not crs_at(min(i + n, len(messages)) - 1):  # a rule-set swap falls between two batches
-            n = next(k for k in range(n) if crs_at(i + k) is not crs_at(i))
-        part = messages[i:i + n]
-        for m, res in zip(part, step_batch(part, states.get, crs_at(i))):
-            if isinstance(res, ScoresError):
-                results.append(str(res))
-                continue
-            states[m["call_id"]], ev = res
-            results.append(ev)
-        if reload_json:
-            states = {c: json.loads(json.dumps(stored_form(s))) for c, s in states.items()}
-        i += n
-    return states, results
-
-
 @pytest.mark.parametrize(("seed", "reload_rules", "reload_json"),
                          [(1, False, False), (2, False, True), (3, True, False), (4, True, True)])
 def test_step_batch_equals_step_on_conversations(seed, reload_rules, reload_json):
@@ -123,7 +105,7 @@ def test_step_batch_equals_step_on_conversations(seed, reload_rules, reload_json
         return first if i < swap else second
 
     a_states, a_results, _ = _one_by_one(crs_at, messages)
-    b_states, b_results = _in_batches(crs_at, messages, np.random.default_rng(seed), reload_json)
+    b_states, b_results = in_batches(crs_at, messages, np.random.default_rng(seed), reload_json, max_batch=120)
     assert b_results == a_results
     stored = {c: json.dumps(stored_form(s), allow_nan=False) for c, s in b_states.items()}
     assert stored == {c: json.dumps(s, allow_nan=False) for c, s in a_states.items()}

@@ -1,0 +1,28 @@
+"""``step_batch`` over random batches, as the rules worker runs it (shared by the batch-equality tests)."""
+from __future__ import annotations
+
+import json
+
+from emowatch.rules.batched import step_batch, stored_form
+from emowatch.rules.errors import ScoresError
+
+
+def in_batches(crs_at, messages, rng, reload_json, max_batch=300):
+    """Messages in batches of random sizes below ``max_batch`` (a rule-set swap between two batches); the states
+    stored as JSON and read back after every batch with ``reload_json``: ``(states, results)``."""
+    states, results, i = {}, [], 0
+    while i < len(messages):
+        n = int(rng.integers(1, max_batch))
+        if crs_at(i) is not crs_at(min(i + n, len(messages)) - 1):  # a rule-set swap falls between two batches
+            n = next(k for k in range(n) if crs_at(i + k) is not crs_at(i))
+        part = messages[i:i + n]
+        for m, res in zip(part, step_batch(part, states.get, crs_at(i))):
+            if isinstance(res, ScoresError):
+                results.append(str(res))
+                continue
+            states[m["call_id"]], ev = res
+            results.append(ev)
+        if reload_json:  # as the worker stores the states, and as a restarted worker recovers them
+            states = {c: json.loads(json.dumps(stored_form(s))) for c, s in states.items()}
+        i += n
+    return states, results
