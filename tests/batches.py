@@ -1,10 +1,26 @@
-"""``step_batch`` over random batches, as the rules worker runs it (shared by the batch-equality tests)."""
+"""``step`` one message after the other, and ``step_batch`` over random batches as the rules worker runs it (shared by
+the batch-equality tests)."""
 from __future__ import annotations
 
 import json
 
 from emowatch.rules.batched import step_batch, stored_form
+from emowatch.rules.engine import step
 from emowatch.rules.errors import ScoresError
+
+
+def one_by_one(crs_at, messages):
+    """Every message through ``step`` (rule set ``crs_at(i)``): ``(states, results, every state seen)``."""
+    states, results, seen = {}, [], []
+    for i, m in enumerate(messages):
+        try:
+            states[m["call_id"]], ev = step(states.get(m["call_id"]), m, crs_at(i))
+        except ScoresError as exc:
+            results.append(str(exc))
+            continue
+        results.append(ev)
+        seen.append(states[m["call_id"]])
+    return states, results, seen
 
 
 def in_batches(crs_at, messages, rng, reload_json, max_batch=300):

@@ -10,13 +10,11 @@ import json
 
 import numpy as np
 import pytest
-from batches import in_batches
+from batches import in_batches, one_by_one
 
 from emowatch.rules.batched import stored_form
 from emowatch.rules.callstate import stored_call, working_copy
 from emowatch.rules.compiler import compile_ruleset
-from emowatch.rules.engine import step
-from emowatch.rules.errors import ScoresError
 from emowatch.rules.loader import parse_ruleset
 from emowatch.rules.testing import interleave, random_timeline, random_turns, synthetic_call
 
@@ -80,19 +78,6 @@ def _messages(seed: int, calls: int = 14, seconds: int = 24) -> list[dict]:
     return interleave(out)
 
 
-def _one_by_one(crs_at, messages):
-    states, results, seen = {}, [], []
-    for i, m in enumerate(messages):
-        try:
-            states[m["call_id"]], ev = step(states.get(m["call_id"]), m, crs_at(i))
-        except ScoresError as exc:
-            results.append(str(exc))
-            continue
-        results.append(ev)
-        seen.append(states[m["call_id"]])
-    return states, results, seen
-
-
 @pytest.mark.parametrize(("seed", "reload_rules", "reload_json"),
                          [(1, False, False), (2, False, True), (3, True, False), (4, True, True)])
 def test_step_batch_equals_step_on_conversations(seed, reload_rules, reload_json):
@@ -104,7 +89,7 @@ def test_step_batch_equals_step_on_conversations(seed, reload_rules, reload_json
     def crs_at(i):
         return first if i < swap else second
 
-    a_states, a_results, _ = _one_by_one(crs_at, messages)
+    a_states, a_results, _ = one_by_one(crs_at, messages)
     b_states, b_results = in_batches(crs_at, messages, np.random.default_rng(seed), reload_json, max_batch=120)
     assert b_results == a_results
     stored = {c: json.dumps(stored_form(s), allow_nan=False) for c, s in b_states.items()}
@@ -115,7 +100,7 @@ def test_step_batch_equals_step_on_conversations(seed, reload_rules, reload_json
 
 def test_the_stored_form_reads_back_to_the_same_state():
     crs = compile_ruleset(parse_ruleset(RULES, "conv.yaml"))
-    _, _, seen = _one_by_one(lambda _i: crs, _messages(5, calls=8))
+    _, _, seen = one_by_one(lambda _i: crs, _messages(5, calls=8))
     calls = [s["c"] for s in seen if s.get("c")]
     assert any("v" in c and "t" in c for c in calls) and any(c.get("p") for c in calls)
     for c in calls:

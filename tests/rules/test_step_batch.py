@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from batches import in_batches
+from batches import in_batches, one_by_one
 
 from emowatch.rules.batched import MIN_WAVE, step_batch, step_many, stored_form
 from emowatch.rules.compiler import SEQUENCE, compile_ruleset
@@ -107,18 +107,6 @@ def _messages(seed: int, calls: int = 24) -> list[dict]:
     return messages
 
 
-def _one_by_one(crs_at, messages):
-    states, results = {}, []
-    for i, m in enumerate(messages):
-        try:
-            states[m["call_id"]], ev = step(states.get(m["call_id"]), m, crs_at(i))
-        except ScoresError as exc:
-            results.append(str(exc))
-            continue
-        results.append(ev)
-    return states, results
-
-
 @pytest.mark.parametrize(("seed", "reload_rules", "reload_json"),
                          [(1, False, False), (2, True, True), (3, True, False), (4, False, True)])
 def test_step_batch_equals_step_one_message_after_the_other(seed, reload_rules, reload_json):
@@ -130,7 +118,7 @@ def test_step_batch_equals_step_one_message_after_the_other(seed, reload_rules, 
     def crs_at(i):
         return first if i < swap else second
 
-    a_states, a_results = _one_by_one(crs_at, messages)
+    a_states, a_results, _ = one_by_one(crs_at, messages)
     b_states, b_results = in_batches(crs_at, messages, np.random.default_rng(seed), reload_json)
     assert b_results == a_results
     stored = {c: json.dumps(stored_form(s)) for c, s in b_states.items()}
@@ -147,7 +135,7 @@ def test_step_batch_keeps_each_calls_order_within_a_batch():
     crs = compile_ruleset(parse_ruleset(RULES, "columns.yaml"))
     messages = _messages(5, calls=6)
     whole = step_batch(messages, {}.get, crs)                           # one batch: many messages per call
-    _, want = _one_by_one(lambda _i: crs, messages)
+    _, want, _ = one_by_one(lambda _i: crs, messages)
     assert [str(r) if isinstance(r, ScoresError) else r[1] for r in whole] == want
     assert max(sum(1 for m in messages if m["call_id"] == c) for c in {m["call_id"] for m in messages}) > 20
 
@@ -155,7 +143,7 @@ def test_step_batch_keeps_each_calls_order_within_a_batch():
 def test_small_batches_go_message_by_message_with_the_same_results():
     crs = compile_ruleset(parse_ruleset(RULES, "columns.yaml"))
     messages = _messages(6, calls=8)
-    _, want = _one_by_one(lambda _i: crs, messages)
+    _, want, _ = one_by_one(lambda _i: crs, messages)
     states, got = {}, []
     for i in range(0, len(messages), MIN_WAVE - 1):  # every wave smaller than MIN_WAVE
         part = messages[i:i + MIN_WAVE - 1]
