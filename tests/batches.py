@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from emowatch.rules.batched import step_batch, stored_form
 from emowatch.rules.engine import step
 from emowatch.rules.errors import ScoresError
@@ -42,3 +44,21 @@ def in_batches(crs_at, messages, rng, reload_json, max_batch=300):
             states = {c: json.loads(json.dumps(stored_form(s))) for c, s in states.items()}
         i += n
     return states, results
+
+
+def both_ways(rules, reloaded, name, messages, seed, reload_rules, reload_json, max_batch=300):
+    """The messages one by one and in random batches (rule set ``rules``; with ``reload_rules``, ``reloaded`` from
+    the middle of the stream on): ``(states, results)`` of ``step`` one by one, then of ``step_batch``."""
+    from emowatch.rules.compiler import compile_ruleset
+    from emowatch.rules.loader import parse_ruleset
+
+    first = compile_ruleset(parse_ruleset(rules, name))
+    second = compile_ruleset(parse_ruleset(reloaded, name)) if reload_rules else first
+    swap = len(messages) // 2
+
+    def crs_at(i):
+        return first if i < swap else second
+
+    a_states, a_results, _ = one_by_one(crs_at, messages)
+    b_states, b_results = in_batches(crs_at, messages, np.random.default_rng(seed), reload_json, max_batch)
+    return a_states, a_results, b_states, b_results

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from batches import in_batches, one_by_one
+from batches import both_ways, one_by_one
 
 from emowatch.rules.batched import stored_form
 from emowatch.rules.callstate import stored_call, working_copy
@@ -81,16 +81,8 @@ def _messages(seed: int, calls: int = 14, seconds: int = 24) -> list[dict]:
 @pytest.mark.parametrize(("seed", "reload_rules", "reload_json"),
                          [(1, False, False), (2, False, True), (3, True, False), (4, True, True)])
 def test_step_batch_equals_step_on_conversations(seed, reload_rules, reload_json):
-    first = compile_ruleset(parse_ruleset(RULES, "conv.yaml"))
-    second = compile_ruleset(parse_ruleset(RELOADED, "conv.yaml")) if reload_rules else first
-    messages = _messages(seed)
-    swap = len(messages) // 2
-
-    def crs_at(i):
-        return first if i < swap else second
-
-    a_states, a_results, _ = one_by_one(crs_at, messages)
-    b_states, b_results = in_batches(crs_at, messages, np.random.default_rng(seed), reload_json, max_batch=120)
+    a_states, a_results, b_states, b_results = both_ways(RULES, RELOADED, "conv.yaml", _messages(seed), seed,
+                                                         reload_rules, reload_json, max_batch=120)
     assert b_results == a_results
     stored = {c: json.dumps(stored_form(s), allow_nan=False) for c, s in b_states.items()}
     assert stored == {c: json.dumps(s, allow_nan=False) for c, s in a_states.items()}

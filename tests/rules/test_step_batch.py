@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from batches import in_batches, one_by_one
+from batches import both_ways, one_by_one
 
 from emowatch.rules.batched import MIN_WAVE, step_batch, step_many, stored_form
 from emowatch.rules.compiler import SEQUENCE, compile_ruleset
@@ -110,16 +110,8 @@ def _messages(seed: int, calls: int = 24) -> list[dict]:
 @pytest.mark.parametrize(("seed", "reload_rules", "reload_json"),
                          [(1, False, False), (2, True, True), (3, True, False), (4, False, True)])
 def test_step_batch_equals_step_one_message_after_the_other(seed, reload_rules, reload_json):
-    first = compile_ruleset(parse_ruleset(RULES, "columns.yaml"))
-    second = compile_ruleset(parse_ruleset(RELOADED, "columns.yaml")) if reload_rules else first
-    messages = _messages(seed)
-    swap = len(messages) // 2
-
-    def crs_at(i):
-        return first if i < swap else second
-
-    a_states, a_results, _ = one_by_one(crs_at, messages)
-    b_states, b_results = in_batches(crs_at, messages, np.random.default_rng(seed), reload_json)
+    a_states, a_results, b_states, b_results = both_ways(RULES, RELOADED, "columns.yaml", _messages(seed), seed,
+                                                         reload_rules, reload_json)
     assert b_results == a_results
     stored = {c: json.dumps(stored_form(s)) for c, s in b_states.items()}
     assert stored == {c: json.dumps(s) for c, s in a_states.items()}  # same JSON: same values, same key order
@@ -128,7 +120,8 @@ def test_step_batch_equals_step_one_message_after_the_other(seed, reload_rules, 
     # threshold and sequence rules both fire
     assert {"angry", "break", "relapse", "agent-cheer", "gold-fear", "gold-turn"} <= fired, fired
     assert any(isinstance(r, str) for r in a_results)                  # the malformed message is rejected
-    assert not reload_rules or {e["rule_version"] for e in events} == {first.version, second.version}
+    versions = {compile_ruleset(parse_ruleset(text, "columns.yaml")).version for text in (RULES, RELOADED)}
+    assert not reload_rules or {e["rule_version"] for e in events} == versions
 
 
 def test_step_batch_keeps_each_calls_order_within_a_batch():
