@@ -87,11 +87,9 @@ def step_many(items: list[tuple[dict[str, Any] | None, dict[str, Any]]], crs: Co
         values, holds, valid_r, any_hold = thresholds
         compound = (compound_many(crs, times, values, holds, valid_r, [pending[k][1] for k in members])
                     if values is not None and crs.compound_rules else None)
-        for b, k in enumerate(members):
-            conditions[k] = Given(None if values is None else values[b], None if holds is None else holds[b],
-                                  None if valid_r is None else valid_r[b], None if any_hold is None else any_hold[b],
-                                  None if top[0] is None else top[0][b], None if top[1] is None else top[1][b],
-                                  progress[b], None if compound is None else compound[b])
+        parts = [repeat(None) if a is None else a for a in (values, holds, valid_r, any_hold, *top)]
+        for k, *given in zip(members, *parts, progress, repeat(None) if compound is None else compound):
+            conditions[k] = Given._make(given)
     calls: list[Any] = []
     for k, ((i, p), win) in enumerate(zip(pending, wins)):
         results[i] = win if isinstance(win, ScoresError) else finish(p, win, crs, conditions.get(k), calls)

@@ -150,6 +150,10 @@ class CompiledRuleSet:
         return {r.id: j for j, r in enumerate(self.threshold_rules)}
 
     @cached_property
+    def sequence_ids(self) -> frozenset[str]:
+        return frozenset(r.id for r, _ in self.sequence_rules)
+
+    @cached_property
     def _attribute_keys(self) -> tuple[str, ...]:
         return tuple(sorted({k for r in self.rules for k, _ in r.attributes}))
 

@@ -48,10 +48,11 @@ track never comes, e.g. a mono upload labelled CUSTOMER, are at most this late; 
 class Item:
     """One message's part in the conversation rules (built by ``engine.finish``); ``c`` is the call state to
     change (a working copy), ``events`` the message's event list to append to; ``values``/``valid`` all the
-    threshold columns at the message's points (``None``: its role's leaves are not needed); ``role_states`` and
-    ``rules_state`` the call's roles' states and this role's new rule states (for inhibitions)."""
+    threshold columns at the message's points (``None``: its role's leaves are not needed); ``roles`` and
+    ``rules_state`` the call's roles' states and this role's new rule states (for inhibitions). The engine's
+    pending message (``engine.Pending``) is one: it carries these parts through both phases."""
 
-    __slots__ = ("base", "c", "end_of_call", "events", "frame_ms", "n", "role", "role_states", "rules_state",
+    __slots__ = ("base", "c", "end_of_call", "events", "frame_ms", "n", "role", "roles", "rules_state",
                  "scores", "speech", "start", "times", "valid", "values")
 
 
@@ -295,7 +296,7 @@ def _lifecycle(rule: Any, it: Item, rstates: dict[str, Any], st: dict[str, Any] 
 
 def _roles(it: Item) -> dict[str, Any]:
     """The roles' states with this role's rule states as of this message (for inhibitions)."""
-    return {**it.role_states, it.role: {"rules": it.rules_state}}
+    return {**it.roles, it.role: {"rules": it.rules_state}}
 
 
 def _leaf_tables(lists: dict[str, list[list[float]]], n: int,

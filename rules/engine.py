@@ -58,11 +58,10 @@ def step(state: dict[str, Any] | None, scores: dict[str, Any],
                              crs.max_bins, close_tail=p.end_of_call, speech=p.speech, pre=p.pre), crs)
 
 
-class Pending:
-    """One message between :func:`begin` and :func:`finish`."""
+class Pending(Item):
+    """One message between :func:`begin` and :func:`finish` (and then its part in the conversation rules)."""
 
-    __slots__ = ("base", "end_ms", "end_of_call", "events", "frame_ms", "logits", "open_bin", "pre", "ring", "role",
-                 "roles", "rules_state", "scores", "seq", "speech", "start", "state")
+    __slots__ = ("end_ms", "logits", "open_bin", "pre", "ring", "seq", "state")
 
 
 def begin(state: dict[str, Any] | None, scores: dict[str, Any], crs: CompiledRuleSet,
@@ -196,16 +195,13 @@ def finish(p: Pending, win: Any, crs: CompiledRuleSet, conditions: Given | None 
 def _call(p: Pending, win: Any, crs: CompiledRuleSet, given: Given | None) -> Item:
     """This message's part in the conversation rules (:mod:`emowatch.rules.conversation`), on a working copy of
     the call state: recorded and evaluated by ``conversation.run_many`` (for many calls at once in ``step_many``)."""
-    it = Item()
-    it.c = c = copy_call_state(p.state.get("c"), crs)
-    it.role, it.scores, it.speech, it.n, it.start, it.frame_ms = (p.role, p.scores, p.speech, p.logits.shape[0],
-                                                                  p.start, p.frame_ms)
-    it.end_of_call, it.times, it.base, it.events = p.end_of_call, win.times, p.base, p.events
-    it.role_states, it.rules_state = p.roles, p.rules_state  # for inhibitions
-    it.values = it.valid = None
+    p.c = c = copy_call_state(p.state.get("c"), crs)
+    p.n, p.times = p.logits.shape[0], win.times
     if p.role in crs.role_leaf_cols and win.times.shape[0] and not c.get("end"):
-        it.values, it.valid = given.values, given.valid  # type: ignore[union-attr]  # every column: run_many picks
-    return it
+        p.values, p.valid = given.values, given.valid  # type: ignore[union-attr]  # every column: run_many picks
+    else:
+        p.values = p.valid = None
+    return p
 
 
 _NOT_GIVEN = Given()
@@ -241,10 +237,15 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
     scoped = None if crs._attribute_keys else crs._scopes.get((role, business_line))  # crs.scoped, inlined
     if scoped is None:
         scoped = crs.scoped(role, business_line, attributes)
+    given = conditions or _NOT_GIVEN
+    if (given.progress is not None and given.any_hold is not None and True not in given.any_hold
+            and not (crs.compound_rules if given.compound is None else given.compound)
+            and crs.threshold_index.keys().isdisjoint(rules_state) and _progress_only(crs, rules_state, scoped,
+                                                                                       given.progress)):
+        return
     active: list[tuple[Any, ...]] = []  # (rule, values, holds, valid, observe, in_scope, dominant, p_max)
     probs, valid = win.probs, win.valid  # (n_windows, E, 9), (n_windows, E)
     hist = win.hist  # None: the same as valid; else a point with too little speech counts, its condition false
-    given = conditions or _NOT_GIVEN
     if crs.threshold_matrix.shape[1]:
         values, holds, valid_r, any_hold = given[:4]  # finish computes them when they are not given
         compound = given.compound
@@ -351,6 +352,28 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
             st["ev"] = snap
             st.pop("cd", None)
             events.append(make_event("FIRING", snap, crs, scores, t, value, base))
+
+
+def _progress_only(crs: CompiledRuleSet, rules_state: dict[str, dict[str, Any]], scoped: frozenset[str],
+                   progress: dict[int, Any]) -> bool:
+    """The usual message, done with fewer operations: no threshold or combined rule has anything to do, every
+    sequence rule (in scope) only progresses (``Given.progress``) - what the loop of :func:`_run_points` does then.
+    False (nothing done) in any other case."""
+    if len(progress) != len(crs.sequence_rules) or not crs.sequence_ids <= scoped:
+        return False
+    if len(crs.sequence_rules) > 1 and sum(progress[si] is not None and rule.id not in rules_state
+                                           for si, (rule, _) in enumerate(crs.sequence_rules)) > 1:
+        return False  # several new states: the loop creates them, in its order
+    for si, (rule, _) in enumerate(crs.sequence_rules):
+        steps, st = progress[si], rules_state.get(rule.id)
+        if st is not None:
+            if steps is None:
+                st.pop("sq", None)
+            else:
+                st["sq"] = steps
+        elif steps is not None:
+            rules_state[rule.id] = {"sq": steps}
+    return True
 
 
 def _seq_valid(ok: np.ndarray, hist: np.ndarray | None, wi: int) -> tuple[list[bool], list[bool] | None]:

@@ -79,11 +79,11 @@ def arrays_many(messages: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.nda
         else:
             out[i] = _one(m)
     for (n, with_speech), members in groups.items():
-        logits = np.stack([messages[i]["logits"] for i in members]).astype(np.float64).reshape(len(members), n,
-                                                                                                N_CLASSES)
+        k = len(members)  # (np.concatenate, then reshape: np.stack costs ~1 us more per message)
+        logits = np.concatenate([messages[i]["logits"] for i in members]).astype(np.float64).reshape(k, n, N_CLASSES)
         finite = np.isfinite(logits).all(axis=(1, 2)).tolist()
-        speech = (np.stack([messages[i]["speech"] for i in members]).astype(np.float64) >= SPEECH_MIN
-                  ).astype(np.float64) if with_speech else None
+        speech = (np.concatenate([messages[i]["speech"] for i in members]).astype(np.float64).reshape(k, n)
+                  >= SPEECH_MIN).astype(np.float64) if with_speech else None
         for i, ok, lg, sp in zip(members, finite, logits, repeat(None) if speech is None else speech):
             out[i] = (lg, sp) if ok else _one(messages[i])
     return out

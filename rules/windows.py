@@ -365,13 +365,13 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
     has_base = lay.has_baseline
     for (k, n, per_bin, with_speech), members in by_shape.items():
         nb = n // per_bin
-        logits = np.stack([items[i][2] for i, _ in members])
-        sp = np.stack([items[i][6] for i, _ in members]) if with_speech else None
+        logits = np.concatenate([items[i][2] for i, _ in members]).reshape(len(members), n, -1)  # (np.stack: slower)
+        sp = np.concatenate([items[i][6] for i, _ in members]).reshape(len(members), n) if with_speech else None
         new = _rows(logits, sp, lay, per_bin, nb)
         csum = np.empty((k + nb + 1, len(members), lay.width))  # bins first: the group's rows, then their sums
         csum[0] = 0.0
         if k:
-            np.stack([old for _, old in members], axis=1, out=csum[1:k + 1])
+            csum[1:k + 1] = np.concatenate([old for _, old in members]).reshape(len(members), k, -1).transpose(1, 0, 2)
         csum[k + 1:] = new.transpose(1, 0, 2)
         rings = (np.ascontiguousarray(csum[1:][-keep:].transpose(1, 0, 2), dtype=_RING_DTYPE)  # a row per call
                  if keep > 0 else None)
