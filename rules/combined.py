@@ -49,6 +49,9 @@ def combined_item(crs: Any, rule: Any, times: np.ndarray, values: np.ndarray, ho
     return rule, v.tolist(), h.tolist(), [True] * len(times), None, in_scope, None, None
 
 
+_NO_MEMORY: dict[str, Any] = {}
+
+
 def compound_many(crs: Any, times: np.ndarray, values: np.ndarray, holds: np.ndarray, valid: np.ndarray,
                   members: list[Any]) -> list[list[tuple[Any, tuple[Any, Any, dict[str, Any], bool]]]]:
     """Per member of a group: ``(rule, given)`` for every combined rule that has something to do in that message -
@@ -61,13 +64,13 @@ def compound_many(crs: Any, times: np.ndarray, values: np.ndarray, holds: np.nda
         cols = crs.leaf_cols[rule.id]
         rid = rule.id
         states = [p.rules_state.get(rid) for p in members]
-        mems = [dict(st.get("n", {})) if st else {} for st in states]
+        mems = [st.get("n") or _NO_MEMORY if st else _NO_MEMORY for st in states]  # copied by a node that changes one
 
         def leaf(i: int, cols: np.ndarray = cols) -> tuple[np.ndarray, ...]:
             c = cols[i]
             return values[..., c], holds[..., c], valid[..., c]
 
-        v, h, _ = evaluate(rule.tree, Context(times, leaf, None, mems))
+        v, h, _ = evaluate(rule.tree, Context(times, leaf, None, mems, [True] * len(mems)))
         span = in_span(times, rule.scope)
         if span is not None:
             h = h & span
