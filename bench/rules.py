@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from emowatch.bench.machine import machine_info, process_cpu_seconds
 from emowatch.bench.rule_sets import RULE_SETS, RULES_10, workload, workload_for
-from emowatch.rules.batched import step_batch
+from emowatch.rules.batched import GC_THRESHOLD0, step_batch
 from emowatch.rules.compiler import compile_ruleset
 from emowatch.rules.engine import call_finished, state_size_bytes, step
 from emowatch.rules.loader import parse_ruleset
@@ -92,7 +92,9 @@ def step_only(messages: list[dict[str, Any]], batch: int | None = None, rules: i
     threadpool_limits(1)  # as the rules worker
     gc.collect()
     gc.freeze()  # the workload and its decoded records are no garbage of the worker's (its GC never walks them: it
-    try:         # holds one batch of records at a time)
+    thresholds = gc.get_threshold()  # holds one batch of records at a time)
+    gc.set_threshold(GC_THRESHOLD0, *thresholds[1:])  # as the rules worker
+    try:
         batched_s, batched_events = min((evaluate_batched(records, crs, batch) for _ in range(3)),
                                         key=lambda r: r[0])
         states: dict[str, Any] = {}
@@ -103,6 +105,7 @@ def step_only(messages: list[dict[str, Any]], batch: int | None = None, rules: i
             events += ev
         one_s = (time.process_time() - t0) / len(records)
     finally:
+        gc.set_threshold(*thresholds)
         gc.unfreeze()
     sizes: list[int] = []
     replay: dict[str, Any] = {}  # sizes: replay and sample every 16th state of a call still running
