@@ -361,8 +361,7 @@ def _progress_only(crs: CompiledRuleSet, rules_state: dict[str, dict[str, Any]],
     False (nothing done) in any other case."""
     if len(progress) != len(crs.sequence_rules) or not crs.sequence_ids <= scoped:
         return False
-    if len(crs.sequence_rules) > 1 and sum(progress[si] is not None and rule.id not in rules_state
-                                           for si, (rule, _) in enumerate(crs.sequence_rules)) > 1:
+    if sum(progress[si] is not None and r.id not in rules_state for si, (r, _) in enumerate(crs.sequence_rules)) > 1:
         return False  # several new states: the loop creates them, in its order
     for si, (rule, _) in enumerate(crs.sequence_rules):
         steps, st = progress[si], rules_state.get(rule.id)

@@ -346,14 +346,11 @@ def advance_many(items: list[tuple[Any, ...]], hop: int, windows: list[int] | tu
     lay = windows if isinstance(windows, Layout) else layout(tuple(windows))
     out: list[WindowResult | ScoresError | None] = [None] * len(items)
     by_shape: dict[tuple[int, int, int, bool], list[tuple[int, np.ndarray]]] = {}
-    bins_of: dict[int, int] = {}  # frame length -> frames per bin (0: not whole)
     for i, item in enumerate(items):
         ring, open_bin, logits, start, frame_ms, close_tail, speech, pre = item if len(item) == 8 else (
             *item[:6], *((item[6], item[7]) if len(item) > 6 else (None, "")))
         n = logits.shape[0]
-        per_bin = bins_of.get(frame_ms)
-        if per_bin is None:
-            per_bin = bins_of[frame_ms] = hop // frame_ms if 0 < frame_ms <= hop and hop % frame_ms == 0 else 0
+        per_bin = hop // frame_ms if 0 < frame_ms <= hop and hop % frame_ms == 0 else 0
         try:
             if not per_bin or open_bin is not None or n == 0 or start % hop or n % per_bin:
                 out[i] = advance(ring, open_bin, logits, start, frame_ms, hop, lay, max_bins, close_tail,
