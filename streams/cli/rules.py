@@ -8,8 +8,10 @@ import typer
 from emowatch.streams.cli.common import console  # noqa: F401
 from emowatch.streams.cli.common import settings_or_exit as _settings
 from emowatch.streams.cli.reset import rules_reset
+from emowatch.streams.cli.rules_eval import rules_evaluate
 
-rules_app = typer.Typer(no_args_is_help=True, help="Validate and publish rule files; reset a business line's workers.")
+rules_app = typer.Typer(no_args_is_help=True, help="Validate, evaluate and publish rule files; reset a business "
+                                                    "line's workers.")
 
 
 @rules_app.command("check")
@@ -135,3 +137,4 @@ def rules_publish(
 
 
 rules_app.command("reset")(rules_reset)
+rules_app.command("evaluate")(rules_evaluate)

@@ -1,7 +1,8 @@
 """Score records rebuilt from ClickHouse's ``scores`` table, for replays beyond the topic's retention.
 
-The sink keeps every chunk's frame logits, labels, probabilities, attributes, gap/end flags and model, so
-a FrameScores record can be rebuilt exactly (``event_time`` is ``ts`` in ms; the logits are Float32 as
+The sink keeps every chunk's frame logits, labels, probabilities, per-frame voice activity (``speech``, which
+speech-only and conversation rules read; ``energy_db``, ``vad``), attributes, gap/end flags and model, so a
+FrameScores record can be rebuilt exactly (``event_time`` is ``ts`` in ms; the logits are Float32 as
 on the topic). Calls are read in pages (keyset pagination on ``call_id``), so a window of months is
 never held in memory at once. The table is a ReplacingMergeTree: each chunk is read once
 (``FINAL`` + ``LIMIT 1 BY call_id, role, seq``, the latest insert). Within a call the rows are ordered
@@ -24,7 +25,7 @@ PAGE_CALLS = 100
 
 _COLUMNS = ("business_line, call_id, role, seq, start_ms, toUnixTimestamp64Milli(ts) AS event_time, frame_ms, "
             "n_frames, labels, probs, logits, gap_before, end_of_call, model, model_version, attributes, "
-            "kafka_partition, kafka_offset")
+            "kafka_partition, kafka_offset, speech, energy_db, vad")
 
 
 class ClickHouseScores:
@@ -103,4 +104,10 @@ def record_of(r: dict[str, Any]) -> dict[str, Any]:
         "model": {"name": r["model"], "version": r["model_version"]}, "business_line": r["business_line"],
         "event_time": int(r["event_time"]), "gap_before": bool(r["gap_before"]), "end_of_call": bool(r["end_of_call"]),
         "attributes": dict(r["attributes"]), "embedding": None, "trace_id": None,
+        "speech": _frames(r.get("speech")), "energy_db": _frames(r.get("energy_db")), "vad": r.get("vad") or None,
     }
+
+
+def _frames(values: Any) -> np.ndarray | None:
+    """A per-frame voice-activity column: the sink stores "not computed" as an empty array (null on the topic)."""
+    return None if values is None or len(values) == 0 else np.asarray(values, dtype=np.float32)

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emowatch.streams.infer.scoring import parse_stereo_roles
-from emowatch.streams.infer.vad import make_frame_activity
 from emowatch.streams.kafka.admin import ensure_topic
 from emowatch.streams.kafka.audio_reader import AudioReader
 from emowatch.streams.kafka.clients import base_config, topics_for
@@ -96,21 +94,7 @@ class Rescore:
         self.s, self.selection, self.model, self.target = settings, selection, model, target
         self.store, self.progress, self.idle_timeout_s = store, progress, idle_timeout_s
         check_target(settings.kafka, target)
-        opts: dict[str, Any] = {}  # the inference agent's engine options
-        if settings.model.embeddings:
-            opts["embeddings"] = True
-        if settings.infer.max_batch > 64:
-            opts["max_batch"] = settings.infer.max_batch
-        self.engine = model.engine(**opts)
-        inf = settings.infer
-        self.scorer = OfflineScorer(self.engine.infer_batch, labels=model.labels, model_name=model.name,
-                                    model_version=model.version, frame_ms=model.frame_ms, context_s=inf.context_s,
-                                    reorder_max=inf.reorder_max, reorder_timeout_s=inf.reorder_timeout_s,
-                                    max_chunk_s=inf.max_chunk_s, stereo_roles=parse_stereo_roles(inf.stereo_roles),
-                                    max_batch=inf.max_batch,
-                                    activity=make_frame_activity(inf.vad, context_ms=inf.vad_context_ms,
-                                                                 webrtc_mode=inf.vad_webrtc_mode,
-                                                                 max_context_s=inf.context_s))
+        self.scorer = OfflineScorer.like_agent(model, settings)  # the inference agent's engine and steps
         self._to_store: list[tuple[dict, int, int]] = []
 
     def run(self) -> RescoreSummary:

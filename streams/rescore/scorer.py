@@ -19,8 +19,15 @@ from typing import Any
 
 from emowatch.models.engine import ItemError, Window
 from emowatch.streams.infer.context import ContextStore
-from emowatch.streams.infer.scoring import ChunkRef, admit_chunk, frame_scores_record, release_expired, score_batch
-from emowatch.streams.infer.vad import FrameActivity
+from emowatch.streams.infer.scoring import (
+    ChunkRef,
+    admit_chunk,
+    frame_scores_record,
+    parse_stereo_roles,
+    release_expired,
+    score_batch,
+)
+from emowatch.streams.infer.vad import FrameActivity, make_frame_activity
 from emowatch.topics.model_io import SAMPLE_RATE
 
 log = logging.getLogger("emowatch.rescore")
@@ -69,6 +76,27 @@ class OfflineScorer:
         self.clock = float("-inf")
         self.pending: list[ChunkRef] = []
         self.counts = ScorerCounts()
+
+    @classmethod
+    def like_agent(cls, model: Any, settings: Any, *, embeddings: bool | None = None) -> OfflineScorer:
+        """A scorer set up as the inference agent with these settings sets itself up: the loaded ``model``'s
+        engine with the agent's options, the agent's context, reorder, stereo and voice-activity settings.
+
+        ``model`` is a loaded :class:`~emowatch.models.loader.EmotionModel`, ``settings`` the process's
+        :class:`~emowatch.streams.settings.Settings`; ``embeddings`` None: as ``EMOWATCH_MODEL__EMBEDDINGS``."""
+        inf = settings.infer
+        opts: dict[str, Any] = {}  # only options that differ from the engine's defaults (as the agent)
+        if settings.model.embeddings if embeddings is None else embeddings:
+            opts["embeddings"] = True
+        if inf.max_batch > 64:
+            opts["max_batch"] = inf.max_batch
+        engine = model.engine(**opts)
+        return cls(engine.infer_batch, labels=model.labels, model_name=model.name, model_version=model.version,
+                   frame_ms=model.frame_ms, context_s=inf.context_s, reorder_max=inf.reorder_max,
+                   reorder_timeout_s=inf.reorder_timeout_s, max_chunk_s=inf.max_chunk_s,
+                   stereo_roles=parse_stereo_roles(inf.stereo_roles), max_batch=inf.max_batch,
+                   activity=make_frame_activity(inf.vad, context_ms=inf.vad_context_ms, webrtc_mode=inf.vad_webrtc_mode,
+                                                max_context_s=inf.context_s))
 
     def offer(self, chunk: dict, *, emit: bool, partition: int, offset: int) -> list[dict]:
         """Offer one decoded AudioChunk (in topic order); returns the records of any batch that became full."""
