@@ -25,11 +25,13 @@ help:
 	@echo "make test-full - the suite at full size (EMOWATCH_FULL=1: larger crash/restart/fuzz tests)"
 	@echo "make bench  - run the seven benchmarks at quick size and write docs/bench/*-quick.json"
 	@echo "make clean  - remove .venv and the local data directory"
-	@echo "make deps-system - install the system programs the tests use when missing (Alertmanager, Chromium, via apt-get)"
+	@echo "make deps-system - install the system programs the tests use when missing (Alertmanager, Chromium, Prometheus, via apt-get)"
 
 # System programs the suite runs for real: Alertmanager (the notifier's alertmanager receiver is
-# tested against it) and Chromium with its WebDriver (the console's browser test; the colour-emoji font
-# so its screenshots show the seed's emoji). Installed with apt-get (as root, else through sudo) when
+# tested against it), Chromium with its WebDriver (the console's browser test; the colour-emoji font
+# so its screenshots show the seed's emoji) and Prometheus (`promtool check/test rules` on
+# infra/prometheus/alerts.yml, and a real server scraping every worker's /metrics; the package's own
+# service is not wanted: containers block it through policy-rc.d, systemd hosts get it disabled and stopped). Installed with apt-get (as root, else through sudo) when
 # missing; without apt-get the tests that need them skip and say why. Order-only prerequisite of the stamp below: it
 # runs on every `make setup/test` (one `command -v` when present) without forcing a reinstall.
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
@@ -48,6 +50,14 @@ deps-system:
 			--no-install-recommends chromium chromium-driver fonts-noto-color-emoji >/dev/null \
 		|| { echo "!! could not install chromium and chromium-driver"; exit 1; }; \
 	else echo ">> no apt-get: install chromium and chromedriver yourself; the console browser test will skip"; fi
+	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo ">> installing prometheus (apt-get; promtool and the server binary, its service left stopped)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends prometheus >/dev/null \
+		|| { echo "!! could not install prometheus"; exit 1; }; \
+		if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || :; fi; \
+	else echo ">> no apt-get: install prometheus (with promtool) yourself; the alerting-rule tests will skip"; fi
 
 $(STAMP): pyproject.toml | deps-system
 	@echo ">> creating virtual environment in $(VENV)"
