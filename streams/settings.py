@@ -104,6 +104,7 @@ class InferSettings(_Section):
     reorder_timeout_s: float = Field(1.0, ge=0.0, le=30.0)  # then the gap is declared (gap_before=True)
     stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
     http_port: int = Field(0, ge=0, le=65535)
+    http_bind: str = "127.0.0.1"  # interface of /health and /metrics (0.0.0.0 in a container, for Prometheus)
     # Voice activity per 20 ms frame in FrameScores `speech`/`vad` (streams/infer/vad.py): silero (silero-vad's
     # model, a probability), webrtc (webrtcvad, 0 or 1), off (null). `energy_db` is computed in every case.
     vad: Literal["silero", "webrtc", "off"] = "silero"

@@ -115,7 +115,8 @@ class InferenceAgent:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
-        self.http = HealthServer(self.s.infer.http_port, self.metrics.registry, self.health).start()
+        self.http = HealthServer(self.s.infer.http_port, self.metrics.registry, self.health,
+                                 host=self.s.infer.http_bind).start()
         log.info("inference agent started", extra={"topic": self.topics.audio, "group": self.s.infer.group_id,
                                                    "model": self._model_info(), "http_port": self.http.port})
         self.consumer.subscribe([self.topics.audio], on_assign=self._on_assign, on_revoke=self._on_revoke,
