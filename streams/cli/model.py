@@ -6,8 +6,9 @@ from pathlib import Path
 import typer
 
 from emowatch.streams.cli.common import console  # noqa: F401
+from emowatch.streams.cli.model_finetune import finetune_head
 
-model_app = typer.Typer(no_args_is_help=True, help="Model utilities (demo checkpoint).")
+model_app = typer.Typer(no_args_is_help=True, help="Model utilities (demo checkpoint, fine-tuned heads).")
 
 
 @model_app.command("train-demo")
@@ -17,3 +18,6 @@ def model_train_demo(out_dir: Path = typer.Option(Path("models/demo"), help="Whe
     from emowatch.models.train import train_demo
 
     train_demo(out_dir, seed=seed)
+
+
+model_app.command("finetune-head")(finetune_head)
