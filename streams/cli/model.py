@@ -7,8 +7,12 @@ import typer
 
 from emowatch.streams.cli.common import console  # noqa: F401
 from emowatch.streams.cli.model_finetune import finetune_head
+from emowatch.streams.cli.model_quality import evaluate, make_testset
 
-model_app = typer.Typer(no_args_is_help=True, help="Model utilities (demo checkpoint, fine-tuned heads).")
+model_app = typer.Typer(no_args_is_help=True, help="Model utilities: the demo checkpoint, evaluation on a "
+                                                   "labelled set, a generated test set, fine-tuned heads.")
+model_app.command("evaluate")(evaluate)
+model_app.command("make-testset")(make_testset)
 
 
 @model_app.command("train-demo")
