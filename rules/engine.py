@@ -79,8 +79,7 @@ def begin(state: dict[str, Any] | None, scores: dict[str, Any], crs: CompiledRul
     role, seq = scores.get("role"), scores.get("seq")
     if role not in ("CUSTOMER", "AGENT", "MIXED") or not isinstance(seq, int):
         raise ScoresError(f"bad role/seq: role={role!r} seq={seq!r}")
-    roles: dict[str, Any] = state.get("r", {})
-    old = roles.get(role)
+    old = (roles := state.get("r", {})).get(role)
     if old is not None and seq <= old["seq"]:
         return state, []
     p = Pending()
@@ -278,10 +277,7 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
                 # an episode, and its last step is reached nowhere in this message - only ``sq`` moves
                 steps = progress[si]
                 if st is not None:
-                    if steps is None:
-                        st.pop("sq", None)
-                    else:
-                        st["sq"] = steps
+                    _move_progress(st, steps)
                 elif steps is not None:
                     deferred.append((steps, (rule, probs[wi, :, rule.last_col].tolist(), None,
                                              *_seq_valid(valid[wi], hist, wi), in_scope, dominant_all[wi].tolist(),
@@ -356,9 +352,8 @@ def _run_points(crs: CompiledRuleSet, win: Any, scores: dict[str, Any], role: st
 
 def _progress_only(crs: CompiledRuleSet, rules_state: dict[str, dict[str, Any]], scoped: frozenset[str],
                    progress: dict[int, Any]) -> bool:
-    """The usual message, done with fewer operations: no threshold or combined rule has anything to do, every
-    sequence rule (in scope) only progresses (``Given.progress``) - what the loop of :func:`_run_points` does then.
-    False (nothing done) in any other case."""
+    """The usual message (no threshold or combined rule to do, every sequence rule in scope only progressing:
+    ``Given.progress``) as :func:`_run_points`' loop does it, with fewer operations; False (nothing done) else."""
     if len(progress) != len(crs.sequence_rules) or not crs.sequence_ids <= scoped:
         return False
     if sum(progress[si] is not None and r.id not in rules_state for si, (r, _) in enumerate(crs.sequence_rules)) > 1:
@@ -366,13 +361,18 @@ def _progress_only(crs: CompiledRuleSet, rules_state: dict[str, dict[str, Any]],
     for si, (rule, _) in enumerate(crs.sequence_rules):
         steps, st = progress[si], rules_state.get(rule.id)
         if st is not None:
-            if steps is None:
-                st.pop("sq", None)
-            else:
-                st["sq"] = steps
+            _move_progress(st, steps)
         elif steps is not None:
             rules_state[rule.id] = {"sq": steps}
     return True
+
+
+def _move_progress(st: dict[str, Any], steps: list[int | None] | None) -> None:
+    """A sequence rule's new progress (``None``: none) in its state."""
+    if steps is None:
+        st.pop("sq", None)
+    else:
+        st["sq"] = steps
 
 
 def _seq_valid(ok: np.ndarray, hist: np.ndarray | None, wi: int) -> tuple[list[bool], list[bool] | None]:

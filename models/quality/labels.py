@@ -21,7 +21,7 @@ from emowatch.models.checkpoint import TOKENS
 from emowatch.models.quality.errors import QualityError
 from emowatch.topics.model_io import EMOTIONS
 
-__all__ = ["DEFAULT_SCENARIO", "LabelledItem", "normalize_label", "read_labels"]
+__all__ = ["DEFAULT_SCENARIO", "LabelledItem", "audio_path", "normalize_label", "read_labels"]
 
 DEFAULT_SCENARIO = "all"
 """The scenario of every item of a set without a scenario column."""
@@ -76,6 +76,14 @@ def _seconds(row: dict[str, str], col: str, where: str) -> float | None:
     return value
 
 
+def audio_path(raw: str, labels_file: Path, where: str, require: bool = True) -> Path:
+    """A labels file's ``audio`` cell as a path (relative: to the file's folder); with ``require``, it must exist."""
+    audio = Path(raw) if Path(raw).is_absolute() else labels_file.parent / raw
+    if require and not audio.is_file():
+        raise QualityError(f"{where}: audio file {audio} not found")
+    return audio
+
+
 def read_labels(path: str | Path, *, scenario_column: str = "scenario", label_column: str = "label",
                 require_audio_files: bool = True) -> list[LabelledItem]:
     """The items of a labelled CSV file (see the module's text)."""
@@ -102,11 +110,7 @@ def read_labels(path: str | Path, *, scenario_column: str = "scenario", label_co
         call_id = (row.get("call_id") or "").strip() or None
         if not audio_raw and not call_id:
             raise QualityError(f"{where}: neither audio nor call_id given")
-        audio = None
-        if audio_raw:
-            audio = Path(audio_raw) if Path(audio_raw).is_absolute() else path.parent / audio_raw
-            if require_audio_files and not audio.is_file():
-                raise QualityError(f"{where}: audio file {audio} not found")
+        audio = audio_path(audio_raw, path, where, require_audio_files) if audio_raw else None
         start_s, end_s = _seconds(row, "start_s", where), _seconds(row, "end_s", where)
         if start_s is not None and end_s is not None and end_s <= start_s:
             raise QualityError(f"{where}: end_s {end_s:g} is not after start_s {start_s:g}")

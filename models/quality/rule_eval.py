@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from emowatch.models.quality.errors import QualityError
+from emowatch.models.quality.labels import audio_path
 
 __all__ = ["LabelledCall", "fired_rules", "read_calls", "rule_report"]
 
@@ -106,9 +107,7 @@ def read_calls(path: str | Path, rule_ids: Collection[str], *, business_line: st
             raise QualityError(f"{where}: attr.* columns apply to audio rows only (a stored call has its own)")
         audio = None
         if audio_raw:
-            audio = Path(audio_raw) if Path(audio_raw).is_absolute() else path.parent / audio_raw
-            if require_audio_files and not audio.is_file():
-                raise QualityError(f"{where}: audio file {audio} not found")
+            audio = audio_path(audio_raw, path, where, require_audio_files)
             line = line or default_line
         elif call_id in stored:
             raise QualityError(f"{where}: call {call_id!r} is already on line {stored[call_id]}")
