@@ -39,11 +39,13 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 
 from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters, source_of
+from emowatch.streams.kafka.lag import LagMeter
 from emowatch.streams.kafka.notify_io import ControlFollower, read_log
 from emowatch.streams.notify.config_loader import environment_variables, load_config
 from emowatch.streams.notify.errors import InvalidAlertError, MatcherError
 from emowatch.streams.notify.grouping import Dispatcher
 from emowatch.streams.notify.ledger import DeliveryLedger
+from emowatch.streams.notify.metrics import NotifyMetrics
 from emowatch.streams.notify.model import Notification, NotificationLogEntry
 from emowatch.streams.notify.receivers.base import DeliveryResult, deliver_to
 from emowatch.streams.notify.receivers.factory import Integration, build_receivers, close_all
@@ -87,15 +89,10 @@ class Notifier:
         self.control: ControlFollower | None = None
         m = self.metrics = StageMetrics("notify")
         self.dlq = DeadLetters(settings.kafka, self.topics.dlq, ns.group_id, metrics=m, producer=self.producer)
-        self.m_suppressed = m.counter("notify_suppressed", "Alerts held back", ("reason",))
-        self.m_deliveries = m.counter("notify_deliveries", "Deliveries per integration",
-                                      ("receiver", "integration", "outcome"))
-        self.m_latency = m.histogram("notify_delivery_latency_seconds",
-                                     "Alert event on the topic -> receiver acknowledged (first sends)",
-                                     (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.nm = NotifyMetrics(m)
         self.reloader = ConfigReloader(self.config_path, ns.secrets_file, ns.reload_check_s, m.registry,
                                        lambda: environment_variables(os.environ))
-        self.m_replays = m.counter("notify_replays_skipped", "Replay alerts skipped (replays never notify)")
+        self.lag = LagMeter()  # measured on the Kafka thread (_poll_once)
         self._origins: dict[str, tuple[Source, int]] = {}  # alert_id -> (latest event as read, its topic time ms)
         self._tasks: set[asyncio.Task] = set()
         self._ids = itertools.count(1)
@@ -120,7 +117,7 @@ class Notifier:
                 "groups": self.dispatcher.group_count, "silences": len(self.dispatcher.silences()),
                 "acks": self.acks_applied, "config_reload": self.reloader.status(),
                 "in_flight_notifications": len(self._tasks), "pending_alerts": self.ledger.in_flight(),
-                "assigned_partitions": len(self.assigned)}
+                "assigned_partitions": len(self.assigned), "consumer_lag": self.lag.value}
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -185,7 +182,13 @@ class Notifier:
             msgs = [first, *self.consumer.consume(num_messages=999, timeout=0)]
         controls = self.control.poll(0) if self.control else []
         self.producer.poll(0)
+        if self.lag.maybe_measure(self.consumer, self.assigned, self._done_position) is not None:
+            self.metrics.lag.set(self.lag.value)  # alerts not delivered (or dead-lettered) yet count
         return msgs, controls
+
+    def _done_position(self, topic: str, partition: int) -> int | None:
+        with self._lock:
+            return self.ledger.offsets.position(topic, partition)
 
     async def _drain(self) -> None:
         log.info("notifier stopping: finishing in-flight deliveries", extra={"in_flight": len(self._tasks)})
@@ -212,7 +215,7 @@ class Notifier:
         try:
             alert = self.alert_serde.decode(msg.value(), topic=topic, partition=part, offset=off)
             if alert.get("replay_id") is not None:
-                self.m_replays.inc()
+                self.nm.replays.inc()
                 keys: list[str] = []
             else:
                 keys = self.dispatcher.add(alert, now_ms())
@@ -246,7 +249,7 @@ class Notifier:
     def _report_suppressed(self) -> None:
         for s in self.dispatcher.drain_suppressed():
             kind = s.reason.split(":", 1)[0]
-            self.m_suppressed.labels(kind).inc()
+            self.nm.suppressed.labels(kind).inc()
             call_id = self._call_id(s.alert_id)
             log.info("suppressed", extra={"alert_id": s.alert_id, "reason": s.reason, "receiver": s.receiver,
                                           "status": s.status, "group_key": s.group_key, "call_id": call_id})
@@ -286,7 +289,7 @@ class Notifier:
                 await self._log_entry(entry)
                 self.delivered += 1
                 self.metrics.sent.inc()
-                self._observe_latency(n)
+                self.nm.sent(n, self._origins, now_ms())
             with self._lock:
                 self.ledger.finished(nid)
         except Exception as exc:  # noqa: BLE001 - the offsets stay uncommitted; stop rather than lose the alert
@@ -297,23 +300,16 @@ class Notifier:
         if n.status == "FIRING" and not integration.send_resolved:
             n = replace(n, alerts=tuple(a for a in n.alerts if a["status"] != "RESOLVED"))
         rendered = render_for(self.config, n, integration.kind)
-        result = await deliver_to(integration.sender, n, rendered, integration.policy)
-        outcome = ("skipped" if result.skipped else "ok" if result.ok else
-                   "permanent" if result.permanent else "gave_up")
-        self.m_deliveries.labels(n.receiver, f"{integration.kind}[{integration.index}]", outcome).inc()
+        label = f"{integration.kind}[{integration.index}]"
+        result = await deliver_to(integration.sender, n, rendered, integration.policy,
+                                  on_failure=lambda _err: self.nm.attempt_failed(n.receiver, label))
+        self.nm.delivered(n.receiver, label, result)
         if result.ok and not result.skipped:
             log.info("delivered", extra={"receiver": integration.label, "status": n.status, "group_key": n.group_key,
                                          "alerts": len(n.alerts), "attempts": result.attempts, "repeat": n.repeat,
                                          "idempotency_key": n.idempotency_key,
                                          "call_id": n.alerts[0].get("call_id") if n.alerts else None})
         return result
-
-    def _observe_latency(self, n: Notification) -> None:
-        if n.repeat:
-            return
-        times = [self._origins[a["alert_id"]][1] for a in n.alerts if a["alert_id"] in self._origins]
-        if times and max(times) > 0:
-            self.m_latency.observe(max(0.0, (now_ms() - max(times)) / 1000))
 
     async def _acked_produce(self, topic: str, key: bytes | None, value: bytes) -> None:
         loop = asyncio.get_running_loop()

@@ -16,6 +16,11 @@ module and ``tests/streams/rules_worker/test_faust_compat.py`` are what to check
   watchdog (``commit_stall.py``, upstream robinhood/faust#681, faust-streaming#318). It returns
   None when another Faust version lacks them, and the watchdog then does nothing.
 * :func:`source_of_event` reads an event's message position and headers (``event.message``).
+* :func:`high_watermarks` and :func:`earliest_offsets` use the documented consumer methods ``assignment``,
+  ``highwater`` (from the fetch responses), ``highwaters`` and ``earliest_offsets`` (broker requests, run on
+  the consumer's thread) for the consumer lag (``lag.py``): the larger of the fetched and the listed high
+  watermark, as a partition Faust stops fetching (its stream buffer is full: a slow or stuck agent) keeps
+  its last fetched one, and the local tansu broker undercounts the listed one.
 * :func:`winding_down` tells whether the app rebalances or stops (``App.rebalancing``, set first thing
   when partitions are revoked; ``App.should_stop``): Faust then waits for every message in flight to be
   acknowledged, so the worker writes its held states and acknowledges at once (``held.py``).
@@ -26,7 +31,8 @@ from typing import Any
 
 from emowatch.topics.dlq import Source
 
-__all__ = ["commit_bookkeeping", "flush_send_buffer", "source_of_event", "table_delete", "table_put", "winding_down"]
+__all__ = ["commit_bookkeeping", "earliest_offsets", "flush_send_buffer", "high_watermarks", "source_of_event",
+           "table_delete", "table_put", "winding_down"]
 
 
 def table_put(table: Any, partition: int, key: bytes, value: Any) -> None:
@@ -56,6 +62,30 @@ def commit_bookkeeping(app: Any) -> tuple[dict[Any, list[int]], dict[Any, int]] 
     if acked is None or committed is None:
         return None
     return {tp: list(offsets) for tp, offsets in list(acked.items())}, dict(committed)
+
+
+async def high_watermarks(app: Any, topic: str) -> dict[Any, int]:
+    """The high watermark of each partition of ``topic`` assigned to the app's consumer (one broker request)."""
+    consumer = app.consumer
+    parts = [tp for tp in consumer.assignment() if tp.topic == topic]
+    if not parts:
+        return {}
+    listed = await consumer.highwaters(*parts)
+    out = {}
+    for tp in parts:
+        try:
+            fetched = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - revoked meanwhile (aiokafka asserts the assignment)
+            fetched = None
+        high = max(x for x in (fetched, listed.get(tp), -1) if x is not None)
+        if high >= 0:
+            out[tp] = high
+    return out
+
+
+async def earliest_offsets(app: Any, partitions: list[Any]) -> dict[Any, int]:
+    """The low watermark of each of ``partitions`` (one broker request)."""
+    return dict(await app.consumer.earliest_offsets(*partitions)) if partitions else {}
 
 
 def source_of_event(event: Any) -> Source:

@@ -4,7 +4,7 @@ One Faust app id (= consumer group) per business line. :class:`RulesWorker` wire
 the batch core (``batch.py``: decode, the pure ``emowatch.rules.step``, alerts, state writes),
 the rule set in force and the rules-topic records (``active_rules.py``, fed by
 ``emowatch.streams.kafka.rules_feed`` in every worker), the stuck-commit watchdog
-(``commit_stall.py``), the metrics and the web pages (``/health``, ``/metrics``,
+(``commit_stall.py``), the consumer lag (``lag.py``), the metrics and the web pages (``/health``, ``/metrics``,
 ``/calls/<id>``). Faust internals are used only through ``faust_compat.py``.
 
 A batch is acknowledged only once fully handled and its call states written (``Stream.noack_take``:
@@ -34,6 +34,7 @@ from emowatch.rules.engine import call_finished
 from emowatch.streams.kafka.clients import serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
 from emowatch.streams.kafka.group_leave import leave_group_at_generation_zero
+from emowatch.streams.kafka.lag import LAG_EVERY_S
 from emowatch.streams.kafka.rules_feed import RulesFeed
 from emowatch.streams.rules_worker import faust_compat
 from emowatch.streams.rules_worker.active_rules import (
@@ -48,6 +49,7 @@ from emowatch.streams.rules_worker.commit_stall import StallDetector
 from emowatch.streams.rules_worker.config import CALLS_TABLE, app_id, faust_config
 from emowatch.streams.rules_worker.finished_calls import FinishedCalls
 from emowatch.streams.rules_worker.held import HeldMessages
+from emowatch.streams.rules_worker.lag import consumer_lag, needs_start
 from emowatch.streams.rules_worker.metrics import RulesMetrics
 from emowatch.streams.settings import Settings
 from emowatch.topics.dlq import Source
@@ -143,6 +145,9 @@ class RulesWorker:
         self.stalls = StallDetector()
         self._feed_started = False
         self._last_scan = float("-inf")
+        self.lag: int | None = None
+        self._lag_failed = False
+        self._starts: dict[Any, int] = {}  # low watermarks of partitions without a committed offset
         self._wire()
 
     # ---- sends ------------------------------------------------------------------------------
@@ -232,10 +237,31 @@ class RulesWorker:
             self.metrics.stalls.inc()
             await self.app.consumer.seek(tp, base)
 
+    async def measure_lag(self) -> None:
+        """Set the consumer lag gauge (``lag.py``); a failure (broker unreachable) keeps the last figure."""
+        if faust_compat.commit_bookkeeping(self.app) is None:  # another Faust version: nothing to inspect
+            return
+        try:
+            highs = await faust_compat.high_watermarks(self.app, self.topics.scores)
+            acked, committed = faust_compat.commit_bookkeeping(self.app)  # after the await: current
+            self._starts = {tp: o for tp, o in self._starts.items() if tp in highs}
+            missing = needs_start(highs, committed, self._starts)
+            self._starts.update(await faust_compat.earliest_offsets(self.app, missing))
+        except Exception as exc:  # noqa: BLE001 - measured again at the next tick
+            if not self._lag_failed:  # once per failure streak (the timer ticks every few seconds)
+                log.warning("consumer lag not measured", extra={"error": repr(exc)})
+            self._lag_failed = True
+            return
+        self._lag_failed = False
+        lag = consumer_lag(highs, acked, committed, self._starts)
+        if lag is not None:
+            self.lag = lag
+            self.metrics.stage.lag.set(lag)
+
     # ---- web ----------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "business_line": self.business_line, "rules_ready": self.rules.ready.is_set(),
-                "rules_topic_records": self.feed.records, "reloads": self.rules.swaps,
+                "rules_topic_records": self.feed.records, "reloads": self.rules.swaps, "consumer_lag": self.lag,
                 **self.rules.selector.describe()}
 
     def metrics_text(self) -> bytes:
@@ -250,6 +276,7 @@ class RulesWorker:
         app, calls = self.app, self.calls
         app.agent(self.scores_topic, name="evaluate")(self.consume)
         app.timer(COMMIT_STALL_CHECK_S, name="release_stuck_commits")(self.release_stuck_commits)
+        app.timer(LAG_EVERY_S, name="measure_lag")(self.measure_lag)
 
         @app.page("/health")
         async def health(web, request):

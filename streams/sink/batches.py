@@ -59,6 +59,11 @@ class Batcher:
     def buffered(self) -> int:
         return sum(len(p.entries) for p in self.parts.values())
 
+    def oldest_held(self, topic: str, partition: int) -> int | None:
+        """The oldest offset of ``(topic, partition)`` read and not written yet (None: nothing held)."""
+        part = self.parts.get((topic, partition))
+        return part.entries[0][0] if part is not None and part.entries else None
+
     def unloaded(self) -> list[TP]:
         """Partitions holding messages whose recorded cut was not looked up yet."""
         return [tp for tp, p in self.parts.items() if p.entries and not p.loaded]

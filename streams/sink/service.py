@@ -30,6 +30,7 @@ from emowatch.streams.faults import arm as arm_faults
 from emowatch.streams.faults import fault_point
 from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
+from emowatch.streams.kafka.lag import LagMeter
 from emowatch.streams.observability import HealthServer, StageMetrics
 from emowatch.streams.settings import Settings
 from emowatch.streams.sink.batches import TP, Batch, Batcher
@@ -84,6 +85,7 @@ class ClickHouseSink:
         self.m_failures = self.metrics.counter("sink_insert_failures", "Failed ClickHouse writes (retried)")
         self.m_recut = self.metrics.counter("sink_batches_recut",
                                             "Batches re-cut at the offsets recorded before a restart")
+        self.lag = LagMeter()
         self.http: HealthServer | None = None
         self.history: HistoryReader | None = None
         self._history_routes = None
@@ -94,7 +96,7 @@ class ClickHouseSink:
         waiting = self.outage or (None if self.client is not None else "connecting to clickhouse")
         status = "failing" if self.fatal else "waiting" if waiting else "ok"
         return {"status": status, "error": self.fatal or waiting, "paused": self.backoff.active,
-                "buffered_rows": self.batcher.buffered()}
+                "buffered_rows": self.batcher.buffered(), "consumer_lag": self.lag.value}
 
     def run(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -116,6 +118,7 @@ class ClickHouseSink:
                     self.consumer.pause(self.consumer.assignment())
                 self._flush()
                 self.producer.poll(0)
+                self._measure_lag()
         finally:
             try:
                 if self.client is not None and not self.fatal and not self.backoff.active:
@@ -248,6 +251,14 @@ class ClickHouseSink:
         self.consumer.pause(self.consumer.assignment())
         log.warning("clickhouse write failed: partitions paused", extra={"error": error, "retry_in_s": delay,
                                                                          "failures": self.backoff.failures})
+
+    def _measure_lag(self) -> None:
+        """Every few seconds: messages on the assigned partitions not written yet (held rows count); while
+        ClickHouse fails the partitions are paused, and their growing backlog is asked from the broker."""
+        assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
+        if self.lag.maybe_measure(self.consumer, assigned, self.batcher.oldest_held,
+                                  stale=assigned if self.backoff.active else ()) is not None:
+            self.metrics.lag.set(self.lag.value)
 
     def _on_revoke(self, consumer, partitions) -> None:
         tps = {(p.topic, p.partition) for p in partitions}

@@ -142,8 +142,10 @@ async def deliver(
     timeout_s: float = 10.0,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    on_failure: Callable[[DeliveryError], object] | None = None,
 ) -> DeliveryResult:
-    """Send ``notification`` with retries (see the module docstring); never raises a delivery error."""
+    """Send ``notification`` with retries (see the module docstring); never raises a delivery error.
+    ``on_failure(error)`` is called after each failed attempt (the notifier counts them)."""
     if max_attempts < 1:
         raise ReceiverConfigError(f"max_attempts must be >= 1, not {max_attempts}")
     policy = RetryPolicy(max_attempts, initial_backoff_s, max_backoff_s, timeout_s)
@@ -160,6 +162,8 @@ async def deliver(
                 raise
             if isinstance(exc, TimeoutError | asyncio.TimeoutError) and not isinstance(exc, DeliveryError):
                 err = TransientDeliveryError(f"attempt timed out after {timeout_s:g}s")
+            if on_failure is not None:
+                on_failure(err)
         else:
             if attempt > 1:
                 log.info("delivered to %s after %d attempts", notification.receiver, attempt)
@@ -185,8 +189,9 @@ async def deliver_to(
     *,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    on_failure: Callable[[DeliveryError], object] | None = None,
 ) -> DeliveryResult:
-    """:func:`deliver` to ``receiver``; a RESOLVED notification to a receiver with
+    """:func:`deliver` to ``receiver`` (``on_failure``: see there); a RESOLVED notification to a receiver with
     ``send_resolved`` False is skipped (``DeliveryResult(ok=True, attempts=0, skipped=True)``)."""
     if notification.status == "RESOLVED" and not receiver.send_resolved:
         return DeliveryResult(ok=True, attempts=0, skipped=True)
@@ -196,4 +201,5 @@ async def deliver_to(
         await receiver.send(n, rendered)
 
     return await deliver(send, notification, max_attempts=p.max_attempts, initial_backoff_s=p.initial_backoff_s,
-                         max_backoff_s=p.max_backoff_s, timeout_s=p.timeout_s, rng=rng, sleep=sleep)
+                         max_backoff_s=p.max_backoff_s, timeout_s=p.timeout_s, rng=rng, sleep=sleep,
+                         on_failure=on_failure)

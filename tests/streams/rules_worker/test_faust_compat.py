@@ -41,3 +41,8 @@ def test_source_of_event_keeps_position_bytes_and_headers():
 
     s = faust_compat.source_of_event(Event())
     assert (s.topic, s.partition, s.offset, s.key, s.value, s.headers) == ("t", 3, 42, b"k", b"v", [("a", b"1")])
+
+
+def test_the_consumer_lag_uses_documented_consumer_methods():
+    for name in ("assignment", "highwater", "highwaters", "earliest_offsets"):
+        assert callable(getattr(Consumer, name, None)), name

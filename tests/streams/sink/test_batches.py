@@ -138,3 +138,14 @@ def test_dead_lettered_messages_count_in_the_offsets_not_in_the_rows():
     b.add(TP, 5, None, 0.0)
     only_dead = _drain(b, 1.0)
     assert _cuts(only_dead) == [(5, 5)] and only_dead[0].rows == []  # committed, nothing inserted
+
+
+def test_oldest_held_is_where_the_partitions_unwritten_messages_begin():
+    b = Batcher(batch_rows=10, batch_ms=1000)
+    assert b.oldest_held("s", 0) is None
+    for off in (3, 4, 5):
+        b.add(("s", 0), off, [off], 0.0)
+    assert b.oldest_held("s", 0) == 3
+    batch = b.cut(("s", 0), 0.0, final=True)
+    b.done(batch, 1.0)
+    assert b.oldest_held("s", 0) is None and b.oldest_held("s", 1) is None

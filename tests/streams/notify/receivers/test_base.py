@@ -214,3 +214,14 @@ def test_library_log_masking(caplog):
         lib.exception("boom %s", "libsecret-4242")
     assert "libsecret-4242" not in caplog.text
     assert f"token={MASK}" in caplog.text
+
+
+def test_every_failed_attempt_is_reported_as_it_fails(no_sleep):
+    failures = []
+    send = Flaky(TransientDeliveryError("HTTP 500"), TimeoutError(), PermanentDeliveryError("HTTP 400"))
+    result = run_deliver(send, no_sleep, on_failure=failures.append)
+    assert not result.ok and result.permanent and result.attempts == 3
+    assert [type(e) for e in failures] == [TransientDeliveryError, TransientDeliveryError, PermanentDeliveryError]
+    assert "timed out" in str(failures[1])
+    failures.clear()
+    assert run_deliver(Flaky(), no_sleep, on_failure=failures.append).ok and failures == []
