@@ -20,7 +20,7 @@ SECRET = "hook-s3cret"
 
 def write_config(tmp: Path, port: int, *, group_wait: str = "300ms", group_interval: str = "1s",
                  repeat_interval: str = "1h", max_attempts: int = 3, group_by: str = "[call_id]",
-                 max_backoff: str = "50ms") -> tuple[Path, Path]:
+                 max_backoff: str = "50ms", timeout: str = "2s") -> tuple[Path, Path]:
     cfg = tmp / "notify.yaml"
     cfg.write_text(textwrap.dedent(f"""\
         global:
@@ -37,7 +37,7 @@ def write_config(tmp: Path, port: int, *, group_wait: str = "300ms", group_inter
               url: http://127.0.0.1:{port}/hook
               hmac_key: {{secret: hook_hmac}}
               send_resolved: true
-              timeout: 2s
+              timeout: {timeout}
               max_attempts: {max_attempts}
               initial_backoff: 10ms
               max_backoff: {max_backoff}

@@ -33,7 +33,7 @@ OWN_METRIC = {"infer": "emowatch_infer_received_total", "rules-default": "emowat
               "sink": "emowatch_sink_received_total", "notify": "emowatch_notify_received_total",
               "gateway": "emowatch_gateway_received_total"}
 # Labelled counters appear once a label set is used: no delivery happens in this run.
-LABELLED_UNUSED = {"emowatch_notify_deliveries_total"}
+LABELLED_UNUSED = {"emowatch_notify_deliveries_total", "emowatch_notify_failed_attempts_total"}
 
 
 def api(port: int, path: str, **params: str) -> dict | None:
