@@ -129,6 +129,9 @@ class RulesSettings(_Section):
     # once per batch (fewer changelog records, fewer produce requests).
     batch_max: int = Field(1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(20, ge=1, le=10_000)
+    # At start-up, how long the worker waits for the rules topic to exist and to be read before it serves the
+    # rules file alone (scores are held back meanwhile; a set published later still replaces the file's).
+    rules_wait_s: float = Field(30.0, gt=0, le=3600)
 
     @field_validator("advertised_url")
     @classmethod

@@ -105,14 +105,15 @@ class RulesWorker:
     after a batch it cannot complete (``os._exit``: no clean-up may commit anything)."""
 
     def __init__(self, settings: Settings, *, business_line: str, rules_file: Path, web_port: int = 0,
-                 rules_wait_s: float = 30.0, finished_retention_s: float = FINISHED_RETENTION_S,
+                 rules_wait_s: float | None = None, finished_retention_s: float = FINISHED_RETENTION_S,
                  exit: Callable[[int], Any] = os._exit) -> None:
         k = settings.kafka
         self.business_line = business_line
         self.exit = exit
         leave_group_at_generation_zero()  # a stopped worker leaves its group on the local broker too
         self.topics = topics = topics_for(k)
-        self.rules = ActiveRules(initial_selector(business_line, rules_file), rules_wait_s)
+        self.rules = ActiveRules(initial_selector(business_line, rules_file),
+                                 settings.rules.rules_wait_s if rules_wait_s is None else rules_wait_s)
         self.app = app = faust.App(app_id(settings, business_line),
                                    **faust_config(k, web_port or 6066, bind=settings.rules.http_bind,
                                                   advertised=settings.rules.advertised_url,

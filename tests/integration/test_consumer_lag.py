@@ -104,7 +104,8 @@ def test_rules_worker_lag_counts_the_scores_it_holds_back_then_returns_to_zero(b
             fut.result(30)
         kafka = stack.kafka_settings()
         n = 40
-        stack.start_worker("rules", ["rules", "--business-line", "*", "--rules-file", str(default_rules_file())])
+        stack.start_worker("rules", ["rules", "--business-line", "*", "--rules-file", str(default_rules_file())],
+                           env={"EMOWATCH_RULES__RULES_WAIT_S": "600"})  # holds the scores back until the topic exists
         stack.wait_healthy("rules", timeout_s=TIMEOUT)
         publish_scores(kafka, n)
         wait_for(stack, f"rules lag {n}", lag_is(stack, "rules", "rules", lambda lag: lag == n))
