@@ -44,9 +44,9 @@ from emowatch.streams.infer.scoring import (
     score_batch,
 )
 from emowatch.streams.infer.vad import make_frame_activity
-from emowatch.streams.kafka.admin import assigned_lag
 from emowatch.streams.kafka.clients import make_consumer, make_producer, serde_for, topics_for
 from emowatch.streams.kafka.dead_letters import DeadLetters
+from emowatch.streams.kafka.lag import LagMeter
 from emowatch.streams.observability import HealthServer
 from emowatch.streams.settings import Settings
 from emowatch.topics.errors import DeadLetterError
@@ -103,6 +103,7 @@ class InferenceAgent:
                                producer=self.producer)
         self.assigned: set[tuple[str, int]] = set()
         self.paused = False
+        self.lag = LagMeter(every_s=0.0)  # measured by each housekeeping (once a second)
         self.fatal: str | None = None
         self.http: HealthServer | None = None
         self._last_commit = self._last_house = 0.0
@@ -348,7 +349,9 @@ class InferenceAgent:
     def _housekeeping(self, now: float) -> None:
         self._last_house = now
         self.ctx.evict_idle(now, self.s.infer.idle_evict_s)
-        lag = assigned_lag(self.consumer, self.assigned, self.tracker.position)
+        # paused partitions (backpressure) are not fetched: their backlog is asked from the broker
+        lag = self.lag.measure(self.consumer, self.assigned, self.tracker.position,
+                               stale=self.assigned if self.paused else ())
         m = self.metrics
         m.active_calls.set(len(self.ctx.contexts))
         m.bytes_per_call.set(self.ctx.bytes_per_call())

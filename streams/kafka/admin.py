@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -126,29 +125,6 @@ def group_lag(bootstrap: str, group_id: str, topic_names: list[str], *, extra: d
         return lag
     finally:
         consumer.close()
-
-
-def assigned_lag(consumer: Consumer, assigned: Iterable[tuple[str, int]],
-                 done_position: Callable[[str, int], int | None]) -> int | None:
-    """Messages on a consumer's assigned partitions not yet done: the high watermark (from fetch
-    responses) minus ``done_position(topic, partition)`` (the end of the delivered prefix), or the
-    fetch position before anything was delivered. None while no partition has a watermark yet."""
-    total, known = 0, False
-    for topic, part in assigned:
-        try:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, part), cached=True)
-        except Exception:  # noqa: BLE001 - no fetch response yet
-            continue
-        if high is None or high < 0:
-            continue
-        pos = done_position(topic, part)
-        if pos is None:
-            pos = consumer.position([TopicPartition(topic, part)])[0].offset
-        if pos is None or pos < 0:
-            continue
-        total += max(0, high - pos)
-        known = True
-    return total if known else None
 
 
 def ensure_topic(bootstrap: str, spec: TopicSpec, partitions: int, replication: int, *, extra: dict | None = None,
