@@ -43,7 +43,7 @@ from emowatch.topics.registry import PRODUCER_PARTITIONER, Topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500 if FULL else 600)]
 TIMEOUT = 600 if FULL else 300
-N_BAD = int(os.environ.get("EMOWATCH_BADINPUT_N", size(1500, 10_000)))
+N_BAD = size(1500, 10_000)
 DLQ_WAIT_S = 60
 SEED = 17
 START_MS = 1_767_225_600_000
