@@ -121,9 +121,10 @@ SPECS: tuple[TopicSpec, ...] = (
     # The notifier's control topics (`emowatch silence ...`, `emowatch alert ack`): tiny, compacted, and read
     # whole by every notifier instance without a consumer group, like the rules topic, hence one partition.
     # Expired silences stay (re-published with expired_at): the topic is the store, and keeps the history.
-    TopicSpec("silences", "emowatch.silences.v1", "Silence", "silence_id", "compact", -1, False, False,
+    # Their undecodable or invalid records are dead-lettered by every notifier that reads them (at each start).
+    TopicSpec("silences", "emowatch.silences.v1", "Silence", "silence_id", "compact", -1, True, False,
               fixed_partitions=1),
-    TopicSpec("acks", "emowatch.acks.v1", "Ack", "alert_id", "compact", -1, False, False, fixed_partitions=1),
+    TopicSpec("acks", "emowatch.acks.v1", "Ack", "alert_id", "compact", -1, True, False, fixed_partitions=1),
     # The notification log: the latest delivery per receiver, group and status (what Dispatcher.seed needs).
     # Keyed by receiver|group_key|status, not call_id, so not co-partitioned with the alerts; the shared
     # count spreads a log whose size follows the number of calls with notifications.

@@ -105,6 +105,9 @@ def admit_chunk(chunk: dict, source: Any, ctx: ContextStore, *, max_chunk_s: flo
     """Decode one AudioChunk and offer each role to its call context."""
     if not chunk.get("call_id"):  # its scores could not be keyed (topics.serde.encode_key rejects an empty key)
         return Admission(rejected=AudioError("empty_call_id", "call_id is empty; the scores key would be empty"))
+    if chunk["seq"] < 0:  # seq is 0-based: the call context would drop it as an old chunk, without a trace
+        return Admission(rejected=AudioError("negative_seq", f"seq {chunk['seq']} is negative (0-based per call and "
+                                             "role)"), call_id=chunk["call_id"])
     try:
         decoded = decode_pcm(chunk["audio"], encoding=chunk["encoding"], sample_rate=chunk["sample_rate"],
                              channels=chunk["channels"], max_seconds=max_chunk_s)

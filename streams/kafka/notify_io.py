@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from emowatch.streams.kafka.clients import serde_for, topics_for
 from emowatch.streams.kafka.notify_control import (
@@ -41,9 +42,12 @@ def read_log(kafka: KafkaSettings, *, timeout_s: float = 60.0) -> list[Notificat
 
 class ControlFollower:
     """Follows the silences and acks topics from their beginning; :meth:`poll` returns
-    ``(logical, key, record or None)`` for each new record (None: a tombstone or undecodable)."""
+    ``(logical, key, record or None, message)`` for each new record (None: a tombstone). A record whose key
+    or value does not decode is not returned: ``on_rejected(message, SerdeError)`` gets it, for the service
+    to dead-letter (a newer writer's record is never read as a removal)."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, *,
+                 on_rejected: Callable[[Message, SerdeError], None] = lambda _msg, _err: None) -> None:
         t = topics_for(kafka)
         self._logical = {t.silences: "silences", t.acks: "acks"}
         self._serde = {t.silences: serde_for(kafka, "Silence"), t.acks: serde_for(kafka, "Ack")}
@@ -51,14 +55,15 @@ class ControlFollower:
         self._at_end: set[tuple[str, int]] = set()
         self.consumer = groupless_consumer(kafka)
         self.consumer.assign(self._parts)
+        self.on_rejected = on_rejected
 
     @property
     def caught_up(self) -> bool:
         """Whether every partition reached its end once (the state at start is complete)."""
         return len(self._at_end) >= len(self._parts)
 
-    def poll(self, timeout_s: float = 0.0) -> list[tuple[str, str, dict[str, Any] | None]]:
-        out: list[tuple[str, str, dict[str, Any] | None]] = []
+    def poll(self, timeout_s: float = 0.0) -> list[tuple[str, str, dict[str, Any] | None, Message]]:
+        out: list[tuple[str, str, dict[str, Any] | None, Message]] = []
         for msg in self.consumer.consume(num_messages=500, timeout=timeout_s):
             err = msg.error()
             if err is not None:
@@ -68,19 +73,17 @@ class ControlFollower:
             topic = msg.topic()
             try:
                 key = decode_key(msg.key(), topic=topic, partition=msg.partition(), offset=msg.offset())
-            except SerdeError:
-                continue
-            record = None
-            if msg.value() is not None:
-                try:
+                record = None
+                if msg.value() is not None:
                     record = self._serde[topic].decode(msg.value(), topic=topic, partition=msg.partition(),
                                                        offset=msg.offset())
-                except SerdeError:
-                    continue  # a newer writer's record: skip it, never read it as a removal
-            out.append((self._logical[topic], key, record))
+            except SerdeError as exc:
+                self.on_rejected(msg, exc)
+                continue
+            out.append((self._logical[topic], key, record, msg))
         return out
 
-    def read_to_end(self, timeout_s: float = 30.0) -> list[tuple[str, str, dict[str, Any] | None]]:
+    def read_to_end(self, timeout_s: float = 30.0) -> list[tuple[str, str, dict[str, Any] | None, Message]]:
         out = []
         deadline = time.monotonic() + timeout_s
         while not self.caught_up:

@@ -1,10 +1,10 @@
 """Notifier service (``emowatch worker notify``): alerts topic -> Dispatcher -> receivers.
 
-One consumer group (``notify.group_id``) reads the alerts topic. Bad records are dead-lettered
-(stage DECODE, original bytes kept); replay alerts (``replay_id`` set) never notify. An asyncio
-loop owns the :class:`Dispatcher`; every Kafka call runs on one dedicated thread (a one-thread
-executor), so the loop never blocks on the broker. Due notifications are delivered concurrently
-(at most ``max_in_flight``) to every integration of their receiver (``receivers/factory.py``).
+One consumer group (``notify.group_id``) reads the alerts topic. Bad records, and bad silences and acks (by every
+instance at each start: it reads them whole), are dead-lettered (stage DECODE, original bytes kept); replay alerts
+(``replay_id`` set) never notify. An asyncio loop owns the :class:`Dispatcher`; every Kafka call runs on one
+dedicated thread (a one-thread executor), so the loop never blocks on the broker. Due notifications are delivered
+concurrently (at most ``max_in_flight``) to every integration of their receiver (``receivers/factory.py``).
 
 Per notification: all integrations OK -> the ``NotificationLogEntry`` is produced to the
 notification log (key ``log_key``) and acknowledged by the broker, then ``mark_sent``. Any
@@ -148,7 +148,7 @@ class Notifier:
         try:
             entries = await self._k(read_log, self.s.kafka)
             self.dispatcher.seed(entries)
-            self.control = await self._k(ControlFollower, self.s.kafka)
+            self.control = await self._k(ControlFollower, self.s.kafka, on_rejected=lambda *bad: self._bad.append(bad))
             for item in await self._k(self.control.read_to_end):
                 self._apply_control(*item)
             await self._k(self.consumer.subscribe, [self.topics.alerts], on_revoke=self._on_revoke,
@@ -232,7 +232,7 @@ class Notifier:
         if len(self._origins) > MAX_ORIGINS:
             self._origins.pop(next(iter(self._origins)))
 
-    def _apply_control(self, logical: str, key: str, record: dict | None) -> None:
+    def _apply_control(self, logical: str, key: str, record: dict | None, msg: Message) -> None:
         try:
             if logical == "silences":
                 silence = silence_from_record(record) if record is not None else None
@@ -243,8 +243,8 @@ class Notifier:
             elif record is not None:
                 self.dispatcher.ack(ack_from_record(record))
                 self.acks_applied += 1
-        except (MatcherError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignored a bad control record", extra={"topic": logical, "key": key, "error": str(exc)})
+        except (MatcherError, KeyError, TypeError, ValueError) as exc:  # dead-lettered, and ignored
+            self._bad.append((msg, DeadLetterError("DECODE", f"not a valid {logical} record: {exc}", cause=exc)))
 
     def _report_suppressed(self) -> None:
         for s in self.dispatcher.drain_suppressed():
@@ -362,7 +362,7 @@ class Notifier:
 
     def _commit_sync(self, positions: dict[tuple[str, int], int], bad: list, asynchronous: bool = False) -> None:
         for msg, error in bad:
-            call_id = msg.key().decode("utf-8", "replace") if msg.key() else None
+            call_id = msg.key().decode("utf-8", "replace") if msg.key() and msg.topic() == self.topics.alerts else None
             self.dlq.send(msg, error, call_id=call_id)
         if bad:
             self.producer.flush(30)  # dead letters are acked before their offsets are committed

@@ -35,7 +35,8 @@ def _ts(ms: int) -> datetime:
 def scores_row(r: dict, partition: int, offset: int) -> list:
     """One ``scores`` row; ``speech``/``energy_db`` null (not computed, or a record older than FrameScores v3)
     are stored as empty arrays and ``vad`` null as ''. ``ValueError`` (the sink dead-letters the message) when
-    the frame arrays do not fit ``n_frames``: stored, they would misalign every frame-level read."""
+    the frame arrays do not fit ``n_frames`` (stored, they would misalign every frame-level read), ``chunk_probs``
+    not the labels, or the scores are not finite."""
     _check_frames(r)
     probs = r["chunk_probs"]
     top = int(np.argmax(probs)) if len(probs) else 0
@@ -53,6 +54,11 @@ def _check_frames(r: dict) -> None:
     n, labels = r["n_frames"], len(r["labels"])
     if len(r["logits"]) != n * labels:
         raise ValueError(f"logits has {len(r['logits'])} values, expected n_frames x labels = {n} x {labels}")
+    if len(r["chunk_probs"]) != labels:  # the row's top emotion would be read against the wrong label
+        raise ValueError(f"chunk_probs has {len(r['chunk_probs'])} values, expected one per label ({labels})")
+    for name in ("logits", "chunk_probs"):  # the rules worker refuses them too; stored, they poison every average
+        if not np.isfinite(np.asarray(r[name], dtype=np.float64)).all():
+            raise ValueError(f"{name} hold NaN or infinity")
     for name in ("speech", "energy_db"):
         values = r.get(name)
         if values is not None and len(values) != n:

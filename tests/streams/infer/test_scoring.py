@@ -34,6 +34,14 @@ def test_empty_call_id_is_rejected_before_the_context():
     assert adm.rejected is not None and adm.rejected.code == "empty_call_id" and not adm.refs and adm.outputs == 0
 
 
+
+def test_negative_seq_is_rejected_not_dropped_as_old():
+    ctx = ContextStore()
+    adm = admit(rec(-3), ctx)
+    assert adm.rejected is not None and adm.rejected.code == "negative_seq" and adm.call_id == "c1"
+    assert not adm.refs and adm.outputs == 0 and adm.skipped == 0 and ctx.skipped == 0
+
+
 def test_stereo_mixed_chunk_splits_into_configured_roles():
     left, right = np.full(16000, 0.5, np.float32), np.full(16000, -0.25, np.float32)
     audio = encode_pcm_s16le(np.stack([left, right], axis=1).reshape(-1))
