@@ -19,6 +19,10 @@ module and ``tests/streams/rules_worker/test_faust_compat.py`` are what to check
 * :func:`winding_down` tells whether the app rebalances or stops (``App.rebalancing``, set first thing
   when partitions are revoked; ``App.should_stop``): Faust then waits for every message in flight to be
   acknowledged, so the worker writes its held states and acknowledges at once (``held.py``).
+* :func:`set_fetch_max_wait` replaces the fixed ``fetch_max_wait_ms=1500`` Faust gives its worker consumer
+  (``AIOKafkaConsumerThread._create_worker_consumer``; aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``,
+  read when the consumer starts): a broker that holds a Fetch until that wait expires (tansu, the local
+  broker) otherwise adds it to every scores -> alert hop (docs/benchmarks.md, whole pipeline).
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from typing import Any
 
 from emowatch.topics.dlq import Source
 
-__all__ = ["commit_bookkeeping", "flush_send_buffer", "source_of_event", "table_delete", "table_put", "winding_down"]
+__all__ = ["apply_fetch_max_wait", "commit_bookkeeping", "flush_send_buffer", "set_fetch_max_wait", "source_of_event",
+           "table_delete", "table_put", "winding_down"]
 
 
 def table_put(table: Any, partition: int, key: bytes, value: Any) -> None:
@@ -68,3 +73,38 @@ def source_of_event(event: Any) -> Source:
 def winding_down(app: Any) -> bool:
     """Whether the app is rebalancing or stopping (either way Faust waits for in-flight messages' acks)."""
     return bool(getattr(app, "rebalancing", False) or getattr(app, "should_stop", False))
+
+
+_FETCH_WAIT_ATTR = "_emowatch_fetch_max_wait_ms"
+
+
+def set_fetch_max_wait(app: Any, ms: int) -> bool:
+    """Build ``app``'s worker consumer with ``fetch_max_wait_ms=ms`` instead of Faust's fixed 1500.
+
+    Wraps ``AIOKafkaConsumerThread._create_worker_consumer`` once per process (other apps keep Faust's
+    value); call before the app starts. Returns False, changing nothing, when this Faust or aiokafka
+    version builds its consumer elsewhere."""
+    try:
+        from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    except ImportError:  # pragma: no cover - Faust without its aiokafka driver
+        return False
+    create = getattr(AIOKafkaConsumerThread, "_create_worker_consumer", None)
+    if create is None:
+        return False
+    if not getattr(create, "_emowatch_wrapped", False):
+
+        def _create_worker_consumer(self: Any, transport: Any) -> Any:
+            return apply_fetch_max_wait(self.app, create(self, transport))
+
+        _create_worker_consumer._emowatch_wrapped = True  # type: ignore[attr-defined]
+        AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    setattr(app, _FETCH_WAIT_ATTR, int(ms))
+    return True
+
+
+def apply_fetch_max_wait(app: Any, consumer: Any) -> Any:
+    """``consumer`` (aiokafka, not started) with the fetch wait :func:`set_fetch_max_wait` gave ``app``, if any."""
+    wait = getattr(app, _FETCH_WAIT_ATTR, None)
+    if wait is not None and hasattr(consumer, "_fetch_max_wait_ms"):
+        consumer._fetch_max_wait_ms = int(wait)
+    return consumer
