@@ -91,7 +91,7 @@ def notify_config(data: Path, port: int) -> tuple[Path, Path]:
 class Bench:
     """The running stack and what the steps share (see :func:`emowatch.bench.pipeline_step.run_step`)."""
 
-    def __init__(self, data: Path, rules_env: dict[str, str]) -> None:
+    def __init__(self, data: Path, rules_env: dict[str, str], broker=None, topic_prefix: str = "") -> None:
         from emowatch.bench.notify import Receiver
         from emowatch.bench.pipeline_calls import ESCALATING, samples
         from emowatch.bench.pipeline_observe import Resources, TopicWatch
@@ -103,7 +103,8 @@ class Bench:
         self.data = data
         self.catalog, self.escalating = samples(), ESCALATING
         self.receiver = Receiver()
-        self.stack = LocalStack(data_dir=data, extra_env={"EMOWATCH_LOG_LEVEL": "WARNING"}).start()
+        self.stack = LocalStack(data_dir=data, extra_env={"EMOWATCH_LOG_LEVEL": "WARNING"}, broker=broker,
+                                topic_prefix=topic_prefix).start()
         self.kafka = self.stack.kafka_settings()
         self.topics = topics_for(self.kafka)
         rules = rules_file(data)
@@ -124,7 +125,7 @@ class Bench:
         from emowatch.streams.rules_worker.config import app_id
         from emowatch.streams.settings import load_settings
 
-        s = load_settings({})
+        s = load_settings({"EMOWATCH_KAFKA__TOPIC_PREFIX": self.stack.topic_prefix})
         return {"infer": group_name(self.kafka, s.infer.group_id), "rules": app_id(s, "*"),
                 "sink": group_name(self.kafka, s.sink.group_id), "notify": group_name(self.kafka, s.notify.group_id)}
 
@@ -164,7 +165,8 @@ class Bench:
 
 
 def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[int] | None = None,
-        rules_fetch_wait_ms: int | None = None, seed: int = 0) -> dict[str, Any]:
+        rules_fetch_wait_ms: int | None = None, seed: int = 0, broker=None, topic_prefix: str = "") -> dict[str, Any]:
+    """The benchmark; ``broker``: a running local broker to share (tests), else one of its own."""
     from emowatch.bench.pipeline_step import run_step, wait_until
 
     steps = steps or levels(calls, quick)
@@ -172,7 +174,7 @@ def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[in
     out_steps: list[dict[str, Any]] = []
     load0 = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="emowatch-bench-pipeline-") as tmp:
-        bench = Bench(Path(tmp), rules_env)
+        bench = Bench(Path(tmp), rules_env, broker, topic_prefix)
         try:
             t0 = time.monotonic()
             run_step(bench, "w", 1, 6, seed=seed)  # an escalating call: every worker up, the model warm
