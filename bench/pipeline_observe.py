@@ -159,7 +159,10 @@ def step_latencies(calls: dict[str, dict[str, Any]], watch: TopicWatch, arrivals
         if start is None:
             continue
         topic_lat.append(seen - start)
-        if (aid, "FIRING") in arrivals:
-            hook_lat.append(arrivals[(aid, "FIRING")] - start)
+        # a FIRING the notifier only listed as RESOLVED (the episode ended before its group was notified: both
+        # events came with the call's last chunk) reached the receiver with that notification
+        hook = arrivals.get((aid, "FIRING"), arrivals.get((aid, "RESOLVED")))
+        if hook is not None:
+            hook_lat.append(hook - start)
     return {"chunk_to_score": chunk_lat, "alert_to_topic": topic_lat, "alert_to_webhook": hook_lat,
             "firing_alerts": firing}
