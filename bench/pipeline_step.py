@@ -7,8 +7,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from emowatch.bench.gateway import _result
+from emowatch.bench.gateway import _result, delay_buckets, quantile
 from emowatch.bench.pipeline_calls import PlannedCall, plan
+from emowatch.bench.pipeline_infer import _bucket_quantile, _metrics
 from emowatch.bench.pipeline_observe import Resources, TopicWatch, ms, percentile, step_latencies
 
 CLIENT_PROCESSES = 2
@@ -66,6 +67,7 @@ def run_step(ctx, tag: str, calls: int, seconds: int, *, seed: int = 0) -> dict[
     watch: TopicWatch = ctx.watch
     res: Resources = ctx.resources
     wall0 = time.time() + 3.0 + calls / 100  # the client processes are up and connected before the first frame
+    stages0 = _stage_metrics(ctx)
     res.start()
     t0 = time.monotonic()
     last_sample = [0.0]
@@ -96,6 +98,7 @@ def run_step(ctx, tag: str, calls: int, seconds: int, *, seed: int = 0) -> dict[
     firing_as_resolved = sum(1 for aid, st in mine if st == "FIRING" and (aid, st) not in arrivals
                              and (aid, "RESOLVED") in arrivals)
     resources = res.result()
+    stages = _stage_delays(stages0, _stage_metrics(ctx))
     resources["clients"] = {"cpu_cores": round(got["cpu_s"] / max(1e-9, clients_wall), 3), "rss_mb": None}
     lat = step_latencies(by_call, watch, arrivals, prefix)
     lags = got["lags"]
@@ -119,7 +122,7 @@ def run_step(ctx, tag: str, calls: int, seconds: int, *, seed: int = 0) -> dict[
         "max_alert_to_webhook_ms": ms(max(lat["alert_to_webhook"], default=None)),
         "frames_on_pace": round(sum(1 for x in lags if x <= 0.1) / len(lags), 4) if lags else None,
         "max_frame_lag_ms": ms(max(lags, default=None)),
-        "resources": resources, "rows": None, "duplicate_rows": None,
+        **stages, "resources": resources, "rows": None, "duplicate_rows": None,
     }
     step["sustained_live"] = bool(
         step["chunks_lost"] == 0 and not got["failed"] and step["p99_chunk_to_score_ms"] is not None
@@ -141,3 +144,25 @@ def _undelivered(on_topic, arrivals: dict[tuple[str, str], float]) -> list[tuple
     episode ended before its group's notification) was delivered: it is counted apart, not lost."""
     return [(aid, st) for aid, st in on_topic
             if (aid, st) not in arrivals and not (st == "FIRING" and (aid, "RESOLVED") in arrivals)]
+
+
+def _stage_metrics(ctx) -> dict[str, Any]:
+    """The gateway's publish-delay histogram and the agent's metrics (``pipeline_infer``), read now."""
+    import urllib.request
+
+    gw = ctx.stack.workers["gateway"].http_port
+    page = urllib.request.urlopen(f"http://127.0.0.1:{gw}/metrics", timeout=10).read().decode()
+    return {"gateway": delay_buckets(page), "infer": _metrics(ctx.stack.workers["infer"].http_port)}
+
+
+def _stage_delays(m0: dict[str, Any], m1: dict[str, Any]) -> dict[str, Any]:
+    """Where a chunk's time went, from the workers' own histograms between two readings: the gateway's p99
+    publish delay (bytes completing a chunk -> broker ack, interpolated in its bucket) and the agent's p99
+    (input timestamp -> score produced, the bucket's upper bound) and mean batch."""
+    gw = quantile(m0["gateway"], m1["gateway"], 0.99)
+    a0, a1 = m0["infer"], m1["infer"]
+    batches = a1["emowatch_infer_batch_size_count"] - a0["emowatch_infer_batch_size_count"]
+    return {"gateway_p99_publish_delay_ms": None if gw["p"] is None else round(gw["p"] * 1000, 1),
+            "agent_p99_le_ms": None if (q := _bucket_quantile(a0, a1, 0.99)) is None else q * 1000,
+            "agent_mean_batch": round((a1["emowatch_infer_batch_size_sum"] - a0["emowatch_infer_batch_size_sum"])
+                                      / batches, 1) if batches else None}
