@@ -236,7 +236,8 @@ def report(calls, seconds, quick, steps, out_steps, rules_fetch_wait_ms, load0) 
 def _print(s: dict[str, Any]) -> None:
     r = s["resources"]
     cpu = " ".join(f"{k} {v['cpu_cores']}" for k, v in r.items())
-    print(f"{s['calls']:4d} calls x {s['seconds']}s: chunks {s['chunks_scored']}/{s['chunks_expected']} scored "
+    print(f"{s['calls']:4d} calls x {s['seconds']}s: chunks {s['chunks_scored']}/{s['chunks_acked']} scored "
+          f"({s['chunks_lost']} lost, {s['end_markers']} end markers) "
           f"(p50 {s['p50_chunk_to_score_ms']} p99 {s['p99_chunk_to_score_ms']} ms); "
           f"alerts {s['firing_alerts']} firing, "
           f"events {s['alert_events_at_receiver']}/{s['alert_events_on_topic']} at the receiver, "

@@ -83,10 +83,14 @@ def run_step(ctx, tag: str, calls: int, seconds: int, *, seed: int = 0) -> dict[
     clients_wall = time.monotonic() - t0
     by_call = got["calls"]
     acked = {(c, role, seq) for c, r in by_call.items() for role, seq in r["acked"]}
-    sent = sum(len(r["sent"]) * (2 if p.stereo else 1) for p in planned for r in [by_call.get(p.call_id)] if r)
+    # chunk records the clients completed; the gateway acknowledges each (and, when a call's `end` came after its
+    # last frame's grace, one more: a 20 ms end-of-call marker, scored like any chunk)
+    sent = {(p.call_id, role, seq) for p in planned for seq in by_call.get(p.call_id, {}).get("sent", {})
+            for role in p.roles}
     expected = sum(p.seconds * len(p.roles) for p in planned)
     wait_until(lambda: acked <= watch.scores.keys(), SCORE_DRAIN_S, tick)
     scored = acked & watch.scores.keys()
+    lost = len(sent - acked) + len(acked - scored) + (expected - len(sent))  # never acknowledged, never scored
     ctx.wait_alerts_done(tick)
     prefix = tag + "-"
     mine = {k: v for k, v in list(watch.alerts.items()) if v[1]["call_id"].startswith(prefix)}
@@ -106,12 +110,14 @@ def run_step(ctx, tag: str, calls: int, seconds: int, *, seed: int = 0) -> dict[
         "calls": calls, "seconds": seconds, "planned_calls": len(planned),
         "stereo_calls": sum(p.stereo for p in planned),
         "escalating_calls": sum(p.sample in ctx.escalating for p in planned),
-        "chunks_expected": expected, "chunks_sent": sent, "chunks_acked": len(acked), "chunks_scored": len(scored),
-        "chunks_lost": expected - len(scored), "failed_calls": got["failed"], "errors": got["errors"][:3],
+        "chunks_expected": expected, "chunks_sent": len(sent), "chunks_acked": len(acked),
+        "end_markers": len(acked - sent), "chunks_scored": len(scored), "chunks_lost": lost,
+        "failed_calls": got["failed"], "errors": got["errors"][:3],
         "p50_chunk_to_score_ms": ms(percentile(lat["chunk_to_score"], 0.5)),
         "p99_chunk_to_score_ms": ms(percentile(lat["chunk_to_score"], 0.99)),
         "max_chunk_to_score_ms": ms(max(lat["chunk_to_score"], default=None)),
         "alert_events_on_topic": len(mine), "firing_alerts": lat["firing_alerts"],
+        "firing_by_rule": dict(Counter(rec["rule_id"] for (_a, st), (_t, rec) in mine.items() if st == "FIRING")),
         "alert_events_at_receiver": len(arrivals), "alert_events_lost": len(lost_alerts),
         "firing_notified_only_as_resolved": firing_as_resolved,
         "alert_events_repeated": sum(n - 1 for n in counts.values() if n > 1),
@@ -146,19 +152,25 @@ def _undelivered(on_topic, arrivals: dict[tuple[str, str], float]) -> list[tuple
             if (aid, st) not in arrivals and not (st == "FIRING" and (aid, "RESOLVED") in arrivals)]
 
 
-def _stage_metrics(ctx) -> dict[str, Any]:
-    """The gateway's publish-delay histogram and the agent's metrics (``pipeline_infer``), read now."""
+def _stage_metrics(ctx) -> dict[str, Any] | None:
+    """The gateway's publish-delay histogram and the agent's metrics (``pipeline_infer``), read now; None while
+    a worker's web server is not up yet (the warm-up call)."""
     import urllib.request
 
-    gw = ctx.stack.workers["gateway"].http_port
-    page = urllib.request.urlopen(f"http://127.0.0.1:{gw}/metrics", timeout=10).read().decode()
-    return {"gateway": delay_buckets(page), "infer": _metrics(ctx.stack.workers["infer"].http_port)}
+    try:
+        gw = ctx.stack.workers["gateway"].http_port
+        page = urllib.request.urlopen(f"http://127.0.0.1:{gw}/metrics", timeout=10).read().decode()
+        return {"gateway": delay_buckets(page), "infer": _metrics(ctx.stack.workers["infer"].http_port)}
+    except OSError:
+        return None
 
 
-def _stage_delays(m0: dict[str, Any], m1: dict[str, Any]) -> dict[str, Any]:
+def _stage_delays(m0: dict[str, Any] | None, m1: dict[str, Any] | None) -> dict[str, Any]:
     """Where a chunk's time went, from the workers' own histograms between two readings: the gateway's p99
     publish delay (bytes completing a chunk -> broker ack, interpolated in its bucket) and the agent's p99
     (input timestamp -> score produced, the bucket's upper bound) and mean batch."""
+    if m0 is None or m1 is None:
+        return {"gateway_p99_publish_delay_ms": None, "agent_p99_le_ms": None, "agent_mean_batch": None}
     gw = quantile(m0["gateway"], m1["gateway"], 0.99)
     a0, a1 = m0["infer"], m1["infer"]
     batches = a1["emowatch_infer_batch_size_count"] - a0["emowatch_infer_batch_size_count"]
