@@ -26,6 +26,7 @@ module and ``tests/streams/rules_worker/test_faust_compat.py`` are what to check
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from emowatch.topics.dlq import Source
@@ -93,6 +94,7 @@ def set_fetch_max_wait(app: Any, ms: int) -> bool:
         return False
     if not getattr(create, "_emowatch_wrapped", False):
 
+        @functools.wraps(create)  # inspect.getsource still shows Faust's own method
         def _create_worker_consumer(self: Any, transport: Any) -> Any:
             return apply_fetch_max_wait(self.app, create(self, transport))
 
