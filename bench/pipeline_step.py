@@ -175,6 +175,7 @@ def _stage_delays(m0: dict[str, Any] | None, m1: dict[str, Any] | None) -> dict[
     a0, a1 = m0["infer"], m1["infer"]
     batches = a1["emowatch_infer_batch_size_count"] - a0["emowatch_infer_batch_size_count"]
     return {"gateway_p99_publish_delay_ms": None if gw["p"] is None else round(gw["p"] * 1000, 1),
-            "agent_p99_le_ms": None if (q := _bucket_quantile(a0, a1, 0.99)) is None else q * 1000,
+            # None past the histogram's last finite bound (JSON has no infinity)
+            "agent_p99_le_ms": None if (q := _bucket_quantile(a0, a1, 0.99)) is None or q == float("inf") else q * 1000,
             "agent_mean_batch": round((a1["emowatch_infer_batch_size_sum"] - a0["emowatch_infer_batch_size_sum"])
                                       / batches, 1) if batches else None}
