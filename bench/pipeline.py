@@ -49,8 +49,8 @@ def levels(calls: int, quick: bool) -> list[int]:
 
 def rules_file(data: Path) -> Path:
     """The bundled default rules with ``speech_only: false``: the agent runs with its default voice activity
-    (silero), which calls most frames of the synthetic sample calls non-speech, so speech-only windows would
-    never be scored on them and no rule would fire (docs/rules.md 11.1)."""
+    (silero), which calls most frames of the synthetic sample calls non-speech, so speech-only windows are
+    seldom scored on them and rules would fire late or not at all (docs/rules.md 11.1)."""
     import yaml
 
     from emowatch.streams.resources import default_rules_file
