@@ -23,7 +23,7 @@ help:
 	@echo "make test   - set up .venv (if needed), ruff check, and the whole test suite (reduced sizes)"
 	@echo "make lint   - ruff check (configured in pyproject.toml)"
 	@echo "make test-full - the suite at full size (EMOWATCH_FULL=1: larger crash/restart/fuzz tests)"
-	@echo "make bench  - run the seven benchmarks at quick size and write docs/bench/*-quick.json"
+	@echo "make bench  - run the benchmarks at quick size and write docs/bench/*-quick.json"
 	@echo "make clean  - remove .venv and the local data directory"
 	@echo "make deps-system - install the system programs the tests use when missing (Alertmanager, Chromium, Prometheus, via apt-get)"
 
@@ -100,6 +100,7 @@ bench: $(STAMP)
 	@$(VENV)/bin/emowatch bench gateway --quick --json docs/bench/gateway-quick.json
 	@$(VENV)/bin/emowatch bench replay --quick --json docs/bench/replay-quick.json
 	@$(VENV)/bin/emowatch bench history --quick --json docs/bench/history-quick.json
+	@$(VENV)/bin/emowatch bench pipeline --quick --duration 30 --json docs/bench/pipeline-quick.json
 
 clean:
 	rm -rf $(VENV) .emowatch

@@ -18,7 +18,7 @@ from emowatch.streams.kafka.clients import serde_for, topics_for
 from emowatch.streams.observability import StageMetrics, setup_logging
 from emowatch.streams.rules_worker.batch import CHANGELOG_CHUNK
 from emowatch.streams.rules_worker.config import faust_config
-from emowatch.streams.rules_worker.faust_compat import flush_send_buffer, table_put
+from emowatch.streams.rules_worker.faust_compat import flush_send_buffer, set_fetch_max_wait, table_put
 from emowatch.streams.settings import Settings, load_settings
 
 
@@ -32,6 +32,7 @@ def build_bare_app(settings: Settings, *, app_name: str, web_port: int, decode: 
     at a time; every event is still written to the table."""
     k = settings.kafka
     app = faust.App(f"{k.topic_prefix}{app_name}", **faust_config(k, web_port))
+    set_fetch_max_wait(app, k.fetch_wait_max_ms)  # as the rules worker
     scores = app.topic(topics_for(k).scores, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", internal=False)
     table = app.Table("calls", default=None, partitions=k.partitions, key_type=bytes)  # as the rules worker's

@@ -82,3 +82,14 @@ def process_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MiB (Linux ``/proc/<pid>/status`` ``VmRSS``; None elsewhere or when gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    return None

@@ -28,7 +28,8 @@ RATE = 200
 
 
 class Receiver:
-    """A local webhook receiver (``BackgroundApp``); records (alert_id, arrival time) per request."""
+    """A local webhook receiver (``BackgroundApp``); records (alert_id, arrival time) per request: the first
+    arrival of each alert in ``arrivals``, every listed alert as ``(alert_id, status, arrival time)`` in ``events``."""
 
     def __init__(self) -> None:
         from aiohttp import web
@@ -37,6 +38,7 @@ class Receiver:
 
         self.arrivals: dict[str, float] = {}
         self.requests = 0
+        self.events: list[tuple[str, str, float]] = []
 
         async def handle(request: web.Request) -> web.Response:
             body = await request.read()
@@ -44,6 +46,7 @@ class Receiver:
             self.requests += 1
             for a in json.loads(body)["alerts"]:
                 self.arrivals.setdefault(a["alert_id"], now)
+                self.events.append((a["alert_id"], a.get("status", ""), now))
             return web.Response(status=200)
 
         self._server = BackgroundApp(lambda app: app.router.add_post("/hook", handle), name="bench-receiver",

@@ -59,6 +59,7 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
     # Upper bound on how long the broker may hold a fetch. tansu (local) answers only when it expires,
     # so it bounds per-hop latency there; Apache Kafka answers as soon as data is available.
+    # Every consumer uses it, the rules worker's Faust consumer too (instead of Faust's fixed 1500 ms).
     fetch_wait_max_ms: int = Field(100, ge=1, le=10_000)
     schema_registry_url: str | None = None
     schema_registry_user_info: SecretStr | None = None  # "user:password" (basic.auth.user.info)

@@ -33,6 +33,20 @@ def bench_pipeline_infer(quick: bool = QUICK, json_path: Path | None = JSON,
     main(quick=quick, json_path=json_path, vads=[v.strip() for v in vad.split(",") if v.strip()] if vad else None)
 
 
+@bench_app.command("pipeline")
+def bench_pipeline(quick: bool = QUICK, json_path: Path | None = JSON,
+                   calls: int = typer.Option(100, "--calls", min=1, help="Live calls of the largest load step."),
+                   duration: int = typer.Option(60, "--duration", min=6, help="Seconds of each load step."),
+                   rules_fetch_wait_ms: int | None = typer.Option(
+                       None, "--rules-fetch-wait-ms", min=1,
+                       help="The rules worker's EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS alone (default: the stack's 25; "
+                            "1500 = Faust's own fixed wait).")) -> None:
+    """Live calls through the whole local stack: gateway -> agent -> rules -> notifier -> webhook, and sink."""
+    from emowatch.bench.pipeline import main
+
+    main(calls=calls, seconds=duration, quick=quick, json_path=json_path, rules_fetch_wait_ms=rules_fetch_wait_ms)
+
+
 @bench_app.command("rules")
 def bench_rules(quick: bool = QUICK, json_path: Path | None = JSON,
                 rules: int = typer.Option(10, "--rules", help="The rule set: 10 (thresholds, sequences; mono calls) "

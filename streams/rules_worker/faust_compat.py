@@ -24,14 +24,21 @@ module and ``tests/streams/rules_worker/test_faust_compat.py`` are what to check
 * :func:`winding_down` tells whether the app rebalances or stops (``App.rebalancing``, set first thing
   when partitions are revoked; ``App.should_stop``): Faust then waits for every message in flight to be
   acknowledged, so the worker writes its held states and acknowledges at once (``held.py``).
+* :func:`set_fetch_max_wait` replaces the fixed ``fetch_max_wait_ms=1500`` Faust gives its worker consumer
+  (``AIOKafkaConsumerThread._create_worker_consumer``; aiokafka's ``AIOKafkaConsumer._fetch_max_wait_ms``,
+  read when the consumer starts): a broker that holds a Fetch until that wait expires (tansu, the local
+  broker) otherwise adds it to every scores -> alert hop (docs/benchmarks.md, whole pipeline). It imports
+  Faust's Kafka driver, so it lives with the Kafka adapters (``streams/kafka/faust_fetch.py``) and is re-exported here.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from emowatch.streams.kafka.faust_fetch import apply_fetch_max_wait, set_fetch_max_wait
 from emowatch.topics.dlq import Source
 
-__all__ = ["commit_bookkeeping", "earliest_offsets", "flush_send_buffer", "high_watermarks", "source_of_event",
+__all__ = ["apply_fetch_max_wait", "commit_bookkeeping", "earliest_offsets", "flush_send_buffer", "high_watermarks",
+           "set_fetch_max_wait", "source_of_event",
            "table_delete", "table_put", "winding_down"]
 
 

@@ -118,6 +118,7 @@ class RulesWorker:
                                    **faust_config(k, web_port or 6066, bind=settings.rules.http_bind,
                                                   advertised=settings.rules.advertised_url,
                                                   instance_id=settings.rules.instance_id))
+        faust_compat.set_fetch_max_wait(app, k.fetch_wait_max_ms)  # not Faust's fixed 1.5 s
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", internal=False)
         self.scores_topic = app.topic(topics.scores, **raw)
         self.alerts_topic = app.topic(topics.alerts, **raw)

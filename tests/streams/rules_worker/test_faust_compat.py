@@ -46,3 +46,31 @@ def test_source_of_event_keeps_position_bytes_and_headers():
 def test_the_consumer_lag_uses_documented_consumer_methods():
     for name in ("assignment", "highwater", "highwaters", "earliest_offsets"):
         assert callable(getattr(Consumer, name, None)), name
+
+
+def test_the_worker_consumer_fetch_wait_is_still_where_set_fetch_max_wait_changes_it():
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert "fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumerThread._create_worker_consumer)
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.__init__)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_set_fetch_max_wait_sets_the_wait_of_that_apps_worker_consumer_only():
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    class App:
+        pass
+
+    class AIOKafkaConsumer:  # the attribute the canary above checks the real one has
+        def __init__(self, fetch_max_wait_ms: int) -> None:
+            self._fetch_max_wait_ms = fetch_max_wait_ms
+
+    app, other = App(), App()
+    assert faust_compat.set_fetch_max_wait(app, 25) and faust_compat.set_fetch_max_wait(app, 30)
+    assert AIOKafkaConsumerThread._create_worker_consumer._emowatch_wrapped  # wrapped once, the latest value wins
+    consumer = AIOKafkaConsumer(fetch_max_wait_ms=1500)
+    assert faust_compat.apply_fetch_max_wait(app, consumer)._fetch_max_wait_ms == 30
+    untouched = AIOKafkaConsumer(fetch_max_wait_ms=1500)
+    assert faust_compat.apply_fetch_max_wait(other, untouched)._fetch_max_wait_ms == 1500
