@@ -180,13 +180,19 @@ class Pipeline:
         self.notify_config, self.notify_secrets = write_config(data_dir, self.receiver.port, group_wait="0s",
                                                                group_interval="1s", max_attempts=20,
                                                                max_backoff="1s")
-        self.tail = TopicTail(self.kafka, {self.topics.scores: "FrameScores", self.topics.alerts: "Alert",
-                                           self.topics.dlq: "DeadLetter"})
-        self.got = {self.topics.scores: [], self.topics.alerts: [], self.topics.dlq: []}
+        self.new_tail()
         self._errors: list[BaseException] = []
         self.notes: dict = {}
         self.ports: dict[str, int] = {}  # a restarted worker listens on its predecessor's port
         self.injected = threading.Event()  # a fault injected before the first chunk is on (hold() sets it)
+
+    def new_tail(self) -> None:
+        """Read the scores, alerts and dead letters from here on (a fresh reader: after a broker restart)."""
+        if getattr(self, "tail", None) is not None:
+            self.tail.close()
+        self.tail = TopicTail(self.kafka, {self.topics.scores: "FrameScores", self.topics.alerts: "Alert",
+                                           self.topics.dlq: "DeadLetter"})
+        self.got = {self.topics.scores: [], self.topics.alerts: [], self.topics.dlq: []}
 
     # -- workers ----------------------------------------------------------------------------------
     def start(self, role: str, name: str | None = None, wait_ready: bool = True):

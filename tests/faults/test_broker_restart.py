@@ -53,11 +53,14 @@ def test_broker_stopped_and_restarted(tmp_path, n_calls, clean):
         assert not report.problems, report.problems
         wait(lambda: (health(p.ports["gateway"]) or {}).get("status") == "healthy", "the gateway to reconnect",
              check=p.check)
-        # The agent's idempotent producer keeps the producer id the lost broker gave it; the new broker
-        # answers every produce with UNKNOWN_PRODUCER_ID, librdkafka retries it until message.timeout.ms
-        # (5 min) and the agent, which commits only delivered outputs, stands still: restarted here (what
-        # an operator does after losing the local broker; a Kafka cluster keeps producer state).
+        # The agent's idempotent producer keeps the producer id the lost broker gave it: the new broker answers
+        # its produce requests UNKNOWN_PRODUCER_ID, librdkafka retries them until message.timeout.ms (5 min)
+        # and the agent, which commits only delivered outputs, stands still (its /health stays "ok"). It is
+        # restarted here, as an operator restarts it after losing the local broker (Kafka keeps producer
+        # state). The rules worker (Faust, aiokafka without idempotence), the sink (consumes only), the notifier (its
+        # producer has sent nothing yet) and the gateway reconnect on their own.
         p.restart("agent", "agent")
+        p.new_tail()
         outcome = p.run(started=True)
         check(outcome, clean)
         print(f"\nbroker down {SECONDS} s: {outcome.seconds:.0f} s, health during the outage "
