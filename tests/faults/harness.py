@@ -17,11 +17,13 @@ agent has scored a fraction of the chunks, then waits (polling with deadlines) u
 and returns an :class:`Outcome`. :func:`check` asserts the four properties against a clean run's outcome:
 the alert-id set is the clean run's; every (call_id, role, seq) is in ClickHouse exactly once (``scores
 FINAL``, and the same key set); every FIRING alert was notified, and repeats carry the first delivery's
-Idempotency-Key; every worker is alive, healthy and has nothing queued.
+Idempotency-Key; every worker is alive, healthy and has nothing queued. Scenarios, measured numbers and what
+a broker restart loses (local broker vs a replicated Kafka cluster): docs/benchmarks.md, "Faults".
 """
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -33,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from clickhouse_relay import ClickHouseRelay
+from conftest import FULL, ROOT
 from faults.gateway_client import GatewayClients
 from notify_helpers import verified, write_config
 
@@ -154,13 +157,6 @@ class Outcome:
     @property
     def alert_ids(self) -> set[str]:
         return {a["alert_id"] for a in self.alerts}
-
-    def summary(self) -> str:
-        """Alert events, webhook deliveries and repeats (deliveries of a notification already delivered)."""
-        contents = [(b["group_key"], b["status"], tuple(sorted((x["alert_id"], x["status"]) for x in b["alerts"])))
-                    for b in (json.loads(d.body) for d in self.deliveries)]
-        return (f"{len(self.alerts)} alert events ({len(self.alert_ids)} ids), {len(self.deliveries)} deliveries, "
-                f"{len(contents) - len(set(contents))} repeats")
 
 
 class Pipeline:
@@ -342,6 +338,23 @@ class Pipeline:
         self.stack.stop()
         self.receiver.stop()
         self.relay.close()
+
+
+def report(scenario: str, outcome: Outcome, **more) -> None:
+    """Print a scenario's numbers and append them to $EMOWATCH_ARTIFACTS/faults/runs.jsonl (default
+    .emowatch/test-artifacts/faults/): measured, never asserted (docs/benchmarks.md "Faults")."""
+    contents = [(b["group_key"], b["status"], tuple(sorted((x["alert_id"], x["status"]) for x in b["alerts"])))
+                for b in (json.loads(d.body) for d in outcome.deliveries)]
+    row = {"scenario": scenario, "calls": len(outcome.calls), "full": FULL, "wall_s": round(outcome.seconds, 1),
+           "alert_events": len(outcome.alerts), "alert_ids": len(outcome.alert_ids),
+           "deliveries": len(outcome.deliveries), "repeats": len(contents) - len(set(contents)),
+           "notes": outcome.notes, **more}
+    print(f"\nfault scenario {json.dumps(row)}")
+    base = os.environ.get("EMOWATCH_ARTIFACTS")
+    folder = Path(base) / "faults" if base else ROOT / ".emowatch" / "test-artifacts" / "faults"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "runs.jsonl", "a") as f:
+        f.write(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **row}) + "\n")
 
 
 # -- the checks -------------------------------------------------------------------------------------

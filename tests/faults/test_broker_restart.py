@@ -20,7 +20,7 @@ import time
 
 import pytest
 from conftest import size
-from faults.harness import Pipeline, check, health, wait
+from faults.harness import Pipeline, check, health, report, wait
 
 from emowatch.streams.kafka.admin import ensure_topics
 from emowatch.streams.local.broker import LocalBroker
@@ -49,8 +49,8 @@ def test_broker_stopped_and_restarted(tmp_path, n_calls, clean):
         wait(lambda: time.monotonic() - t0 >= SECONDS and outage_seen(), "the gateway to report the outage",
              check=p.check)
         broker = LocalBroker(port=port, log_path=tmp_path / "broker2.log").start()
-        report = ensure_topics(broker.bootstrap_servers, Topics(prefix=p.stack.topic_prefix, partitions=4))
-        assert not report.problems, report.problems
+        created = ensure_topics(broker.bootstrap_servers, Topics(prefix=p.stack.topic_prefix, partitions=4))
+        assert not created.problems, created.problems
         wait(lambda: (health(p.ports["gateway"]) or {}).get("status") == "healthy", "the gateway to reconnect",
              check=p.check)
         # The agent's idempotent producer keeps the producer id the lost broker gave it: the new broker answers
@@ -63,8 +63,7 @@ def test_broker_stopped_and_restarted(tmp_path, n_calls, clean):
         p.new_tail()
         outcome = p.run(started=True)
         check(outcome, clean)
-        print(f"\nbroker down {SECONDS} s: {outcome.seconds:.0f} s, health during the outage "
-              f"{ {n: sorted(s) for n, s in seen.items()} }, {outcome.summary()}")
+        report(f"broker down {SECONDS} s", outcome, health_in_outage={n: sorted(s) for n, s in seen.items()})
     finally:
         p.close()
         broker.stop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import size
-from faults.harness import check, health
+from faults.harness import check, health, report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SECONDS = size(3, 10)
@@ -40,5 +40,4 @@ def test_outage(pipeline, clean, fault, at):
     outcome = p.run(fault, at=at)
     check(outcome, clean)
     assert p.log_lines("notifier", "gave up after") == 0
-    print(f"\n{fault.__name__} {SECONDS} s: {outcome.seconds:.0f} s, {outcome.notes}, {outcome.summary()}, "
-          f"{p.log_lines('notifier', 'failed (attempt')} failed attempts")
+    report(f"{fault.__name__} {SECONDS} s", outcome, failed_attempts=p.log_lines("notifier", "failed (attempt"))
