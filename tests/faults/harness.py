@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from clickhouse_relay import ClickHouseRelay
-from conftest import FULL, ROOT
+from conftest import FULL, ROOT, size
 from faults.gateway_client import GatewayClients
 from notify_helpers import verified, write_config
 
@@ -48,6 +48,7 @@ from emowatch.streams.local.stack import LocalStack
 from emowatch.streams.resources import default_rules_file, demo_model_dir
 
 TIMEOUT = 240.0
+MAX_BACKOFF = size("1s", "4s")  # the notifier's webhook retries outlast the webhook outage (3 s, 10 s)
 REALTIME = 2.0  # calls stream at twice real time: the 14 s sample takes 7 s to publish
 RULES_ARGS = ["rules", "--business-line", "*", "--rules-file", str(default_rules_file())]
 DATABASE = "emowatch"
@@ -172,10 +173,11 @@ class Pipeline:
                          for q in range(len(call_records(c, start_time_ms=0)))}
         self.relay = ClickHouseRelay(data_dir / "clickhouse", free_port()).start()
         self.receiver = Receiver().start()
-        # max_attempts is at most 20: about 15 s of retrying with the back-off capped at 1 s
+        # max_attempts is at most 20; the jittered back-off capped at MAX_BACKOFF retries for ~6-12 s (1 s, the
+        # 3 s outages) or ~25-45 s (4 s, the 10 s outages: with 1 s a notification gave up in a 10 s outage)
         self.notify_config, self.notify_secrets = write_config(data_dir, self.receiver.port, group_wait="0s",
                                                                group_interval="1s", max_attempts=20,
-                                                               max_backoff="1s")
+                                                               max_backoff=MAX_BACKOFF)
         self.new_tail()
         self._errors: list[BaseException] = []
         self.notes: dict = {}

@@ -31,6 +31,7 @@ SECONDS = size(3, 10)
 
 
 def test_broker_stopped_and_restarted(tmp_path, n_calls, clean):
+    t_start = time.monotonic()
     broker = LocalBroker(log_path=tmp_path / "broker.log").start()
     p = Pipeline(broker, tmp_path / "p", "broker", n_calls)
     try:
@@ -63,7 +64,8 @@ def test_broker_stopped_and_restarted(tmp_path, n_calls, clean):
         p.new_tail()
         outcome = p.run(started=True)
         check(outcome, clean)
-        report(f"broker down {SECONDS} s", outcome, health_in_outage={n: sorted(s) for n, s in seen.items()})
+        report(f"broker down {SECONDS} s", outcome, total_s=round(time.monotonic() - t_start, 1),
+               health_in_outage={n: sorted(s) for n, s in seen.items()})
     finally:
         p.close()
         broker.stop()

@@ -5,7 +5,8 @@
   EMOWATCH_FULL=1) and at least until the sink reports the outage on /health; then it listens again.
 * the webhook receiver down: its socket is closed before the first chunk is published, for 3 s (10 s)
   and at least until the notifier has logged a failed delivery attempt; then it listens again on the same
-  port. The receiver allows 20 attempts with back-off capped at 1 s, about 15 s of retrying.
+  port. The receiver allows 20 attempts with back-off capped at 1 s (4 s with EMOWATCH_FULL=1): no notification
+  may give up.
 
 Each run must end as a clean run of the same calls does (tests/faults/harness.py ``check``).
 """
