@@ -106,6 +106,10 @@ class InferSettings(_Section):
     stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
     http_port: int = Field(0, ge=0, le=65535)
     http_bind: str = "127.0.0.1"  # interface of /health and /metrics (0.0.0.0 in a container, for Prometheus)
+    # /health fails when outputs have waited this long without any delivery report (the broker refuses or loses
+    # them, e.g. a producer id a restarted broker no longer knows): the agent commits only delivered outputs, so
+    # it would otherwise stand still while reporting ok. The producer itself retries for message.timeout.ms.
+    delivery_stall_s: float = Field(60.0, gt=0, le=3600)
     # Voice activity per 20 ms frame in FrameScores `speech`/`vad` (streams/infer/vad.py): silero (silero-vad's
     # model, a probability), webrtc (webrtcvad, 0 or 1), off (null). `energy_db` is computed in every case.
     vad: Literal["silero", "webrtc", "off"] = "silero"

@@ -107,7 +107,7 @@ class InferenceAgent:
         self.fatal: str | None = None
         self.http: HealthServer | None = None
         self._last_commit = self._last_house = 0.0
-        self._last_poll = time.monotonic()
+        self._last_poll = self._last_report = time.monotonic()  # _last_report: a delivery report, or nothing in flight
         self._snapshot: dict = {}
         self.counts = {"received": 0, "scored": 0, "dlq": 0}
 
@@ -145,8 +145,11 @@ class InferenceAgent:
     def health(self) -> dict:
         """Content of ``/health`` (HTTP 503 unless status is ok). Called from the HTTP thread."""
         stalled = time.monotonic() - self._last_poll
+        waiting = time.monotonic() - self._last_report
         problems = [p for p in (self.fatal,
                                 f"poll loop stalled for {stalled:.0f}s" if stalled > STALL_S else None,
+                                f"no delivery report for {waiting:.0f}s with outputs in flight"
+                                if waiting > self.s.infer.delivery_stall_s else None,
                                 None if self.runner.alive else "model thread died") if p]
         return {"status": "failing" if problems else "ok", "problems": problems,
                 "model": self._model_info(),
@@ -295,6 +298,7 @@ class InferenceAgent:
         self.dlq.send(msg, error, call_id=call_id, on_delivered=lambda err, _m: self._delivered(err, src))
 
     def _delivered(self, err, src: tuple[str, int, int]) -> None:
+        self._last_report = time.monotonic()
         if err is not None:
             self.fatal = f"delivery failed for input {src}: {err}"
             log.error("delivery failed; stopping without committing it", extra={"error": str(err), "source": str(src)})
@@ -348,6 +352,8 @@ class InferenceAgent:
 
     def _housekeeping(self, now: float) -> None:
         self._last_house = now
+        if not self.tracker.in_flight():
+            self._last_report = now  # nothing waits for a delivery report
         self.ctx.evict_idle(now, self.s.infer.idle_evict_s)
         # paused partitions (backpressure) are not fetched: their backlog is asked from the broker
         lag = self.lag.measure(self.consumer, self.assigned, self.tracker.position,

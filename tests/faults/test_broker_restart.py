@@ -56,9 +56,10 @@ def test_broker_stopped_and_restarted(tmp_path, n_calls, clean):
              check=p.check)
         # The agent's idempotent producer keeps the producer id the lost broker gave it: the new broker answers
         # its produce requests UNKNOWN_PRODUCER_ID, librdkafka retries them until message.timeout.ms (5 min)
-        # and the agent, which commits only delivered outputs, stands still (its /health stays "ok"). It is
-        # restarted here, as an operator restarts it after losing the local broker (Kafka keeps producer
-        # state). The rules worker (Faust, aiokafka without idempotence), the sink (consumes only), the notifier (its
+        # and the agent, which commits only delivered outputs, stands still; its /health fails after
+        # EMOWATCH_INFER__DELIVERY_STALL_S without a delivery report (tests/streams/infer/test_service.py), so
+        # an orchestrator restarts it. It is restarted here, as an operator restarts it after losing the local
+        # broker (Kafka keeps producer state). The rules worker (Faust, aiokafka without idempotence), the sink (consumes only), the notifier (its
         # producer has sent nothing yet) and the gateway reconnect on their own.
         p.restart("agent", "agent")
         p.new_tail()

@@ -245,3 +245,20 @@ def test_sigterm_path_drains_delivers_commits_and_closes(make_service):
     assert scored(producer) == [("a", i) for i in range(5)] and consumer.closed
     assert consumer.committed_position() == {0: 5}
     assert any(not asynchronous for _, asynchronous in consumer.commits)
+
+
+def test_health_fails_while_outputs_wait_for_delivery_reports_and_recovers(make_service):
+    svc, consumer, producer = make_service(delivery_stall_s=0.2)
+    producer.auto = False  # the broker answers nothing (e.g. it lost the producer id this agent uses)
+    consumer.queue = [Msg(0, 0, chunk("a", 0))]
+    iterate_until(svc, lambda: not consumer.queue and not svc.runner.busy and producer.pending)
+    assert svc.health()["status"] == "ok"
+    deadline = time.monotonic() + 10
+    while svc.health()["status"] == "ok" and time.monotonic() < deadline:
+        svc._iterate()
+    health = svc.health()
+    assert health["status"] == "failing" and any("no delivery report" in p for p in health["problems"]), health
+    producer.deliver()
+    assert svc.health()["status"] == "ok"
+    svc._housekeeping(time.monotonic() + 100)  # idle later: nothing in flight, nothing waits
+    assert svc.health()["status"] == "ok"
