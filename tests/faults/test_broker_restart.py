@@ -59,8 +59,8 @@ def test_broker_stopped_and_restarted(tmp_path, n_calls, clean):
         # and the agent, which commits only delivered outputs, stands still; its /health fails after
         # EMOWATCH_INFER__DELIVERY_STALL_S without a delivery report (tests/streams/infer/test_service.py), so
         # an orchestrator restarts it. It is restarted here, as an operator restarts it after losing the local
-        # broker (Kafka keeps producer state). The rules worker (Faust, aiokafka without idempotence), the sink (consumes only), the notifier (its
-        # producer has sent nothing yet) and the gateway reconnect on their own.
+        # broker (Kafka keeps producer state). The rules worker (Faust, aiokafka without idempotence), the sink
+        # (consumes only), the notifier (its producer has sent nothing yet) and the gateway reconnect on their own.
         p.restart("agent", "agent")
         p.new_tail()
         outcome = p.run(started=True)
