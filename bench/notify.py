@@ -57,26 +57,30 @@ class Receiver:
         self._server.stop()
 
 
-def _config(data: Path, port: int) -> tuple[Path, Path]:
-    cfg = data / "bench-notify.yaml"
+def webhook_config(data: Path, port: int, *, group_by: str = "[call_id]", group_interval: str = "5m",
+                   send_resolved: bool = False, name: str = "bench-notify") -> tuple[Path, Path]:
+    """A notifier configuration with one signed webhook receiver on ``port`` (group_wait 0) and its secrets file."""
+    cfg = data / f"{name}.yaml"
+    resolved = "\n              send_resolved: true" if send_resolved else ""
     cfg.write_text(textwrap.dedent(f"""\
         global:
           webhook_allowed_hosts: [127.0.0.1]
         route:
           receiver: hook
-          group_by: [call_id]
+          group_by: {group_by}
           group_wait: 0s
-          group_interval: 5m
+          group_interval: {group_interval}
           repeat_interval: 4h
         receivers:
           - name: hook
             webhook:
               url: http://127.0.0.1:{port}/hook
-              hmac_key: {{secret: bench_hmac}}
+              hmac_key: {{secret: bench_hmac}}{resolved}
               timeout: 5s
         """))
-    secrets = data / "secrets.yaml"
+    secrets = data / f"{name}-secrets.yaml"
     secrets.write_text("bench_hmac: bench-secret\n")
+    secrets.chmod(0o600)
     return cfg, secrets
 
 
@@ -117,7 +121,7 @@ def run(quick: bool = True) -> dict[str, Any]:
             topic = topics_for(kafka).alerts
             serde = serde_for(kafka, "Alert")
             producer = make_producer(kafka, **{"linger.ms": 0})
-            cfg, secrets = _config(data, receiver.port)
+            cfg, secrets = webhook_config(data, receiver.port)
             n = size["throughput"]
             for i in range(n):
                 a = _alert(f"call-{i}")

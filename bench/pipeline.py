@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -64,28 +63,10 @@ def rules_file(data: Path) -> Path:
 
 def notify_config(data: Path, port: int) -> tuple[Path, Path]:
     """The notifier's configuration: one group per (call, role, rule), notified at once, resolved sent too."""
-    cfg = data / "bench-pipeline-notify.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
-        global:
-          webhook_allowed_hosts: [127.0.0.1]
-        route:
-          receiver: hook
-          group_by: [call_id, role, rule_id]
-          group_wait: 0s
-          group_interval: 5s
-          repeat_interval: 4h
-        receivers:
-          - name: hook
-            webhook:
-              url: http://127.0.0.1:{port}/hook
-              hmac_key: {{secret: bench_hmac}}
-              send_resolved: true
-              timeout: 5s
-        """))
-    secrets = data / "bench-pipeline-secrets.yaml"
-    secrets.write_text("bench_hmac: bench-secret\n")
-    secrets.chmod(0o600)
-    return cfg, secrets
+    from emowatch.bench.notify import webhook_config
+
+    return webhook_config(data, port, group_by="[call_id, role, rule_id]", group_interval="5s", send_resolved=True,
+                          name="bench-pipeline-notify")
 
 
 class Bench:

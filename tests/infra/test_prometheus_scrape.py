@@ -8,11 +8,11 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import polling
 import pytest
 import yaml
 
@@ -48,15 +48,7 @@ def api(port: int, path: str, **params: str) -> dict | None:
 
 def poll(fetch, what: str, check=lambda: None):
     """``fetch()`` until it returns something truthy, within DEADLINE_S; ``check()`` raises if a worker died."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        check()
-        got = fetch()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {DEADLINE_S} s")
-        time.sleep(0.25)  # polling interval of a deadline loop
+    return polling.poll(fetch, what, timeout=DEADLINE_S, check=check, interval=0.25)
 
 
 def prometheus_config(stack: LocalStack) -> dict:

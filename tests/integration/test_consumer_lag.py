@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 from confluent_kafka.admin import AdminClient, NewTopic
 from notify_helpers import alert, publish, write_config
+from polling import poll
 
 from emowatch.streams.kafka.admin import ensure_topics
 from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
@@ -59,15 +60,7 @@ def metric(stack: LocalStack, name: str, sample: str) -> float | None:
 
 
 def wait_for(stack: LocalStack, what: str, check, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        stack.check_workers()
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout} s")
-        time.sleep(0.1)  # polling interval of a deadline loop
+    return poll(check, what, timeout=timeout, check=stack.check_workers)
 
 
 def lag_is(stack: LocalStack, name: str, worker: str, expected):
