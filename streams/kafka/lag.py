@@ -43,6 +43,10 @@ class LagMeter:
         self._start: dict[TP, int] = {}  # where a partition with no fetch position yet starts
         self._answering = True
 
+    def due(self) -> bool:
+        """Whether :meth:`maybe_measure` measures now (a caller can skip building its arguments until then)."""
+        return time.monotonic() >= self._next
+
     def maybe_measure(self, consumer: Consumer, assigned: Iterable[TP],
                       done_position: Callable[[str, int], int | None] = lambda _t, _p: None,
                       stale: Collection[TP] = ()) -> int | None:

@@ -255,6 +255,8 @@ class ClickHouseSink:
     def _measure_lag(self) -> None:
         """Every few seconds: messages on the assigned partitions not written yet (held rows count); while
         ClickHouse fails the partitions are paused, and their growing backlog is asked from the broker."""
+        if not self.lag.due():  # called every loop: the assignment is read only when a measurement is due
+            return
         assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
         if self.lag.maybe_measure(self.consumer, assigned, self.batcher.oldest_held,
                                   stale=assigned if self.backoff.active else ()) is not None:
