@@ -22,19 +22,21 @@ from collections.abc import Mapping
 import numpy as np
 
 from emowatch.streams.gateway.wav_header import IngestError, PcmFormat, WavHeaderParser, pcm_format
+from emowatch.topics.call_ids import MAX_CALL_ID_CHARS
 from emowatch.topics.model_io import FRAME_MS
 
 __all__ = ["RAW_ENCODINGS", "Cursors", "IngestError", "StreamChunker", "check_call_id"]
 
 #: query value of ``encoding`` -> AudioChunk encoding (``wav`` reads the format from the header)
 RAW_ENCODINGS = {"pcm_s16le": "PCM_S16LE", "pcm_f32le": "PCM_F32LE"}
-_CALL_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_CALL_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_CALL_ID_CHARS}}}")
 
 
 def check_call_id(call_id: str) -> str:
-    """``call_id`` if it is 1-128 characters of ``[A-Za-z0-9._:-]``, else :class:`IngestError` invalid_call_id."""
+    """``call_id`` if it is 1 to :data:`MAX_CALL_ID_CHARS` characters of ``[A-Za-z0-9._:-]``, else
+    :class:`IngestError` invalid_call_id."""
     if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
-        raise IngestError("invalid_call_id", "a call id is 1-128 characters of A-Z a-z 0-9 . _ : -")
+        raise IngestError("invalid_call_id", f"a call id is 1-{MAX_CALL_ID_CHARS} characters of A-Z a-z 0-9 . _ : -")
     return call_id
 
 

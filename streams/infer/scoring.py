@@ -14,6 +14,7 @@ import numpy as np
 from emowatch.streams.audio.codec import AudioError, decode_pcm
 from emowatch.streams.infer.context import Admitted, ContextStore
 from emowatch.streams.infer.vad import Activity, FrameActivity
+from emowatch.topics.call_ids import MAX_CALL_ID_CHARS
 
 ROLES = ("CUSTOMER", "AGENT", "MIXED")
 
@@ -105,6 +106,9 @@ def admit_chunk(chunk: dict, source: Any, ctx: ContextStore, *, max_chunk_s: flo
     """Decode one AudioChunk and offer each role to its call context."""
     if not chunk.get("call_id"):  # its scores could not be keyed (topics.serde.encode_key rejects an empty key)
         return Admission(rejected=AudioError("empty_call_id", "call_id is empty; the scores key would be empty"))
+    if len(chunk["call_id"]) > MAX_CALL_ID_CHARS:  # a key of every topic, table and row downstream
+        return Admission(rejected=AudioError("call_id_too_long", f"call_id of {len(chunk['call_id'])} characters "
+                                             f"(at most {MAX_CALL_ID_CHARS})"), call_id=chunk["call_id"][:64] + "...")
     if chunk["seq"] < 0:  # seq is 0-based: the call context would drop it as an old chunk, without a trace
         return Admission(rejected=AudioError("negative_seq", f"seq {chunk['seq']} is negative (0-based per call and "
                                              "role)"), call_id=chunk["call_id"])

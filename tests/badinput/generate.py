@@ -206,7 +206,7 @@ AUDIO_CASES = [
     ("huge_seq", "scored", lambda r, n, k: _audio(n, seq=2**63 - 1 - r.randrange(1000), start_ms=2**62)),
     ("empty_call_id", "dlq", lambda r, n, k: (r.choice([b"", b"e", None]), AUDIO.framed(audio_record("")), None,
                                               None)),
-    ("call_id_10kB", "scored", lambda r, n, k: _audio(n + "-" + "x" * 10_240)),
+    ("call_id_10kB", "dlq", lambda r, n, k: _audio(n + "-" + "x" * 10_240)),
     ("unknown_business_line", "scored", lambda r, n, k: _audio(n, business_line=f"no-such-line-{r.randrange(99)}")),
 ]
 

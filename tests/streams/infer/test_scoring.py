@@ -4,6 +4,7 @@ import pytest
 from emowatch.streams.audio.codec import encode_pcm_s16le
 from emowatch.streams.infer.context import ContextStore
 from emowatch.streams.infer.scoring import admit_chunk, frame_scores_record, parse_stereo_roles, release_expired
+from emowatch.topics.call_ids import MAX_CALL_ID_CHARS
 
 
 def rec(seq, *, role="MIXED", channels=1, audio=None, call="c1", end=False, encoding="PCM_S16LE"):
@@ -32,6 +33,15 @@ def test_empty_call_id_is_rejected_before_the_context():
     ctx = ContextStore()
     adm = admit(rec(0, call=""), ctx)
     assert adm.rejected is not None and adm.rejected.code == "empty_call_id" and not adm.refs and adm.outputs == 0
+
+
+def test_call_id_longer_than_the_contract_is_rejected_and_the_longest_accepted():
+    ctx = ContextStore()
+    adm = admit(rec(0, call="c" * (MAX_CALL_ID_CHARS + 1)), ctx)
+    assert adm.rejected is not None and adm.rejected.code == "call_id_too_long" and not adm.refs
+    assert len(adm.call_id) < MAX_CALL_ID_CHARS  # the dead letter's call id is cut, the original bytes are kept
+    ok = admit(rec(0, call="c" * MAX_CALL_ID_CHARS), ctx)
+    assert ok.rejected is None and len(ok.refs) == 1
 
 
 
