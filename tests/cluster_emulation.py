@@ -115,7 +115,7 @@ def _scores(n: int) -> list[list]:
 def main(data_dir: str, shards: int, folder: str | None = None) -> dict:
     import clickhouse_connect
 
-    from emowatch.streams.sink.batches import Batch
+    from emowatch.streams.sink.batches import Batch, record_key
     from emowatch.streams.sink.cluster_ddl import CLIENT_SETTINGS, ClusterSpec
     from emowatch.streams.sink.migrations import apply_migrations
     from emowatch.streams.sink.rows import SCORES_NATIVE
@@ -136,9 +136,10 @@ def main(data_dir: str, shards: int, folder: str | None = None) -> dict:
 
     writer = SinkWriter(client, DB, "g")
     rows = _scores(6)
-    batch = Batch("scores-topic", 0, 0, len(rows) - 1, rows)
+    batch = Batch("scores-topic", 0, 0, len(rows) - 1, rows, first_key=record_key(rows[0]))
     writer.record(batch)
     out["recorded"] = list(writer.recorded("scores-topic", 0))
+    out["first_key"] = batch.first_key
     writer.insert("scores", SCORES_NATIVE, batch)
     writer.insert("scores", SCORES_NATIVE, batch)  # the retried batch: dropped on its shard
     out["scores"] = one(f"SELECT count() FROM {DB}.scores")

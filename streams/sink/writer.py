@@ -32,23 +32,25 @@ class SinkWriter:
         if self.fault is not None:
             self.fault(op)
 
-    def recorded(self, topic: str, partition: int) -> tuple[int, int] | None:
-        """The newest batch cut recorded for this group's ``topic``/``partition``, or None."""
+    def recorded(self, topic: str, partition: int) -> tuple[int, int, str] | None:
+        """The newest batch cut recorded for this group's ``topic``/``partition`` (first and last offset, the
+        identity of the record at the first: ``Batch.first_key``, '' if recorded before migration 0007), or None."""
         self._check("recorded")
         if self.sync_replica:
             self.client.command(f"SYSTEM SYNC REPLICA {self.database}.{STATE_TABLE}")
         rows = self.client.query(
-            f"SELECT first_offset, last_offset FROM {self.database}.{STATE_TABLE} WHERE group_id = %(g)s "
+            f"SELECT first_offset, last_offset, first_key FROM {self.database}.{STATE_TABLE} WHERE group_id = %(g)s "
             "AND topic = %(t)s AND partition = %(p)s ORDER BY written_at DESC LIMIT 1",
             parameters={"g": self.group_id, "t": topic, "p": partition}).result_rows
-        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+        return (int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
 
     def record(self, batch: Batch) -> None:
         """Record ``batch``'s cut; done before its insert, so a crash after the insert can reproduce it."""
         self._check("record")
         self.client.insert(STATE_TABLE, [[self.group_id, batch.topic, batch.partition, batch.first, batch.last,
-                                          len(batch.rows)]], database=self.database,
-                           column_names=["group_id", "topic", "partition", "first_offset", "last_offset", "rows"])
+                                          len(batch.rows), batch.first_key]], database=self.database,
+                           column_names=["group_id", "topic", "partition", "first_offset", "last_offset", "rows",
+                                         "first_key"])
 
     def insert(self, table: str, columns: Sequence[tuple[str, str]], batch: Batch) -> None:
         """Insert ``batch``'s rows (``columns``: name and Native type, in row order) with its deduplication

@@ -3,7 +3,7 @@ a recorded cut reloaded and pinned after a restart (and a stale one ignored), th
 dead-lettered messages (row None)."""
 from __future__ import annotations
 
-from emowatch.streams.sink.batches import Batch, Batcher
+from emowatch.streams.sink.batches import Batch, Batcher, record_key, rows_digest
 
 TP = ("scores", 0)
 
@@ -52,7 +52,7 @@ def test_an_age_cut_takes_everything_held_once_the_oldest_is_batch_ms_old():
     _fill(b, [13], now=1.04)
     batches = _drain(b, 1.05)
     assert _cuts(batches) == [(10, 13)] and batches[0].rows == [[10], [11], [12], [13]]
-    assert not batches[0].recut and batches[0].token == "scores-0-10-13"
+    assert not batches[0].recut and batches[0].token == f"scores-0-10-13-{rows_digest([[10], [11], [12], [13]])}"
     _fill(b, [14], now=1.06)  # the age counts from the first message held after done()
     assert list(b.ready(1.10)) == [] and _cuts(_drain(b, 1.11)) == [(14, 14)]
 
@@ -80,7 +80,7 @@ def test_a_recorded_cut_is_reloaded_pinned_and_reported_as_a_recut():
     batches = _drain(b, 10.0)
     assert _cuts(batches) == [(40, 47), (48, 99)]
     assert batches[0].recut and not batches[1].recut  # only the reloaded one
-    assert batches[0].token == "scores-0-40-47"
+    assert batches[0].token == f"scores-0-40-47-{rows_digest([[o] for o in range(40, 48)])}"
 
 
 def test_a_stale_record_is_ignored():
@@ -91,6 +91,30 @@ def test_a_stale_record_is_ignored():
     batches = _drain(b, 1.0)
     assert _cuts(batches) == [(20, 25)] and not batches[0].recut
     assert b.unloaded() == []
+
+
+def test_a_record_for_other_records_at_the_same_offsets_is_ignored():
+    """The topic was re-created: offsets start again at 0, and a cut recorded for the old records (0..47) would
+    hold the new ones until 48 arrive. The record names the record at its first offset: it is re-cut only for
+    that one (a dead-lettered one: '-'); a record without it (before migration 0007) is taken by offsets."""
+    cut = next(iter(_drain(_filled(range(0, 3)), 1.0, final=True)))
+    assert cut.first_key == record_key([0]) and cut.first_key != record_key([1]) and record_key(None) == "-"
+    for key, recut in ((record_key([0]), True), ("", True), (record_key(["another record"]), False)):
+        b = _filled(range(0, 5))
+        b.load(TP, (0, 47, key))
+        assert _cuts(_drain(b, 1.0, final=True)) == ([] if recut else [(0, 4)]), key
+    dead = Batcher(batch_rows=100, batch_ms=50)
+    dead.add(TP, 0, None, 0.0)
+    dead.load(TP, (0, 1, "-"))
+    _fill(dead, [1])
+    batches = _drain(dead, 1.0)
+    assert _cuts(batches) == [(0, 1)] and batches[0].recut and batches[0].first_key == "-"
+
+
+def _filled(offsets) -> Batcher:
+    b = Batcher(batch_rows=100, batch_ms=50)
+    _fill(b, offsets)
+    return b
 
 
 def test_no_record_means_normal_cuts_and_unloaded_lists_held_partitions_only():
@@ -149,3 +173,17 @@ def test_oldest_held_is_where_the_partitions_unwritten_messages_begin():
     batch = b.cut(("s", 0), 0.0, final=True)
     b.done(batch, 1.0)
     assert b.oldest_held("s", 0) is None and b.oldest_held("s", 1) is None
+
+
+def test_the_token_tells_other_records_at_the_same_offsets_from_a_retry():
+    """A re-created topic starts again at offset 0: a batch of other records there is not a repeat of the lost
+    topic's batch; the same records read again (a retry, a re-cut after a crash) are."""
+    rows = [["line", "call-a", "CUSTOMER", seq, seq * 1000] for seq in range(4)]
+    again = [list(r) for r in rows]
+    assert Batch("scores", 0, 0, 3, rows).token == Batch("scores", 0, 0, 3, again).token
+    other_call = [["line", "call-b", *r[2:]] for r in rows]
+    other_seq = rows[:3] + [["line", "call-a", "CUSTOMER", 9, 9000]]
+    tokens = {Batch("scores", 0, 0, 3, r).token for r in (rows, other_call, other_seq, rows[:3])}
+    assert len(tokens) == 4
+    wide = [r + ["logits differ beyond the identity"] for r in rows]
+    assert Batch("scores", 0, 0, 3, wide).token == Batch("scores", 0, 0, 3, rows).token

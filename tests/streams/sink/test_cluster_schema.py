@@ -62,7 +62,7 @@ def test_the_cluster_form_runs_as_far_as_one_embedded_server_can(tmp_path, shard
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["applied"] == [m.version for m in load_migrations()] + [99] and out["again"] == []
-    assert out["recorded"] == [0, 5]  # sink_batches read back exactly
+    assert out["recorded"] == [0, 5, out["first_key"]] and out["first_key"]  # sink_batches read back exactly
     engines = out["engines"]
     for table in ("scores", "scores_rescored", "alerts", "replays", "emotion_minute", "emotion_steps", "test_steps"):
         assert engines[table] == "Distributed" and engines[table + "_local"].endswith("MergeTree")

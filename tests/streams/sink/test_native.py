@@ -94,5 +94,12 @@ def test_a_native_block_stores_what_clickhouse_connect_stores(tmp_path):
         for batch in (Batch("t", 0, 0, 5, scores), Batch("t", 0, 0, 5, scores), Batch("t", 0, 0, 6, scores[:1])):
             writer.insert("scores", SCORES_NATIVE, batch)
         assert client.query("SELECT count() FROM viawriter.scores").result_rows == [(7,)]
+        # the topic deleted and re-created: other records at the offsets of a landed batch are stored
+        now = int(time.time() * 1000)
+        recreated = [scores_row(example_record("FrameScores", call_id="after-recreate", seq=seq, event_time=now),
+                                0, seq) for seq in range(6)]
+        writer.insert("scores", SCORES_NATIVE, Batch("t", 0, 0, 5, recreated))
+        assert client.query("SELECT count() FROM viawriter.scores WHERE call_id = 'after-recreate'"
+                            ).result_rows == [(6,)]
     finally:
         client.close()
