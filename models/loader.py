@@ -259,6 +259,7 @@ def load_model(
     hub: str = "auto",
     revision: str | None = None,
     offline: bool | None = None,
+    threads: int = 0,
 ) -> EmotionModel:
     """Load an emotion2vec model (hub id such as ``iic/emotion2vec_plus_large`` or a dir).
 
@@ -271,12 +272,19 @@ def load_model(
         revision: hub revision (default: the hub's default branch).
         offline: never try to download; defaults to True when ``HF_HUB_OFFLINE`` or
             ``EMOWATCH_MODEL__OFFLINE`` is set to 1.
+        threads: torch's intra-op threads in this process (``torch.set_num_threads``); 0 keeps torch's
+            default (one per core). A service that shares the machine with others does better with 1
+            (docs/benchmarks.md, "Agent threads").
 
     Raises:
         ModelLoadError: weights missing, hub unreachable, bad config, device or precision.
     """
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
+    if threads < 0:
+        raise ModelLoadError(f"threads must be >= 0 (0: torch's default), got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
     if offline is None:
         offline = any(os.environ.get(v, "") in ("1", "true", "True")
                       for v in ("EMOWATCH_MODEL__OFFLINE", "HF_HUB_OFFLINE"))

@@ -91,6 +91,9 @@ class ModelSettings(_Section):
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     embeddings: bool = False
+    # torch's intra-op CPU threads in the agent and the gateway's analyze route (0: torch's default, one per core);
+    # 1 when the process shares its cores with other services (docs/benchmarks.md "Agent threads")
+    threads: int = Field(0, ge=0, le=1024)
 
 
 class InferSettings(_Section):

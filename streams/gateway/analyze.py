@@ -112,7 +112,7 @@ class Analyzer:
                 if self._model is None:
                     s = self.settings
                     t0 = time.perf_counter()
-                    model = load_model(s.model, device=s.device, precision=s.precision)
+                    model = load_model(s.model, device=s.device, precision=s.precision, threads=s.threads)
                     self._engine = model.engine(max_seconds=self.segment_s + 2.0)
                     self._model = model
                     log.info("analysis model loaded", extra={"model": model.name, "version": model.version,

@@ -71,7 +71,8 @@ class InferenceAgent:
         if model is None:
             from emowatch.models.loader import load_model
 
-            model = load_model(settings.model.model, device=settings.model.device, precision=settings.model.precision)
+            model = load_model(settings.model.model, device=settings.model.device, precision=settings.model.precision,
+                               threads=settings.model.threads)
         self.model = model
         opts: dict[str, Any] = {}  # only options that differ from the engine's defaults
         if settings.model.embeddings:

@@ -98,3 +98,17 @@ def test_device_and_precision_choices():
             resolve_device("cuda")
     else:
         assert resolve_precision("auto", "cuda") in (torch.bfloat16, torch.float16)
+
+
+def test_threads_sets_torch_intra_op_threads_and_a_negative_count_is_refused(demo_dir):
+    before = torch.get_num_threads()
+    try:
+        load_model(str(demo_dir), device="cpu", threads=1)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(before)
+        load_model(str(demo_dir), device="cpu")  # 0, the default: torch's own count stays
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ModelLoadError, match="threads"):
+        load_model(str(demo_dir), device="cpu", threads=-1)
