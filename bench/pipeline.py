@@ -225,7 +225,9 @@ def _print(s: dict[str, Any]) -> None:
           f"{s['alert_events_repeated']} repeated; condition -> topic p99 {s['p99_alert_to_topic_ms']} ms, "
           f"-> webhook p50 {s['p50_alert_to_webhook_ms']} p99 {s['p99_alert_to_webhook_ms']} ms; gateway p99 "
           f"{s['gateway_p99_publish_delay_ms']} ms, agent p99 <= {s['agent_p99_le_ms']} ms (batch "
-          f"{s['agent_mean_batch']}); frames on pace {s['frames_on_pace']}; CPU (cores) {cpu}; "
+          f"{s['agent_mean_batch']}); frames on pace {s['frames_on_pace']}; CPU (cores) {cpu}; machine busy "
+          f"{s['machine_cpu']['busy_cores']} of {s['machine_cpu']['cores']} (kernel and others "
+          f"{s['machine_cpu']['unattributed_cores']}, steal {s['machine_cpu']['steal_cores']}); "
           f"{'sustained' if s['sustained_live'] else 'NOT sustained'}", flush=True)
 
 

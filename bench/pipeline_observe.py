@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emowatch.bench.machine import process_cpu_seconds, process_rss_mb
+from emowatch.bench.machine import machine_cpu_seconds, process_cpu_seconds, process_rss_mb
 
 
 class TopicWatch(threading.Thread):
@@ -70,16 +70,20 @@ class TopicWatch(threading.Thread):
 
 class Resources:
     """CPU seconds (``/proc/<pid>/stat``) and resident memory (``VmRSS``) of named processes: CPU as cores
-    used between :meth:`start` and :meth:`result`, memory as the largest of the samples taken meanwhile."""
+    used between :meth:`start` and :meth:`result`, memory as the largest of the samples taken meanwhile; and the
+    whole machine's (:meth:`machine`): what the named processes leave out is the kernel's work for them (the
+    loopback network, scheduling) and anything else running."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._cpu0: dict[str, float] = {}
         self._t0 = 0.0
         self._rss: dict[str, float] = {}
+        self._machine0: dict[str, float] = {}
 
     def start(self) -> None:
         self._cpu0 = {k: self._cpu(p) for k, p in self.pids.items()}
+        self._machine0 = machine_cpu_seconds()
         self._t0 = time.monotonic()
         self._rss = {}
         self.sample()
@@ -102,6 +106,15 @@ class Resources:
         wall = max(1e-9, time.monotonic() - self._t0)
         return {k: {"cpu_cores": round((self._cpu(p) - self._cpu0[k]) / wall, 3), "rss_mb": self._rss.get(k)}
                 for k, p in self.pids.items()}
+
+    def machine(self) -> dict[str, float | int]:
+        """The whole machine since :meth:`start`: cores busy (every process and the kernel), stolen by the
+        hypervisor, and the cores it has."""
+        wall = max(1e-9, time.monotonic() - self._t0)
+        now = machine_cpu_seconds()
+        return {"busy_cores": round((now["busy"] - self._machine0["busy"]) / wall, 3),
+                "steal_cores": round((now["steal"] - self._machine0["steal"]) / wall, 3),
+                "cores": os.cpu_count() or 0}
 
 
 def chunk_of(offset_ms: int) -> int:

@@ -101,9 +101,11 @@ def run_step(ctx, tag: str, calls: int, seconds: int, *, seed: int = 0) -> dict[
     lost_alerts = _undelivered(mine, arrivals)
     firing_as_resolved = sum(1 for aid, st in mine if st == "FIRING" and (aid, st) not in arrivals
                              and (aid, "RESOLVED") in arrivals)
-    resources = res.result()
+    resources, machine = res.result(), res.machine()
     stages = _stage_delays(stages0, _stage_metrics(ctx))
     resources["clients"] = {"cpu_cores": round(got["cpu_s"] / max(1e-9, clients_wall), 3), "rss_mb": None}
+    # the kernel's part (loopback TCP, scheduling) and anything else: what the processes' own CPU leaves out
+    machine["unattributed_cores"] = round(machine["busy_cores"] - sum(r["cpu_cores"] for r in resources.values()), 3)
     lat = step_latencies(by_call, watch, arrivals, prefix)
     lags = got["lags"]
     step = {
@@ -128,7 +130,7 @@ def run_step(ctx, tag: str, calls: int, seconds: int, *, seed: int = 0) -> dict[
         "max_alert_to_webhook_ms": ms(max(lat["alert_to_webhook"], default=None)),
         "frames_on_pace": round(sum(1 for x in lags if x <= 0.1) / len(lags), 4) if lags else None,
         "max_frame_lag_ms": ms(max(lags, default=None)),
-        **stages, "resources": resources, "rows": None, "duplicate_rows": None,
+        **stages, "resources": resources, "machine_cpu": machine, "rows": None, "duplicate_rows": None,
     }
     step["sustained_live"] = bool(
         step["chunks_lost"] == 0 and not got["failed"] and step["p99_chunk_to_score_ms"] is not None

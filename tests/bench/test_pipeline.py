@@ -66,3 +66,5 @@ def test_a_tiny_run_through_the_whole_stack_accounts_for_every_chunk_and_alert(b
     assert step["p99_alert_to_webhook_ms"] is not None and step["p99_chunk_to_score_ms"] is not None
     assert res["lost"] == 0 and res["duplicate_rows"] == 0
     assert {"broker", "gateway", "infer", "rules", "sink", "notify", "clients"} <= set(step["resources"])
+    m = step["machine_cpu"]
+    assert 0 < m["busy_cores"] <= m["cores"] + 0.05 and m["steal_cores"] >= 0
