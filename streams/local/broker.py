@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,11 +30,34 @@ class BrokerError(EmowatchError, RuntimeError):
     """The local broker could not be started or did not become ready."""
 
 
+_LISTEN_PORTS_FROM = 10_000
+"""Lowest port :func:`free_port` picks (ports below are left to services with well-known numbers)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
+    """A TCP port that is free on ``host`` right now, for a child process to listen on.
+
+    Picked at random below the kernel's ephemeral range (``ip_local_port_range``, 32768-60999 by default), not by
+    binding port 0: every outgoing connection (each Kafka client's) takes its local port from the ephemeral range,
+    so a port found free there can be taken before the child binds it (seen: a worker's web server failing with
+    "Address already in use"). Falls back to port 0's pick when no lower port is free."""
+    low = _ephemeral_low()
+    rnd = random.SystemRandom()
+    for _ in range(200) if low > _LISTEN_PORTS_FROM + 1000 else ():
+        port = rnd.randrange(_LISTEN_PORTS_FROM, low)
+        if port_is_free(port, host):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere or when unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -124,7 +124,7 @@ def test_voice_activity_columns_of_migration_0006(tmp_path):
     import time
 
     from emowatch.streams.resources import clickhouse_migrations_dir
-    from emowatch.streams.sink.migrations import apply_migrations
+    from emowatch.streams.sink.migrations import apply_migrations, load_migrations
 
     before = tmp_path / "before"
     before.mkdir()
@@ -137,7 +137,7 @@ def test_voice_activity_columns_of_migration_0006(tmp_path):
         now = int(time.time() * 1000)
         insert(client, "scores", SCORES_COLUMNS[:-len(VOICE)],
                [scores_row(scores("old", 0, "sad", now), 0, 0)[:-len(VOICE)]], "o")
-        assert apply_migrations(client, DB) == [6]
+        assert apply_migrations(client, DB) == [m.version for m in load_migrations() if m.version >= 6]
         speech, energy = [0.0, 0.25, 0.5, 0.75, 1.0] * 10, [-100.0, -50.5, -20.0, -9.0, -3.0] * 10  # 50 frames
         new = dict(scores("new", 0, "angry", now), speech=speech, energy_db=energy,
                    vad="silero-vad 6.2.3 context 512 ms")
@@ -152,5 +152,33 @@ def test_voice_activity_columns_of_migration_0006(tmp_path):
             f"SELECT name, type FROM system.columns WHERE database = '{DB}' AND table = 'scores_rescored'").result_rows}
         assert (cols["speech"], cols["energy_db"], cols["vad"]) == (
             "Array(Float32)", "Array(Float32)", "LowCardinality(String)")
+    finally:
+        client.close()
+
+
+def test_a_cut_recorded_before_migration_0007_reads_back_without_its_first_key(tmp_path):
+    """0007 adds sink_batches.first_key: a cut recorded by a sink of the version before reads back with '' (the
+    batcher then takes it by offsets, as that version did); one recorded after it, with the key."""
+    import shutil
+
+    from emowatch.streams.resources import clickhouse_migrations_dir
+    from emowatch.streams.sink.batches import Batch
+    from emowatch.streams.sink.migrations import apply_migrations
+    from emowatch.streams.sink.writer import STATE_TABLE, SinkWriter
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in sorted(clickhouse_migrations_dir().glob("000[1-6]_*.sql")):
+        shutil.copy(f, before / f.name)
+    client = connect(None, tmp_path, DB)
+    try:
+        assert apply_migrations(client, DB, before)[-1] == 6
+        client.insert(STATE_TABLE, [["g", "scores", 0, 40, 47, 8]], database=DB,
+                      column_names=["group_id", "topic", "partition", "first_offset", "last_offset", "rows"])
+        assert 7 in apply_migrations(client, DB)
+        writer = SinkWriter(client, DB, "g")
+        assert writer.recorded("scores", 0) == (40, 47, "")
+        writer.record(Batch("scores", 1, 0, 3, [["line", "call", "AGENT", 0, 0]], first_key="k0"))
+        assert writer.recorded("scores", 1) == (0, 3, "k0")
     finally:
         client.close()

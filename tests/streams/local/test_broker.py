@@ -34,3 +34,16 @@ def test_private_broker_stops_without_stray_process():
     b.stop()
     alive = subprocess.run(["ps", "-p", str(pid), "-o", "stat="], capture_output=True, text=True).stdout.strip()
     assert alive in ("", "Z")  # gone (or an already-reaped zombie entry)
+
+
+def test_free_ports_are_picked_below_the_ephemeral_range_and_can_be_bound():
+    """Outgoing connections take their local ports from the ephemeral range: a listening port picked there could be
+    taken before the child process binds it."""
+    import socket
+
+    from emowatch.streams.local.broker import _ephemeral_low, free_port
+
+    ports = {free_port() for _ in range(20)}
+    assert all(10_000 <= p < _ephemeral_low() for p in ports) and len(ports) > 1
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", ports.pop()))
