@@ -85,19 +85,12 @@ def test_seed_queries_run(ch):
 def test_logit_sums_of_migration_0005_for_old_and_new_chunks(tmp_path):
     """0005 adds per-chunk logit sums (the console's call list reads them): chunks stored before the migration
     get them too, equal to summing the logits when read."""
-    import shutil
     import time
 
-    from emowatch.streams.resources import clickhouse_migrations_dir
     from emowatch.streams.sink.migrations import apply_migrations
 
-    before = tmp_path / "before"
-    before.mkdir()
-    for f in sorted(clickhouse_migrations_dir().glob("000[1234]_*.sql")):
-        shutil.copy(f, before / f.name)
-    client = connect(None, tmp_path, DB)
+    client = _deployed_until(tmp_path, 4)
     try:
-        assert apply_migrations(client, DB, before) == [1, 2, 3, 4]
         now = int(time.time() * 1000)
         old = [scores_row(scores("old", s, "sad", now), 0, s)[:-len(VOICE)] for s in range(3)]
         insert(client, "scores", SCORES_COLUMNS[:-len(VOICE)], old, "o")  # as the sink wrote rows before 0006
@@ -120,20 +113,13 @@ def test_logit_sums_of_migration_0005_for_old_and_new_chunks(tmp_path):
 def test_voice_activity_columns_of_migration_0006(tmp_path):
     """0006 adds speech/energy_db/vad to scores and scores_rescored, and to emotion_frames per frame: rows stored
     before it read as empty arrays / '' (NULL per frame), rows of v3 records with their values."""
-    import shutil
     import time
 
-    from emowatch.streams.resources import clickhouse_migrations_dir
     from emowatch.streams.sink.migrations import apply_migrations, load_migrations
 
-    before = tmp_path / "before"
-    before.mkdir()
-    for f in sorted(clickhouse_migrations_dir().glob("000[12345]_*.sql")):
-        shutil.copy(f, before / f.name)
     assert tuple(SCORES_COLUMNS[-len(VOICE):]) == VOICE
-    client = connect(None, tmp_path, DB)
+    client = _deployed_until(tmp_path, 5)
     try:
-        assert apply_migrations(client, DB, before) == [1, 2, 3, 4, 5]
         now = int(time.time() * 1000)
         insert(client, "scores", SCORES_COLUMNS[:-len(VOICE)],
                [scores_row(scores("old", 0, "sad", now), 0, 0)[:-len(VOICE)]], "o")
@@ -159,20 +145,12 @@ def test_voice_activity_columns_of_migration_0006(tmp_path):
 def test_a_cut_recorded_before_migration_0007_reads_back_without_its_first_key(tmp_path):
     """0007 adds sink_batches.first_key: a cut recorded by a sink of the version before reads back with '' (the
     batcher then takes it by offsets, as that version did); one recorded after it, with the key."""
-    import shutil
-
-    from emowatch.streams.resources import clickhouse_migrations_dir
     from emowatch.streams.sink.batches import Batch
     from emowatch.streams.sink.migrations import apply_migrations
     from emowatch.streams.sink.writer import STATE_TABLE, SinkWriter
 
-    before = tmp_path / "before"
-    before.mkdir()
-    for f in sorted(clickhouse_migrations_dir().glob("000[1-6]_*.sql")):
-        shutil.copy(f, before / f.name)
-    client = connect(None, tmp_path, DB)
+    client = _deployed_until(tmp_path, 6)
     try:
-        assert apply_migrations(client, DB, before)[-1] == 6
         client.insert(STATE_TABLE, [["g", "scores", 0, 40, 47, 8]], database=DB,
                       column_names=["group_id", "topic", "partition", "first_offset", "last_offset", "rows"])
         assert 7 in apply_migrations(client, DB)
@@ -182,3 +160,24 @@ def test_a_cut_recorded_before_migration_0007_reads_back_without_its_first_key(t
         assert writer.recorded("scores", 1) == (0, 3, "k0")
     finally:
         client.close()
+
+
+def _deployed_until(tmp_path, last: int):
+    """An embedded database as a deployment of an older version left it: the migrations up to ``last`` applied."""
+    import shutil
+
+    from emowatch.streams.resources import clickhouse_migrations_dir
+    from emowatch.streams.sink.migrations import apply_migrations
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in sorted(clickhouse_migrations_dir().glob("*.sql")):
+        if int(f.name[:4]) <= last:
+            shutil.copy(f, before / f.name)
+    client = connect(None, tmp_path, DB)
+    try:
+        assert apply_migrations(client, DB, before) == list(range(1, last + 1))
+    except BaseException:
+        client.close()
+        raise
+    return client
