@@ -58,8 +58,7 @@ def _check_frames(r: dict) -> None:
     if len(r["chunk_probs"]) != labels:  # the row's top emotion would be read against the wrong label
         raise ValueError(f"chunk_probs has {len(r['chunk_probs'])} values, expected one per label ({labels})")
     for name in ("logits", "chunk_probs"):  # the rules worker refuses them too; stored, they poison every average
-        # the sum is finite for finite values (the usual row: one C loop, no array); else the exact check
-        if not math.isfinite(sum(r[name])) and not np.isfinite(np.asarray(r[name], dtype=np.float64)).all():
+        if not _finite(r[name]):
             raise ValueError(f"{name} hold NaN or infinity")
     for name in ("speech", "energy_db"):
         values = r.get(name)
@@ -68,6 +67,14 @@ def _check_frames(r: dict) -> None:
     speech = None if r.get("speech") is None else np.asarray(r["speech"])
     if speech is not None and speech.size and not np.all((speech >= 0) & (speech <= 1)):
         raise ValueError("speech holds a value outside [0, 1] (a probability per frame)")
+
+
+def _finite(values) -> bool:
+    """No NaN or infinity in ``values``: the sum is finite for finite values (one pass: numpy's reduction in float64
+    for the sink's decoded arrays, Python's ``sum`` for a list, ~2 us for 450 values either way), then the exact
+    check only when it is not (an overflow of finite values included)."""
+    total = values.sum(dtype=np.float64) if isinstance(values, np.ndarray) else sum(values)
+    return math.isfinite(total) or bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
 
 
 def _array(values):

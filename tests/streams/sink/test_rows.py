@@ -24,3 +24,15 @@ def test_a_well_formed_record_becomes_a_row():
 def test_misfit_or_non_finite_scores_are_refused(over, reason):
     with pytest.raises(ValueError, match=reason):
         scores_row(example_record("FrameScores", **over), 0, 1)
+
+
+def test_non_finite_scores_are_refused_in_the_sinks_numpy_arrays_and_large_finite_ones_kept():
+    """The sink decodes float arrays into numpy (float32): the same refusals there, and finite values whose sum
+    overflows are not taken for infinity."""
+    import numpy as np
+
+    for values in ([0.1] * 44 + [math.nan], [0.1] * 44 + [-math.inf]):
+        with pytest.raises(ValueError, match="logits hold NaN or infinity"):
+            scores_row(example_record("FrameScores", logits=np.array(values, dtype=np.float32)), 0, 1)
+    for big in (np.full(45, 3e38, dtype=np.float32), [1e308] * 45):  # finite; the list's sum overflows
+        assert scores_row(example_record("FrameScores", logits=big), 0, 1)[12] is big
