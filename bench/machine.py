@@ -86,16 +86,14 @@ def process_cpu_seconds(pid: int) -> float:
 
 def machine_cpu_seconds() -> dict[str, float]:
     """CPU seconds of the whole machine since boot, all cores (Linux ``/proc/stat``; zeros elsewhere): ``busy``
-    (every process and the kernel: user, nice, system, irq, softirq), ``steal`` (taken by the hypervisor) and
-    ``idle`` (idle and iowait)."""
+    (every process and the kernel: user, nice, system, irq, softirq) and ``steal`` (taken by the hypervisor)."""
     try:
         first = Path("/proc/stat").read_text().splitlines()[0].split()
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in first[1:9])
     except (OSError, IndexError, ValueError):
-        return {"busy": 0.0, "steal": 0.0, "idle": 0.0}
+        return {"busy": 0.0, "steal": 0.0}
     tick = os.sysconf("SC_CLK_TCK")
-    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick,
-            "idle": (idle + iowait) / tick}
+    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick}
 
 
 def process_rss_mb(pid: int) -> float | None:

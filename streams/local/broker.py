@@ -42,11 +42,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     so a port found free there can be taken before the child binds it (seen: a worker's web server failing with
     "Address already in use"). Falls back to port 0's pick when no lower port is free."""
     low = _ephemeral_low()
-    rnd = random.SystemRandom()
-    for _ in range(200) if low > _LISTEN_PORTS_FROM + 1000 else ():
-        port = rnd.randrange(_LISTEN_PORTS_FROM, low)
-        if port_is_free(port, host):
-            return port
+    if low > _LISTEN_PORTS_FROM + 1000:
+        rnd = random.SystemRandom()
+        for _ in range(200):
+            port = rnd.randrange(_LISTEN_PORTS_FROM, low)
+            if port_is_free(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

@@ -91,17 +91,17 @@ class Batcher:
         """Partitions holding messages whose recorded cut was not looked up yet."""
         return [tp for tp, p in self.parts.items() if p.entries and not p.loaded]
 
-    def load(self, tp: TP, recorded: tuple[int, int] | tuple[int, int, str] | None) -> None:
-        """The cut recorded for ``tp`` before a crash (or None): ``(first, last[, first_key])``, reproduced if it
-        starts at the first offset held and (when the record names it: ``first_key``) the record held there is the
-        one it was made for - not a record of a re-created topic at the same offset."""
+    def load(self, tp: TP, recorded: tuple[int, int, str] | None) -> None:
+        """The cut recorded for ``tp`` before a crash (or None): ``(first, last, first_key)``, reproduced if it
+        starts at the first offset held and the record held there is the one it was made for (not a record of a
+        re-created topic at the same offset; ``first_key`` '': recorded before migration 0007, offsets alone)."""
         part = self.parts[tp]
         part.loaded = True
-        if recorded is None or not part.entries or recorded[0] != part.entries[0][0]:
+        if recorded is None or not part.entries:
             return
-        if len(recorded) > 2 and recorded[2] and recorded[2] != record_key(part.entries[0][1]):  # type: ignore[misc]
-            return
-        part.pinned, part.from_record = (recorded[0], recorded[1]), True
+        first, last, key = recorded
+        if first == part.entries[0][0] and (not key or key == record_key(part.entries[0][1])):
+            part.pinned, part.from_record = (first, last), True
 
     def cut(self, tp: TP, now: float, final: bool = False) -> Batch | None:
         """The next batch of ``tp`` if one is due (pinned from then on until :meth:`done`), else None.

@@ -73,7 +73,7 @@ def test_a_recorded_cut_is_reloaded_pinned_and_reported_as_a_recut():
     b = Batcher(batch_rows=100, batch_ms=50)
     _fill(b, range(40, 45))  # the restarted sink has read 40..44 so far; the crash was after cutting 40..47
     assert b.unloaded() == [TP]
-    b.load(TP, (40, 47))
+    b.load(TP, (40, 47, ""))
     assert b.unloaded() == []
     assert list(b.ready(10.0, final=True)) == []  # not fully re-read yet: even a final flush waits
     _fill(b, range(45, 120), now=10.0)
@@ -87,7 +87,7 @@ def test_a_stale_record_is_ignored():
     """Recorded for offsets this consumer does not hold (an older batch, committed since): normal cuts."""
     b = Batcher(batch_rows=10, batch_ms=50)
     _fill(b, range(20, 26))
-    b.load(TP, (12, 19))
+    b.load(TP, (12, 19, ""))
     batches = _drain(b, 1.0)
     assert _cuts(batches) == [(20, 25)] and not batches[0].recut
     assert b.unloaded() == []
