@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from emowatch.bench.machine import machine_info, process_cpu_seconds
+from emowatch.bench.stats import percentile
 
 SIZES = {True: {"steps": [25, 50, 100, 200], "seconds": 6}, False: {"steps": [50, 100, 200, 300, 400, 600, 800, 1000],
                                                                    "seconds": 20}}
@@ -64,11 +65,6 @@ def quantile(before: list[tuple[float, float]], after: list[tuple[float, float]]
     return {"count": int(total), "p": low, "within_100ms": within / total}
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def run_step(url: str, calls: int, seconds: int, *, processes: int = 2, tag: str = "") -> dict[str, Any]:
@@ -107,7 +103,7 @@ def run_step(url: str, calls: int, seconds: int, *, processes: int = 2, tag: str
     broker = quantile(broker_before, delay_buckets(page, BROKER_HISTOGRAM), 0.99)
     lags = merged["lags"]
     on_pace = sum(1 for lag in lags if lag <= TARGET_S) / len(lags) if lags else 0.0
-    e2e99 = _pct(merged["latencies"], 0.99)
+    e2e99 = percentile(merged["latencies"], 0.99)
     all_acked = merged["acked"] == merged["expected"] == calls * seconds and not merged["failed"]
     held = bool(all_acked and gw["p"] is not None and gw["within_100ms"] >= 0.99 and on_pace >= 0.99
                 and e2e99 is not None and e2e99 < 1.0)
@@ -118,7 +114,7 @@ def run_step(url: str, calls: int, seconds: int, *, processes: int = 2, tag: str
         "gateway_within_100ms": None if gw["within_100ms"] is None else round(gw["within_100ms"], 4),
         "gateway_observations": gw["count"],
         "broker_ack_p99_ms": None if broker["p"] is None else round(broker["p"] * 1000, 1),
-        "e2e_ack_p50_ms": None if not merged["latencies"] else round(_pct(merged["latencies"], 0.5) * 1000, 1),
+        "e2e_ack_p50_ms": None if not merged["latencies"] else round(percentile(merged["latencies"], 0.5) * 1000, 1),
         "e2e_ack_p99_ms": None if e2e99 is None else round(e2e99 * 1000, 1),
         "frames_on_pace": round(on_pace, 4), "max_send_lag_ms": round(max(lags, default=0.0) * 1000, 1),
         "clients_cpu_share": round(merged["cpu_s"] / max(1e-9, time.monotonic() - t0), 3),

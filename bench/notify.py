@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emowatch.bench.machine import machine_info
+from emowatch.bench.stats import percentile
 
 SIZES = {True: {"throughput": 2000, "latency_s": 10}, False: {"throughput": 10000, "latency_s": 60}}
 RATE = 200
@@ -101,9 +102,6 @@ def _wait(pred, timeout: float, stack) -> None:
         time.sleep(0.05)
 
 
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def run(quick: bool = True) -> dict[str, Any]:
@@ -153,7 +151,7 @@ def run(quick: bool = True) -> dict[str, Any]:
         finally:
             stack.stop()
             receiver.stop()
-    p99 = _pct(lat, 0.99)
+    p99 = percentile(lat, 0.99)
     return {
         "benchmark": "notify", "quick": quick,
         "machine": machine_info(("confluent-kafka", "aiohttp", "fastavro")),
@@ -162,7 +160,7 @@ def run(quick: bool = True) -> dict[str, Any]:
                      "receiver": "webhook (HMAC), local aiohttp",
                      "partitions": 4},
         "deliveries_per_s": round(throughput, 1),
-        "p50_added_latency_ms": round(_pct(lat, 0.5), 1), "p99_added_latency_ms": round(p99, 1),
+        "p50_added_latency_ms": round(percentile(lat, 0.5), 1), "p99_added_latency_ms": round(p99, 1),
         "max_added_latency_ms": round(max(lat), 1),
         "targets": {"deliveries_per_s_min": 1000, "p99_added_latency_ms_max": 100,
                     "met": throughput >= 1000 and p99 <= 100},

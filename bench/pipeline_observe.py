@@ -123,13 +123,6 @@ def chunk_of(offset_ms: int) -> int:
     return max(0, math.ceil(offset_ms / 1000.0) - 1)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
-
-
 def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000.0, 1)
 

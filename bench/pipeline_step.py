@@ -10,7 +10,8 @@ from typing import Any
 from emowatch.bench.gateway import _result, delay_buckets, quantile
 from emowatch.bench.pipeline_calls import PlannedCall, plan
 from emowatch.bench.pipeline_infer import _bucket_quantile, _metrics
-from emowatch.bench.pipeline_observe import Resources, TopicWatch, ms, percentile, step_latencies
+from emowatch.bench.pipeline_observe import Resources, TopicWatch, ms, step_latencies
+from emowatch.bench.stats import percentile
 
 CLIENT_PROCESSES = 2
 SCORE_DRAIN_S = 20.0  # after the last call ended: chunks not scored by then are lost
