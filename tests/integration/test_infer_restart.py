@@ -48,11 +48,18 @@ class Run:
         self.scores: list[dict] = []
         self.dlq: list = []
         self._pub_error: list[BaseException] = []
-        self.publisher = threading.Thread(target=self._publish, daemon=True)
+        self.publishers: list[threading.Thread] = []
+        self.publisher = self.publisher_of(self.calls)
 
-    def _publish(self) -> None:
+    def publisher_of(self, calls: list[CallSpec]) -> threading.Thread:
+        """A thread that publishes ``calls`` (not started); :meth:`drain` waits for every such thread."""
+        t = threading.Thread(target=self._publish, args=(calls,), daemon=True)
+        self.publishers.append(t)
+        return t
+
+    def _publish(self, calls: list[CallSpec]) -> None:
         try:
-            AudioPublisher(self.kafka).publish_calls(self.calls, realtime=self.realtime)
+            AudioPublisher(self.kafka).publish_calls(calls, realtime=self.realtime)
         except BaseException as exc:  # noqa: BLE001 - surfaced by check()
             self._pub_error.append(exc)
 
@@ -63,7 +70,7 @@ class Run:
         while wait:
             self.check()
             try:
-                health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{w.http_port}/health", timeout=5).read())
+                health = _health(w)
                 if health.get("partitions"):
                     break
             except (OSError, ValueError):  # not listening yet
@@ -92,8 +99,10 @@ class Run:
         group has no lag on the audio topic (every chunk scored, delivered and committed), read the
         scores and DLQ topics up to their end offsets. A duplicate or dead letter written late lands
         in ``scores``/``dlq`` before the assertions, instead of after them."""
-        self.publisher.join(DEADLINE)
-        assert not self.publisher.is_alive(), "the publisher did not finish"
+        for t in self.publishers:
+            if t.ident is not None:
+                t.join(DEADLINE)
+                assert not t.is_alive(), "the publisher did not finish"
         self.check()
         wait_for_lag_zero(self.stack, group_name(self.kafka, "emowatch-infer"), [self.topics.audio], DEADLINE)
         out = self.tail.catch_up({self.topics.scores: [], self.topics.dlq: []}, DEADLINE)
@@ -199,16 +208,32 @@ def test_sigterm_mid_run_drains_delivers_and_commits_so_a_restart_scores_each_ch
 
 
 def test_rebalance_to_a_second_agent_mid_run_scores_each_chunk_once(run_factory):
-    run = run_factory("rb", realtime=0.5)  # slower: work remains when the second agent is up (~10 s later)
+    run = run_factory("rb", realtime=0.5)  # slower: the first half's calls are still streaming while b joins
+    half = len(run.calls) // 2
+    run.publisher, later = run.publisher_of(run.calls[:half]), run.publisher_of(run.calls[half:])
     first = run.start_agent("infer-a")
     run.publisher.start()
     run.collect_until(lambda: len(run.scores) >= 20)
     second = run.start_agent("infer-b", wait=False)
+    run.collect_until(lambda: _partitions(second))  # the rebalance is done: b owns partitions
+    later.start()  # so work remains for b however long it took to start (a slow machine: the first half is done)
     run.collect_until(run.covered)
     run.drain()
     counts = Counter((s["call_id"], s["seq"]) for s in run.scores)
     assert run.covered() and run.dlq == []
     assert {k: n for k, n in counts.items() if n > 1} == {}
     assert "partitions revoked: draining and committing" in first.tail(200)
-    health_b = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{second.http_port}/health", timeout=5).read())
+    health_b = _health(second)
     assert health_b["partitions"] and health_b["scored"] > 0  # the new owner took over live calls
+
+
+def _health(worker) -> dict:
+    return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{worker.http_port}/health", timeout=5).read())
+
+
+def _partitions(worker) -> bool:
+    """Whether the agent reports assigned partitions on /health (False while it is not listening yet)."""
+    try:
+        return bool(_health(worker).get("partitions"))
+    except (OSError, ValueError):
+        return False
