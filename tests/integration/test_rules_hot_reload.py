@@ -152,7 +152,7 @@ def test_publish_swaps_every_worker_without_restart_and_rejects_bad_sets(broker,
 
         # phase 4: a restarted worker takes B from the topic, not A from its file
         assert stack.stop_worker("vip1") == 0  # SIGTERM: a clean stop
-        w = stack.start_worker("vip1-again", args)
+        stack.start_worker("vip1-again", args)
         # ready = the rules topic read to its end (the forged record after B included), so
         # the version reported then is final; before that, B may show while the worker
         # still reads the topic
