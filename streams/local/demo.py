@@ -8,6 +8,7 @@ bundled sample calls -> audio topic -> inference agent -> scores topic -> rules 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -99,14 +100,16 @@ def query_summary(data_dir: Path, database: str = "emowatch") -> tuple[list[str]
         client.close()
 
 
-def start_notifier(stack: LocalStack, data_dir: Path, console: Console) -> DemoWebhook:
+def start_notifier(stack: LocalStack, data_dir: Path, console: Console, print_lock: threading.Lock) -> DemoWebhook:
     """The notifier worker with ``infra/notify/demo.yaml``, delivering to a local signed webhook receiver
-    started here; prints a ``delivered`` line per delivery it receives."""
+    started here; prints a ``delivered`` line per delivery it receives (from the receiver's thread, under
+    ``print_lock``, so that a line never lands inside the progress bar's last render)."""
 
     def delivered(body: dict, signed: bool) -> None:
         ids = ",".join(str(a.get("alert_id", ""))[:12] for a in body.get("alerts", []))
-        console.print(f"[cyan]delivered[/] {body.get('status', '?'):8} {body.get('group_key', '?')} "
-                      f"alerts={ids} repeat={body.get('repeat')} signature={'ok' if signed else 'BAD'}")
+        with print_lock:
+            console.print(f"[cyan]delivered[/] {body.get('status', '?'):8} {body.get('group_key', '?')} "
+                          f"alerts={ids} repeat={body.get('repeat')} signature={'ok' if signed else 'BAD'}")
 
     hook = DemoWebhook(delivered).start()
     secret_file = data_dir / "notify-secrets.yaml"
@@ -156,7 +159,8 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
         console.print(f"local broker on {stack.bootstrap} (tansu); data in {data_dir}")
         console_url = start_pipeline(stack, model_dir=model_dir, rules_file=rules_file)
         console.print(f"gateway and console on [cyan]{console_url}[/] (while the demo runs)")
-        hook = start_notifier(stack, data_dir, console)
+        print_lock = threading.Lock()
+        hook = start_notifier(stack, data_dir, console, print_lock)
         from emowatch.streams.kafka.clients import topics_for
 
         t = topics_for(kafka)
@@ -177,11 +181,16 @@ def run_demo(*, data_dir: Path, rules_file: Path | None = None, model_dir: Path 
             elif topic == t.dlq:
                 console.print(f"[yellow]DLQ[/] {rec}")
 
-        with Progress(TextColumn("scoring chunks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
+        progress = Progress(TextColumn("scoring chunks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=console, transient=False)
+        progress.start()
+        try:
             task = progress.add_task("score", total=sent)
             got = tail.collect(lambda o: len(o[t.scores]) >= sent, timeout_s, on_record=show,
                                check=stack.check_workers)
+        finally:
+            with print_lock:  # the bar's last render and its newline are two writes (seen: "0:00:03delivered ...")
+                progress.stop()
         rules_group = f"{stack.topic_prefix}emowatch-rules-all"
         wait_for_lag_zero(stack, rules_group, [t.scores], timeout_s)
         tail.catch_up(got, timeout_s, on_record=show)  # the last alerts
