@@ -197,9 +197,11 @@ def instantiate(shape: str = "demo", *, seed: int = 0) -> torch.nn.Module:
     Uses a private ``torch.Generator`` state (fork_rng) so the caller's global RNG is
     left untouched.
     """
+    from emowatch.models.funasr_import import import_funasr
     from emowatch.models.loader import quiet_funasr_logging
 
     with quiet_funasr_logging():
+        import_funasr()
         from funasr.models.emotion2vec.model import Emotion2vec
 
     cfg = model_config(shape)

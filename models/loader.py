@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import yaml
 
+from emowatch.models.funasr_import import import_funasr
 from emowatch.streams.resources import demo_model_dir
 from emowatch.topics.errors import EmowatchError
 from emowatch.topics.model_io import FRAME_MS, SAMPLE_RATE
@@ -234,7 +235,7 @@ def quiet_funasr_logging() -> Iterator[None]:
 
 def _build_automodel(model_arg: str, device: str, hub: str, revision: str | None) -> Any:
     with quiet_funasr_logging():
-        from funasr import AutoModel
+        AutoModel = import_funasr().AutoModel  # noqa: N806 (FunASR's class)
 
     kwargs: dict[str, Any] = {
         "model": model_arg,
