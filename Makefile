@@ -59,13 +59,25 @@ deps-system:
 		if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || :; fi; \
 	else echo ">> no apt-get: install prometheus (with promtool) yourself; the alerting-rule tests will skip"; fi
 
+# torch comes from pip, which follows this machine's pip configuration (here: the CPU wheel on local disk).
+# The rest is resolved and installed by uv (from PyPI, put into the venv by pip): ~30 s where pip alone
+# takes 3-4 min on a 2-core machine (docs/benchmarks.md, "make test"). uv does not read pip's
+# configuration; where it cannot install (a private index only pip knows, no uv wheel), pip does it all.
+# INSTALLER=pip skips uv. Neither compiles bytecode at install time: a module is compiled when first imported.
+INSTALLER ?= uv
+PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check --no-compile
 $(STAMP): pyproject.toml | deps-system
 	@echo ">> creating virtual environment in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo ">> installing $(TORCH_SPEC)"
-	@$(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
-	@echo ">> installing emowatch (editable) with test extras"
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@echo ">> installing $(TORCH_SPEC) (pip)"
+	@$(PIP_INSTALL) $(TORCH_SPEC)
+	@echo ">> installing emowatch (editable) with test extras ($(INSTALLER))"
+	@if [ "$(INSTALLER)" = uv ] && $(PIP_INSTALL) uv \
+		&& $(VENV)/bin/uv pip install -q --python $(PY) -e '.[test]'; then :; \
+	else \
+		[ "$(INSTALLER)" = uv ] && echo ">> uv could not install; installing with pip"; \
+		$(PIP_INSTALL) -e '.[test]'; \
+	fi
 	@touch $(STAMP)
 	@echo ">> environment ready"
 
