@@ -37,6 +37,7 @@ __all__ = ["import_funasr", "REFUSED", "KEPT_MODELS", "FULL_IMPORT_ENV"]
 FULL_IMPORT_ENV = "EMOWATCH_FUNASR_FULL_IMPORT"
 KEPT_MODELS = frozenset({"emotion2vec"})
 REFUSED = frozenset({"bin", "metrics"})  # funasr.<name> subpackages refused besides other models
+_MARK = "not imported by emowatch (models/funasr_import.py)"
 
 
 class _Refuse(importlib.abc.MetaPathFinder):
@@ -52,7 +53,7 @@ class _Refuse(importlib.abc.MetaPathFinder):
         other_model = parts[1] == "models" and len(parts) >= 3 and parts[2] not in KEPT_MODELS
         if other_model or parts[1] in REFUSED:
             self.refused.append(name)
-            raise ImportError(f"not imported by emowatch (models/funasr_import.py): {name}", name=name)
+            raise ImportError(f"{_MARK}: {name}", name=name)
         return None
 
 
@@ -60,6 +61,16 @@ def _has_emotion2vec() -> bool:
     from funasr.register import tables
 
     return "Emotion2vec" in tables.model_classes
+
+
+def _drop_refusals(funasr: ModuleType) -> None:
+    """Remove the refusals from FunASR's record of import failures, which its error messages list
+    (e.g. "model ... is not registered"): only real failures stay there."""
+    for attr in ("_IMPORT_ERRORS", "_IMPORT_ERROR_TRACEBACKS"):
+        record = getattr(funasr, attr, None)
+        if isinstance(record, dict):
+            for name in [n for n, text in record.items() if _MARK in str(text)]:
+                del record[name]
 
 
 def _forget_funasr() -> None:
@@ -85,6 +96,7 @@ def import_funasr() -> ModuleType:
     finally:
         sys.meta_path.remove(finder)
     if _has_emotion2vec():
+        _drop_refusals(funasr)
         return funasr
     log.warning("FunASR without its other models lacks Emotion2vec (%d modules refused); importing it in full",
                 len(finder.refused))

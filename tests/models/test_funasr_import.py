@@ -40,6 +40,7 @@ print("PROBE" + json.dumps({
     "labels": list(utt["labels"]), "emotion2vec": "Emotion2vec" in tables.model_classes,
     "sklearn": "sklearn" in sys.modules, "other_models": others,
     "bin": [m for m in mods if m.startswith("funasr.bin")], "warnings": with_warning,
+    "recorded_refusals": [k for k, v in __import__("funasr").get_import_errors().items() if "by emowatch" in v],
 }))
 """
 
@@ -65,6 +66,8 @@ def fallback() -> dict:
 def test_lean_import_leaves_out_other_models_cli_and_sklearn(lean):
     assert lean["emotion2vec"] and not lean["warnings"]
     assert lean["other_models"] == [] and lean["bin"] == [] and lean["sklearn"] is False
+    # FunASR's error messages list its recorded import failures: the refusals are not among them
+    assert lean["recorded_refusals"] == []
 
 
 def test_missing_emotion2vec_falls_back_to_the_full_import_with_a_warning(fallback):
