@@ -12,9 +12,12 @@ PYTEST_ARGS ?=
 # The suite runs in this many pytest-xdist worker processes (each with its own local broker), whole test files
 # per worker (--dist loadfile: a file's module fixtures stay in one process). Most integration tests wait on
 # group joins, rebalances and restarts rather than compute, so two workers on two cores halve the wall time.
-# PYTEST_WORKERS=0 runs in one process.
+# Files are handed out in collection order (--no-loadscope-reorder; xdist would otherwise start with the files that
+# have the most tests): tests/conftest.py puts files with slow, then integration tests first, so the run ends on
+# short unit-test files and both workers finish together. PYTEST_WORKERS=0 runs in one process. Three workers on
+# two cores were slower (docs/benchmarks.md, "make test").
 PYTEST_WORKERS ?= 2
-XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 .PHONY: help setup deps-system demo test test-full test-unit lint bench clean
 
