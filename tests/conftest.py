@@ -89,10 +89,10 @@ def pytest_collection_modifyitems(config, items):
     if missing:
         raise pytest.UsageError("tests that use the broker or the embedded ClickHouse need "
                                 "@pytest.mark.integration:\n  " + "\n  ".join(missing))
-    _longest_files_first(items)
+    _slow_files_first(items)
 
 
-def _longest_files_first(items) -> None:
+def _slow_files_first(items) -> None:
     """Files with `slow` tests first, then those with `integration` tests, then the rest; each file's tests
     stay together and in order. pytest-xdist (`--dist loadfile`) hands out files in this order, so the run
     ends on short files and both workers finish at about the same time instead of one running a
