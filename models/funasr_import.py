@@ -9,7 +9,8 @@ SciPy's statistics, SymPy and the code of 50 other models: 10-17 s of CPU per pr
 :func:`import_funasr` imports the package with a finder that refuses, for the length of that
 import only, the modules emotion2vec does not need: the other models (``funasr.models.*``
 except ``emotion2vec``), the command-line entry points (``funasr.bin``) and the evaluation
-metrics (``funasr.metrics``, where scikit-learn comes from). FunASR's walk records such an
+metrics (``funasr.metrics``, where scikit-learn comes from) and the training loops
+(``funasr.train_utils.trainer``, ``trainer_ds``: torch.distributed.fsdp and SymPy). FunASR's walk records such an
 import error and goes on, as it does for any optional part that cannot be imported; the
 refused modules are not left in ``sys.modules``, so a later explicit import of one of them
 works as usual. ``AutoModel``, its download, config and checkpoint loading, and the
@@ -32,11 +33,14 @@ from types import ModuleType
 
 log = logging.getLogger(__name__)
 
-__all__ = ["import_funasr", "REFUSED", "KEPT_MODELS", "FULL_IMPORT_ENV"]
+__all__ = ["import_funasr", "REFUSED", "REFUSED_MODULES", "KEPT_MODELS", "FULL_IMPORT_ENV"]
 
 FULL_IMPORT_ENV = "EMOWATCH_FUNASR_FULL_IMPORT"
 KEPT_MODELS = frozenset({"emotion2vec"})
 REFUSED = frozenset({"bin", "metrics"})  # funasr.<name> subpackages refused besides other models
+# single modules refused: the training loops, which import torch.distributed.fsdp and through it SymPy
+# (1.6 s of the lean import's 3.1 s); nothing else in FunASR imports them
+REFUSED_MODULES = frozenset({"funasr.train_utils.trainer", "funasr.train_utils.trainer_ds"})
 _MARK = "not imported by emowatch (models/funasr_import.py)"
 
 
@@ -51,7 +55,7 @@ class _Refuse(importlib.abc.MetaPathFinder):
         if parts[0] != "funasr" or len(parts) < 2:
             return None
         other_model = parts[1] == "models" and len(parts) >= 3 and parts[2] not in KEPT_MODELS
-        if other_model or parts[1] in REFUSED:
+        if other_model or parts[1] in REFUSED or name in REFUSED_MODULES:
             self.refused.append(name)
             raise ImportError(f"{_MARK}: {name}", name=name)
         return None

@@ -38,7 +38,8 @@ others = [m for m in mods if m.startswith("funasr.models.") and m.count(".") >= 
 print("PROBE" + json.dumps({
     "scores": [float(x) for x in utt["scores"]], "feats": np.asarray(frm["feats"]).ravel()[:4000:37].tolist(),
     "labels": list(utt["labels"]), "emotion2vec": "Emotion2vec" in tables.model_classes,
-    "sklearn": "sklearn" in sys.modules, "other_models": others,
+    "sklearn": "sklearn" in sys.modules, "sympy": "sympy" in sys.modules, "other_models": others,
+    "trainers": [m for m in mods if m.startswith("funasr.train_utils.trainer")],
     "bin": [m for m in mods if m.startswith("funasr.bin")], "warnings": with_warning,
     "recorded_refusals": [k for k, v in __import__("funasr").get_import_errors().items() if "by emowatch" in v],
 }))
@@ -63,9 +64,10 @@ def fallback() -> dict:
     return _probe("no-model-kept", **{FULL_IMPORT_ENV: "0"})
 
 
-def test_lean_import_leaves_out_other_models_cli_and_sklearn(lean):
+def test_lean_import_leaves_out_other_models_cli_trainers_sklearn_and_sympy(lean):
     assert lean["emotion2vec"] and not lean["warnings"]
     assert lean["other_models"] == [] and lean["bin"] == [] and lean["sklearn"] is False
+    assert lean["trainers"] == [] and lean["sympy"] is False  # the training loops pull in fsdp and SymPy
     # FunASR's error messages list its recorded import failures: the refusals are not among them
     assert lean["recorded_refusals"] == []
 
@@ -75,6 +77,7 @@ def test_missing_emotion2vec_falls_back_to_the_full_import_with_a_warning(fallba
     assert len(fallback["warnings"]) == 1 and "importing it in full" in fallback["warnings"][0]
     # the full import brings FunASR's other models and scikit-learn (what the lean import saves)
     assert len(fallback["other_models"]) > 50 and fallback["sklearn"] is True
+    assert fallback["trainers"] and fallback["sympy"] is True
 
 
 def test_lean_and_full_import_score_the_same(lean, fallback):
