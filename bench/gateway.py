@@ -138,14 +138,15 @@ def _result(results, procs: list, deadline: float) -> dict[str, Any]:
 
 
 def run(quick: bool = True, steps: list[int] | None = None, seconds: int | None = None) -> dict[str, Any]:
-    from emowatch.streams.local.stack import LocalStack
+    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
 
     size = SIZES[quick]
     steps = steps or size["steps"]
     seconds = seconds or size["seconds"]
     out_steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="emowatch-bench-gateway-") as tmp:
-        stack = LocalStack(data_dir=Path(tmp), topic_prefix="bench.").start()
+        stack = LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=Path(tmp),
+                           topic_prefix="bench.").start()
         try:
             worker = stack.start_worker("gateway", ["gateway"], env={"EMOWATCH_LOG_LEVEL": "WARNING"})
             url = f"http://127.0.0.1:{worker.http_port}"

@@ -143,7 +143,7 @@ def measure_sink(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     rate over the same messages; see the module docstring."""
     from emowatch.streams.kafka.clients import topics_for
     from emowatch.streams.kafka.scores_publisher import publish_scores
-    from emowatch.streams.local.stack import LocalStack
+    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
     from emowatch.streams.sink.clickhouse import connect
     from emowatch.topics.serde import AvroSerde
 
@@ -154,7 +154,7 @@ def measure_sink(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     serde = AvroSerde("FrameScores")
     with tempfile.TemporaryDirectory(prefix="emowatch-bench-history-") as tmp:
         data = Path(tmp)
-        stack = LocalStack(data_dir=data, topic_prefix="bench.").start()
+        stack = LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=data, topic_prefix="bench.").start()
         try:
             kafka = stack.kafka_settings()
             topic = topics_for(kafka).scores

@@ -106,14 +106,14 @@ def _wait(pred, timeout: float, stack) -> None:
 
 def run(quick: bool = True) -> dict[str, Any]:
     from emowatch.streams.kafka.clients import make_producer, serde_for, topics_for
-    from emowatch.streams.local.stack import LocalStack
+    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
     from emowatch.topics.serde import encode_key
 
     size = SIZES[quick]
     receiver = Receiver()
     with tempfile.TemporaryDirectory(prefix="emowatch-bench-notify-") as tmp:
         data = Path(tmp)
-        stack = LocalStack(data_dir=data, topic_prefix="bench.").start()
+        stack = LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=data, topic_prefix="bench.").start()
         try:
             kafka = stack.kafka_settings()
             topic = topics_for(kafka).alerts

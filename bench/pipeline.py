@@ -78,14 +78,14 @@ class Bench:
         from emowatch.bench.pipeline_observe import Resources, TopicWatch
         from emowatch.streams.kafka.clients import topics_for
         from emowatch.streams.local.demo import start_pipeline
-        from emowatch.streams.local.stack import LocalStack
+        from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
         from emowatch.streams.resources import demo_model_dir
 
         self.data = data
         self.catalog, self.escalating = samples(), ESCALATING
         self.receiver = Receiver()
-        self.stack = LocalStack(data_dir=data, extra_env={"EMOWATCH_LOG_LEVEL": "WARNING"}, broker=broker,
-                                topic_prefix=topic_prefix).start()
+        self.stack = LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=data, broker=broker,
+                                extra_env={"EMOWATCH_LOG_LEVEL": "WARNING"}, topic_prefix=topic_prefix).start()
         self.kafka = self.stack.kafka_settings()
         self.topics = topics_for(self.kafka)
         rules = rules_file(data)

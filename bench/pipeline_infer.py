@@ -246,7 +246,7 @@ def _wait_ready(stack, worker, timeout_s: float = 180.0) -> None:
 
 def run_bench(quick: bool, extra_env: dict[str, str] | None = None) -> Report:
     from emowatch.streams.kafka.clients import topics_for
-    from emowatch.streams.local.stack import LocalStack
+    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
     from emowatch.streams.resources import demo_model_dir
     from emowatch.streams.settings import KafkaSettings, load_settings
 
@@ -263,7 +263,7 @@ def run_bench(quick: bool, extra_env: dict[str, str] | None = None) -> Report:
                                     "model": agent.model.model_dump(mode="json")})
     chunks = _sample_chunks()
     with tempfile.TemporaryDirectory(prefix="emowatch-bench-") as tmp:
-        with LocalStack(data_dir=Path(tmp)) as stack:
+        with LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=Path(tmp)) as stack:
             kafka = KafkaSettings(bootstrap_servers=stack.bootstrap, partitions=stack.partitions)
             topics = topics_for(kafka)
             worker = stack.start_worker("infer", ["infer"], env=agent_env)

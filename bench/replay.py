@@ -81,7 +81,7 @@ def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
     """Run on a fresh local broker; the round with the median ``replay_over_live`` is reported."""
     from emowatch.streams.kafka.clients import topics_for
     from emowatch.streams.kafka.scores_publisher import publish_scores
-    from emowatch.streams.local.stack import LocalStack
+    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
 
     size = SIZES[quick]
     rounds = rounds or (1 if quick else 3)
@@ -92,7 +92,7 @@ def run(quick: bool = True, rounds: int | None = None) -> dict[str, Any]:
         data = Path(tmp)
         rules_file = data / "bench10.yaml"
         rules_file.write_text(RULES_10)
-        stack = LocalStack(data_dir=data, topic_prefix="bench.").start()
+        stack = LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=data, topic_prefix="bench.").start()
         try:
             kafka = stack.kafka_settings()
             topic = topics_for(kafka).scores

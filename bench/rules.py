@@ -222,7 +222,7 @@ def run(quick: bool = True, rounds: int | None = None, rules: int = 10) -> dict[
     similar machine load) and the round with the median ratio is reported (all rounds are in
     ``runs``; the bare loop's wall rate varies by up to 1.5x between rounds on tansu)."""
     from emowatch.streams.kafka.scores_publisher import publish_scores
-    from emowatch.streams.local.stack import LocalStack
+    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
     from emowatch.streams.settings import KafkaSettings
 
     size = SIZES[quick]
@@ -239,7 +239,7 @@ def run(quick: bool = True, rounds: int | None = None, rules: int = 10) -> dict[
         data = Path(tmp)
         rules_file = data / f"{name}.yaml"
         rules_file.write_text(text)
-        stack = LocalStack(data_dir=data, topic_prefix="bench.").start()
+        stack = LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=data, topic_prefix="bench.").start()
         try:
             kafka = KafkaSettings(bootstrap_servers=stack.bootstrap, partitions=stack.partitions,
                                   topic_prefix=stack.topic_prefix)
