@@ -8,6 +8,14 @@ PY := $(VENV)/bin/python
 #   make TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126' test
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.emowatch-installed
+# Bytecode is written, whatever the environment says. Where PYTHONDONTWRITEBYTECODE is set (this machine and
+# CI set it) and the venv was installed without compiling (see INSTALLER), no process ever keeps a .pyc:
+# each of the hundreds of Python processes `make test` starts (workers, CLI runs, the pytest workers) compiled
+# torch, FunASR, Faust and emowatch from source again, and pytest rewrote every test file in each worker.
+# `import torch` took 8.7 s of CPU instead of 3.8 s, an inference agent's imports 20 s instead of 7
+# (docs/benchmarks.md, "make test"). An empty value turns the variable off for everything make runs; the
+# files go to .venv/ and the repository's __pycache__/ folders (git-ignored).
+export PYTHONDONTWRITEBYTECODE :=
 PYTEST_ARGS ?=
 # The suite runs in this many pytest-xdist worker processes (each with its own local broker), whole test files
 # per worker (--dist loadfile: a file's module fixtures stay in one process). Most integration tests wait on
@@ -66,7 +74,8 @@ deps-system:
 # The rest is resolved and installed by uv (from PyPI, put into the venv by pip): ~30 s where pip alone
 # takes 3-4 min on a 2-core machine (docs/benchmarks.md, "make test"). uv does not read pip's
 # configuration; where it cannot install (a private index only pip knows, no uv wheel), pip does it all.
-# INSTALLER=pip skips uv. Neither compiles bytecode at install time: a module is compiled when first imported.
+# INSTALLER=pip skips uv. Neither compiles bytecode at install time: a module is compiled when first imported
+# and its .pyc kept (PYTHONDONTWRITEBYTECODE above), so only what the suite imports is ever compiled.
 INSTALLER ?= uv
 PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check --no-compile
 $(STAMP): pyproject.toml | deps-system
