@@ -106,6 +106,10 @@ class InferSettings(_Section):
     idle_evict_s: float = Field(300.0, gt=0)
     reorder_max: int = Field(4, ge=0, le=64)  # early chunks held per call+role while a missing seq may still come
     reorder_timeout_s: float = Field(1.0, ge=0.0, le=30.0)  # then the gap is declared (gap_before=True)
+    # A live call's inputs that hold its left context (context_s) stay uncommitted, so that an agent restarted
+    # after a crash reads them again and scores the next chunk as an uninterrupted agent would; released at the
+    # end of the call or after this long without a chunk of it. 0: commit at once (a restart loses the context).
+    context_hold_s: float = Field(30.0, ge=0.0, le=3600.0)
     stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
     http_port: int = Field(0, ge=0, le=65535)
     http_bind: str = "127.0.0.1"  # interface of /health and /metrics (0.0.0.0 in a container, for Prometheus)

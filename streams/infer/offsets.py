@@ -11,10 +11,15 @@ class OffsetTracker:
     roles); it is done when all of them are acknowledged. ``committable``
     returns, per partition, the next offset to commit: one past the highest
     offset below which every message is done.
+
+    A *hold* keeps a done offset uncommitted without counting it as in flight: the inputs that
+    make up a live call's left context (:class:`ContextHolds`), read again after a crash so that
+    the next chunk is scored with the context it would have had.
     """
 
     def __init__(self) -> None:
         self._pending: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
+        self._holds: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
         self._high: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
 
@@ -32,11 +37,32 @@ class OffsetTracker:
         if pend[offset] <= 0:
             del pend[offset]
 
+    def hold(self, topic: str, partition: int, offset: int) -> None:
+        held = self._holds[(topic, partition)]
+        held[offset] = held.get(offset, 0) + 1
+
+    def release(self, topic: str, partition: int, offset: int) -> None:
+        held = self._holds.get((topic, partition))
+        if held is None or offset not in held:
+            return
+        held[offset] -= 1
+        if held[offset] <= 0:
+            del held[offset]
+
+    def holds(self) -> int:
+        return sum(len(h) for h in self._holds.values())
+
     def in_flight(self) -> int:
         return sum(len(p) for p in self._pending.values())
 
     def position(self, topic: str, partition: int) -> int | None:
-        """Next offset to commit for a partition (end of the delivered prefix); None if unknown."""
+        """Next offset to commit for a partition (end of the delivered prefix, before any hold); None if unknown."""
+        pos = self.processed(topic, partition)
+        held = self._holds.get((topic, partition))
+        return min(pos, min(held)) if held and pos is not None else pos
+
+    def processed(self, topic: str, partition: int) -> int | None:
+        """End of the delivered prefix of a partition, holds aside (what the consumer lag is measured from)."""
         tp = (topic, partition)
         if tp not in self._high:
             return None
@@ -57,5 +83,60 @@ class OffsetTracker:
         """Drop a revoked partition's bookkeeping."""
         tp = (topic, partition)
         self._pending.pop(tp, None)
+        self._holds.pop(tp, None)
         self._high.pop(tp, None)
         self._committed.pop(tp, None)
+
+
+class ContextHolds:
+    """Which input offsets hold each live call's left context, so that a crash does not lose it.
+
+    The agent scores a chunk with the last ``context_s`` seconds of the call as left context. A new
+    agent that starts at the committed offset has no context for the first chunk it scores, so after
+    a kill -9 the first chunks nobody had scored yet came out different from an uninterrupted run, and
+    an alert's episode could start a frame earlier or later (another alert id). Each call's inputs
+    stay held (uncommitted) until later chunks of the call cover the context: a restart reads them
+    again, scores them again (at-least-once duplicates, which the rules worker and the sink drop) and
+    scores the chunks after them with their full context. Released at the end of the call, after
+    ``idle_s`` without a chunk, and for revoked partitions and a graceful stop, whose final commit is
+    exact (the new owner starts without context, as before). Pure: returns ``(topic, partition,
+    offset)`` triples to release from the :class:`OffsetTracker`.
+    """
+
+    def __init__(self, context_s: float, idle_s: float) -> None:
+        self.context_s, self.idle_s = context_s, idle_s
+        # (topic, partition, call_id, role) -> [offset, seconds] oldest first, and the last time it grew
+        self._calls: dict[tuple[str, int, str, str], list[list]] = {}
+        self._seen: dict[tuple[str, int, str, str], float] = {}
+
+    def add(self, topic: str, partition: int, call_id: str, role: str, offset: int, seconds: float, now: float,
+            end_of_call: bool) -> list[tuple[str, int, int]]:
+        """Record one admitted input; the held inputs it releases (``end_of_call``: all of the call's)."""
+        key = (topic, partition, call_id, role)
+        if self.context_s <= 0 or end_of_call:  # nothing to keep: the input itself is not held
+            return self._pop([key])
+        entries = self._calls.setdefault(key, [])
+        entries.append([offset, seconds])
+        self._seen[key] = now
+        out = []
+        while len(entries) > 1 and sum(s for _, s in entries[1:]) >= self.context_s:
+            out.append((topic, partition, entries.pop(0)[0]))
+        return out
+
+    def expire(self, now: float) -> list[tuple[str, int, int]]:
+        """Release the calls without a new input for ``idle_s``."""
+        return self._pop([k for k, t in self._seen.items() if now - t >= self.idle_s])
+
+    def drop(self, partitions: set[tuple[str, int]] | None = None) -> list[tuple[str, int, int]]:
+        """Release every call of ``partitions`` (None: all)."""
+        return self._pop([k for k in self._calls if partitions is None or (k[0], k[1]) in partitions])
+
+    def _pop(self, keys) -> list[tuple[str, int, int]]:
+        out = []
+        for k in keys:
+            out += [(k[0], k[1], o) for o, _ in self._calls.pop(k, [])]
+            self._seen.pop(k, None)
+        return out
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._calls.values())

@@ -61,6 +61,8 @@ class Admission:
     outputs: int = 0
     skipped: int = 0
     held: int = 0
+    seconds: float = 0.0
+    """The chunk's duration."""
 
 
 @dataclass
@@ -119,7 +121,7 @@ def admit_chunk(chunk: dict, source: Any, ctx: ContextStore, *, max_chunk_s: flo
         return Admission(rejected=exc, call_id=chunk.get("call_id"))
     meta = {k: v for k, v in chunk.items() if k != "audio"}
     token = _Pending(source, meta)
-    out = Admission()
+    out = Admission(seconds=decoded.duration_ms / 1000.0)
     for role, signal in split_roles(chunk, decoded.channels, stereo_roles):
         offer = ctx.offer(chunk["call_id"], role, chunk["seq"], signal, now=now, token=token,
                           end_of_call=bool(chunk.get("end_of_call")), partition=partition)

@@ -47,3 +47,33 @@ def test_position_is_end_of_delivered_prefix_and_held_offsets_block_it():
     t.done("a", 0, 5)
     assert t.position("a", 0) == 7
     assert t.committable() == {("a", 0): 7}
+
+
+def test_context_holds_keep_the_inputs_covering_the_context_per_call_and_role():
+    from emowatch.streams.infer.offsets import ContextHolds
+
+    h = ContextHolds(context_s=2.0, idle_s=30.0)
+    assert h.add("t", 0, "a", "CUSTOMER", 0, 1.0, now=0.0, end_of_call=False) == []
+    assert h.add("t", 0, "a", "AGENT", 1, 1.0, now=0.0, end_of_call=False) == []  # another role: its own context
+    assert h.add("t", 0, "a", "CUSTOMER", 2, 1.0, now=1.0, end_of_call=False) == []
+    assert h.add("t", 0, "a", "CUSTOMER", 3, 1.5, now=2.0, end_of_call=False) == [("t", 0, 0)]  # 2.5 s after it
+    assert h.add("t", 0, "a", "CUSTOMER", 4, 0.5, now=3.0, end_of_call=False) == [("t", 0, 2)]  # 1.5 + 0.5 s
+    assert len(h) == 3  # CUSTOMER 3, 4; AGENT 1
+    assert h.expire(now=30.5) == [("t", 0, 1)]  # AGENT idle since 0.0
+    assert sorted(h.add("t", 0, "a", "CUSTOMER", 5, 1.0, now=4.0, end_of_call=True)) == [("t", 0, 3), ("t", 0, 4)]
+    h.add("t", 1, "b", "", 0, 1.0, now=0.0, end_of_call=False)
+    h.add("t", 2, "c", "", 0, 1.0, now=0.0, end_of_call=False)
+    assert h.drop({("t", 1)}) == [("t", 1, 0)] and h.drop() == [("t", 2, 0)] and len(h) == 0
+
+
+def test_a_hold_keeps_a_done_offset_uncommitted_without_counting_it_in_flight():
+    from emowatch.streams.infer.offsets import OffsetTracker
+
+    t = OffsetTracker()
+    for off in range(3):
+        t.add("t", 0, off)
+        t.done("t", 0, off)
+    t.hold("t", 0, 1)
+    assert t.position("t", 0) == 1 and t.processed("t", 0) == 3 and t.in_flight() == 0 and t.holds() == 1
+    t.release("t", 0, 1)
+    assert t.position("t", 0) == 3 and t.holds() == 0

@@ -190,7 +190,7 @@ def test_full_batcher_pauses_partitions_and_resumes_when_drained(make_service):
 
 
 def test_commits_only_the_delivered_prefix_and_keeps_held_chunks_uncommitted(make_service):
-    svc, consumer, producer = make_service()
+    svc, consumer, producer = make_service(context_hold_s=0)  # no context holds: the delivered prefix alone
     producer.auto = False
     consumer.queue = [Msg(0, 0, chunk("a", 0)), Msg(0, 1, chunk("a", 2)), Msg(0, 2, chunk("b", 0))]
     iterate_until(svc, lambda: not consumer.queue and not svc.runner.busy and len(producer.pending) == 2)
@@ -209,7 +209,7 @@ def test_commits_only_the_delivered_prefix_and_keeps_held_chunks_uncommitted(mak
 
 
 def test_per_item_infer_errors_are_dead_lettered_and_committed(make_service):
-    svc, consumer, producer = make_service()
+    svc, consumer, producer = make_service(context_hold_s=0)
     consumer.queue = [Msg(0, 0, chunk("a", 0)), Msg(0, 1, chunk("a", 1, samples=100)), Msg(0, 2, b"junk")]
     iterate_until(svc, lambda: not consumer.queue and svc.tracker.in_flight() == 0 and not svc.batcher
                   and not svc.runner.busy)
@@ -229,8 +229,33 @@ def test_revoke_drains_delivers_commits_synchronously_and_drops_state(make_servi
     svc._on_revoke(consumer, [TP(TOPIC, 0)])
     assert sorted(scored(producer)) == [("a", 0), ("a", 1), ("a", 2), ("b", 0)]
     positions, asynchronous = consumer.commits[-1]
-    assert positions == {0: 3, 1: 1} and asynchronous is False
+    # the revoked partition is committed exactly (its calls' context holds released: the new owner starts
+    # without context); b's input on the partition kept stays held as b's left context
+    assert positions[0] == 3 and positions.get(1, 0) == 0 and asynchronous is False
     assert [k for k in svc.ctx.contexts] == [("b", "CUSTOMER")] and svc.assigned == {(TOPIC, 1)}
+
+
+def test_a_live_calls_left_context_stays_uncommitted_until_covered_ended_or_idle(make_service):
+    svc, consumer, producer = make_service()  # context_s 2 s, context_hold_s 30 s
+    consumer.queue = [Msg(0, i, chunk("a", i)) for i in range(4)] + [Msg(1, 0, chunk("b", 0)),
+                                                                      Msg(1, 1, chunk("b", 1, end=True))]
+    iterate_until(svc, lambda: not consumer.queue and not svc.runner.busy and not svc.batcher
+                  and svc.tracker.in_flight() == 0)
+    svc._commit(sync=True)
+    # a's last two 1 s chunks (offsets 2, 3) are the next chunk's 2 s of context: a restart reads them again;
+    # b ended, so nothing of it is held
+    assert consumer.committed_position() == {0: 2, 1: 2}
+    assert svc.tracker.holds() == 2 and svc.tracker.in_flight() == 0
+    svc._housekeeping(time.monotonic())
+    assert svc.health()["inputs_held_for_context"] == 2
+    consumer.queue = [Msg(0, 4, chunk("a", 4))]
+    iterate_until(svc, lambda: not consumer.queue and not svc.runner.busy and not svc.batcher
+                  and svc.tracker.in_flight() == 0)
+    svc._commit(sync=True)
+    assert consumer.committed_position()[0] == 3  # the context moved on by one chunk
+    svc._housekeeping(time.monotonic() + 31)  # 30 s without a chunk of a: released
+    svc._commit(sync=True)
+    assert consumer.committed_position()[0] == 5 and svc.tracker.holds() == 0
 
 
 def test_sigterm_path_drains_delivers_commits_and_closes(make_service):
