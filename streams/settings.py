@@ -109,7 +109,9 @@ class InferSettings(_Section):
     # A live call's inputs that hold its left context (context_s) stay uncommitted, so that an agent restarted
     # after a crash reads them again and scores the next chunk as an uninterrupted agent would; released at the
     # end of the call or after this long without a chunk of it. 0: commit at once (a restart loses the context).
-    context_hold_s: float = Field(30.0, ge=0.0, le=3600.0)
+    # The broker's lag of the agent's group counts them (a few inputs per live call); emowatch_infer_consumer_lag
+    # does not.
+    context_hold_s: float = Field(10.0, ge=0.0, le=3600.0)
     stereo_roles: str = "CUSTOMER,AGENT"  # roles of the left,right channels of stereo audio
     http_port: int = Field(0, ge=0, le=65535)
     http_bind: str = "127.0.0.1"  # interface of /health and /metrics (0.0.0.0 in a container, for Prometheus)

@@ -42,3 +42,15 @@ class InferMetrics:
         self.vad_seconds = m.gauge("infer_vad_seconds", "Seconds spent on voice activity + frame energy since start")
         self.vad_failures = m.gauge("infer_vad_failures", "Batches whose voice activity failed (speech left null)")
         self.paused = m.gauge("infer_paused", "1 while partitions are paused by backpressure")
+        self.context_holds = m.gauge("infer_context_holds", "Scored inputs kept uncommitted as live calls' context")
+
+    def observe_state(self, active_calls: int, bytes_per_call: float, held: int, queued: int, holds: int,
+                      lag: int | None) -> None:
+        """The gauges of the agent's state, set every housekeeping round."""
+        self.active_calls.set(active_calls)
+        self.bytes_per_call.set(bytes_per_call)
+        self.held.set(held)
+        self.queued.set(queued)
+        self.context_holds.set(holds)
+        if lag is not None:
+            self.lag.set(lag)

@@ -140,3 +140,34 @@ class ContextHolds:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._calls.values())
+
+
+class HeldTracker(OffsetTracker):
+    """An :class:`OffsetTracker` that holds each live call's left-context inputs (:class:`ContextHolds`)."""
+
+    def __init__(self, context_s: float, hold_s: float) -> None:
+        super().__init__()
+        self.context = ContextHolds(context_s if hold_s > 0 else 0.0, hold_s)
+
+    def hold_input(self, topic: str, partition: int, call_id: str, role: str, offset: int, seconds: float,
+                   now: float, end_of_call: bool) -> None:
+        """After :meth:`add` of an input that will be scored: hold it as its call's context."""
+        released = self.context.add(topic, partition, call_id, role, offset, seconds, now, end_of_call)
+        if not end_of_call and self.context.context_s > 0:
+            self.hold(topic, partition, offset)
+        self._release_all(released)
+
+    def expire_holds(self, now: float) -> None:
+        self._release_all(self.context.expire(now))
+
+    def release_held(self, partitions: set[tuple[str, int]] | None = None) -> None:
+        """Commit ``partitions`` (None: all) exactly: before a revoke's or a graceful stop's last commit."""
+        self._release_all(self.context.drop(partitions))
+
+    def forget(self, topic: str, partition: int) -> None:
+        self.context.drop({(topic, partition)})
+        super().forget(topic, partition)
+
+    def _release_all(self, held: list[tuple[str, int, int]]) -> None:
+        for topic, partition, offset in held:
+            self.release(topic, partition, offset)

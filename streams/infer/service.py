@@ -13,9 +13,8 @@ One process per device; more processes scale out through the consumer group.
 At-least-once: an input offset is committed only when every output it produced (scores
 per role, or its dead letter) has been acknowledged by the broker, so a restart resumes
 at the first input whose outputs were not all acknowledged. Chunks held in a reorder
-buffer keep their offsets uncommitted, and so do the inputs that make up a live call's left
-context (:class:`ContextHolds`): after a kill -9 the restarted agent reads them again and scores
-the next chunks with the context an uninterrupted agent had (the same scores, so the same alerts).
+buffer keep their offsets uncommitted, and so do a live call's left-context inputs
+(:class:`~emowatch.streams.infer.offsets.ContextHolds`: a restart scores as if uninterrupted).
 Backpressure: when the batcher is full the
 assigned partitions are paused until it is half empty. Rebalance: revoked partitions are
 drained, delivered and committed, their call contexts dropped; the new owner rebuilds
@@ -37,7 +36,7 @@ from emowatch.streams.infer.batcher import Batcher
 from emowatch.streams.infer.context import ContextStore
 from emowatch.streams.infer.metrics import InferMetrics
 from emowatch.streams.infer.model_runner import Completed, ModelRunner
-from emowatch.streams.infer.offsets import ContextHolds, OffsetTracker
+from emowatch.streams.infer.offsets import HeldTracker
 from emowatch.streams.infer.scoring import (
     ChunkRef,
     admit_chunk,
@@ -93,9 +92,7 @@ class InferenceAgent:
         self.consumer = make_consumer(settings.kafka, inf.group_id)
         self.producer = make_producer(settings.kafka)
         self.ctx = ContextStore(inf.context_s, reorder_max=inf.reorder_max, reorder_timeout_s=inf.reorder_timeout_s)
-        self.tracker = OffsetTracker()
-        # a live call's left-context inputs stay uncommitted: a restart scores its next chunk as if uninterrupted
-        self.holds = ContextHolds(inf.context_s if inf.context_hold_s > 0 else 0.0, inf.context_hold_s)
+        self.tracker = HeldTracker(inf.context_s, inf.context_hold_s)  # live calls' context inputs stay uncommitted
         cap = max(inf.queue_size, 2)
         # FIFO on purpose (no length buckets here): the engine groups a batch by length itself,
         # and FIFO completion keeps each call+role's scores in seq order.
@@ -138,7 +135,7 @@ class InferenceAgent:
         log.info("draining inference agent", extra={"queued": len(self.batcher), "held": self.ctx.held_count()})
         try:
             self._drain()
-            self._release(self.holds.drop())  # a graceful stop commits exactly what it scored
+            self.tracker.release_held()  # a graceful stop commits exactly what it scored
             self._commit(sync=True)
         finally:
             self.consumer.close()  # revokes the assignment: the revoke callback commits again (a no-op)
@@ -169,7 +166,6 @@ class InferenceAgent:
         return {"name": m.name, "version": m.version, "device": str(getattr(m, "device", "?")),
                 "vad": self.activity.name}
 
-    # ---- main loop -------------------------------------------------------------------------
     def _iterate(self) -> None:
         self._collect()
         self._dispatch()
@@ -231,19 +227,9 @@ class InferenceAgent:
             self.metrics.discarded.labels("duplicate_seq").inc(adm.skipped)
         self.tracker.add(topic, part, off, adm.outputs)  # held roles stay pending: their offset is not committed
         if adm.outputs:
-            self._hold_context(chunk, topic, part, off, adm.seconds, now)
+            self.tracker.hold_input(topic, part, chunk["call_id"], chunk.get("role") or "", off, adm.seconds, now,
+                                    bool(chunk.get("end_of_call")))
         self._queue(adm.refs)
-
-    def _hold_context(self, chunk: dict, topic: str, part: int, off: int, seconds: float, now: float) -> None:
-        end = bool(chunk.get("end_of_call"))
-        released = self.holds.add(topic, part, chunk["call_id"], chunk.get("role") or "", off, seconds, now, end)
-        if not end and self.holds.context_s > 0:
-            self.tracker.hold(topic, part, off)
-        self._release(released)
-
-    def _release(self, held: list[tuple[str, int, int]]) -> None:
-        for topic, part, off in held:
-            self.tracker.release(topic, part, off)
 
     def _queue(self, refs: list[ChunkRef]) -> None:
         for ref in refs:
@@ -261,7 +247,6 @@ class InferenceAgent:
         """Runs on the model thread: windows -> (engine result (Result or ItemError), voice activity) per item."""
         return score_batch(self.engine.infer_batch, self.activity, refs)  # type: ignore[return-value]
 
-    # ---- results ---------------------------------------------------------------------------
     def _collect(self) -> None:
         for done in self.runner.completed():
             self._publish(done)
@@ -341,10 +326,8 @@ class InferenceAgent:
                 log.warning("commit failed", extra={"error": str(exc)})
 
     def _drain(self) -> None:
-        """Score everything queued, publish it and wait for every delivery report.
-
-        Chunks held in reorder buffers stay held (uncommitted): after a restart or on the new
-        owner they are read again, so nothing is lost."""
+        """Score everything queued, publish it and wait for every delivery report. Chunks held in reorder
+        buffers stay held (uncommitted): after a restart or on the new owner they are read again."""
         while True:
             self._collect()
             if self.runner.busy:
@@ -375,17 +358,12 @@ class InferenceAgent:
         if not self.tracker.in_flight():
             self._last_report = now  # nothing waits for a delivery report
         self.ctx.evict_idle(now, self.s.infer.idle_evict_s)
-        self._release(self.holds.expire(now))
+        self.tracker.expire_holds(now)
         # paused partitions (backpressure) are not fetched: their backlog is asked from the broker
         lag = self.lag.measure(self.consumer, self.assigned, self.tracker.processed,
                                stale=self.assigned if self.paused else ())
-        m = self.metrics
-        m.active_calls.set(len(self.ctx.contexts))
-        m.bytes_per_call.set(self.ctx.bytes_per_call())
-        m.held.set(self.ctx.held_count())
-        m.queued.set(len(self.batcher))
-        if lag is not None:
-            m.lag.set(lag)
+        self.metrics.observe_state(len(self.ctx.contexts), self.ctx.bytes_per_call(), self.ctx.held_count(),
+                                   len(self.batcher), self.tracker.holds(), lag)
         self._snapshot = {  # read by the HTTP thread: built here, replaced atomically
             "partitions": sorted(p for _, p in self.assigned), "consumer_lag": lag,
             "active_calls": len(self.ctx.contexts), "bytes_per_call": round(self.ctx.bytes_per_call(), 1),
@@ -404,7 +382,7 @@ class InferenceAgent:
     def _on_revoke(self, consumer, partitions) -> None:
         log.info("partitions revoked: draining and committing", extra={"partitions": [p.partition for p in partitions]})
         self._drain()
-        self._release(self.holds.drop({(p.topic, p.partition) for p in partitions}))  # exact hand-over
+        self.tracker.release_held({(p.topic, p.partition) for p in partitions})  # exact hand-over
         self._commit(sync=True)
         self._forget(partitions)
 
@@ -413,7 +391,6 @@ class InferenceAgent:
         self._forget(partitions)
 
     def _forget(self, partitions) -> None:
-        self.holds.drop({(p.topic, p.partition) for p in partitions})
         for p in partitions:
             self.tracker.forget(p.topic, p.partition)
             self.assigned.discard((p.topic, p.partition))

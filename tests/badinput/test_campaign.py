@@ -128,7 +128,9 @@ def run(broker, tmp_path_factory) -> Run:
         secret.write_text(f"demo_hmac: {hook.secret}\n")
         secret.chmod(0o600)
         stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(demo_model_dir()),
-                                                    "EMOWATCH_INFER__MAX_CHUNK_S": "2"})
+                                                    "EMOWATCH_INFER__MAX_CHUNK_S": "2",
+                                                    # odd calls that never end: their context holds go after 1 s
+                                                    "EMOWATCH_INFER__CONTEXT_HOLD_S": "1"})
         stack.start_worker("rules", ["rules", "--business-line", "*", "--rules-file", str(default_rules_file())])
         stack.start_worker("sink", ["sink"])
         stack.start_worker("notify", ["notify", "--config", str(notify_demo_config())],

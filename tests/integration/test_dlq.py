@@ -168,7 +168,9 @@ def run(broker, tmp_path_factory) -> Run:
         kafka = stack.kafka_settings()
         t = topics_for(kafka)
         stack.start_worker("infer", ["infer"], env={"EMOWATCH_MODEL__MODEL": str(demo_model_dir()),
-                                                    "EMOWATCH_INFER__MAX_CHUNK_S": str(MAX_CHUNK_S)})
+                                                    "EMOWATCH_INFER__MAX_CHUNK_S": str(MAX_CHUNK_S),
+                                                    # its calls never end: their context holds go after 1 s idle
+                                                    "EMOWATCH_INFER__CONTEXT_HOLD_S": "1"})
         stack.start_worker("sink", ["sink"])
         pub = Publisher(kafka)
 

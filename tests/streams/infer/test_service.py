@@ -236,7 +236,7 @@ def test_revoke_drains_delivers_commits_synchronously_and_drops_state(make_servi
 
 
 def test_a_live_calls_left_context_stays_uncommitted_until_covered_ended_or_idle(make_service):
-    svc, consumer, producer = make_service()  # context_s 2 s, context_hold_s 30 s
+    svc, consumer, producer = make_service()  # context_s 2 s, context_hold_s 10 s
     consumer.queue = [Msg(0, i, chunk("a", i)) for i in range(4)] + [Msg(1, 0, chunk("b", 0)),
                                                                       Msg(1, 1, chunk("b", 1, end=True))]
     iterate_until(svc, lambda: not consumer.queue and not svc.runner.busy and not svc.batcher
@@ -253,7 +253,7 @@ def test_a_live_calls_left_context_stays_uncommitted_until_covered_ended_or_idle
                   and svc.tracker.in_flight() == 0)
     svc._commit(sync=True)
     assert consumer.committed_position()[0] == 3  # the context moved on by one chunk
-    svc._housekeeping(time.monotonic() + 31)  # 30 s without a chunk of a: released
+    svc._housekeeping(time.monotonic() + 11)  # 10 s without a chunk of a: released
     svc._commit(sync=True)
     assert consumer.committed_position()[0] == 5 and svc.tracker.holds() == 0
 
