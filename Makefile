@@ -19,12 +19,13 @@ export PYTHONDONTWRITEBYTECODE :=
 PYTEST_ARGS ?=
 # The suite runs in this many pytest-xdist worker processes (each with its own local broker), whole test files
 # per worker (--dist loadfile: a file's module fixtures stay in one process). Most integration tests wait on
-# group joins, rebalances and restarts rather than compute, so two workers on two cores halve the wall time.
+# group joins, rebalances, restarts and calls streamed in real time rather than compute: with two workers the
+# 2-core machine was still idle 23 % of the run, with three 12 % (17 min 4 s -> 15 min 35 s; three were slower
+# while every process compiled its imports, before bytecode was kept: docs/benchmarks.md, "make test").
 # Files are handed out in collection order (--no-loadscope-reorder; xdist would otherwise start with the files that
 # have the most tests): tests/conftest.py puts files with slow, then integration tests first, so the run ends on
-# short unit-test files and both workers finish together. PYTEST_WORKERS=0 runs in one process. Three workers on
-# two cores were slower (docs/benchmarks.md, "make test").
-PYTEST_WORKERS ?= 2
+# short unit-test files and the workers finish together. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 3
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 .PHONY: help setup deps-system demo test test-full test-unit lint bench clean
