@@ -119,7 +119,9 @@ class ContextHolds:
         entries.append([offset, seconds])
         self._seen[key] = now
         out = []
-        while len(entries) > 1 and sum(s for _, s in entries[1:]) >= self.context_s:
+        # the newest input may not be delivered yet: the inputs before it must still hold context_s of audio,
+        # so a restart scores it (and what follows) with the whole context
+        while len(entries) > 2 and sum(s for _, s in entries[1:-1]) >= self.context_s:
             out.append((topic, partition, entries.pop(0)[0]))
         return out
 
