@@ -185,6 +185,8 @@ def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[in
 
 
 def report(calls, seconds, quick, steps, out_steps, rules_fetch_wait_ms, load0) -> dict[str, Any]:
+    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS
+
     best = max((s for s in out_steps if s["sustained"]), key=lambda s: s["calls"], default=None)
     at = best or (out_steps[-1] if out_steps else {})
     lost = sum(s["chunks_lost"] + s["alert_events_lost"] + (s.get("rows_missing") or 0) for s in out_steps)
@@ -199,7 +201,8 @@ def report(calls, seconds, quick, steps, out_steps, rules_fetch_wait_ms, load0) 
                      "agent": "default settings (voice activity: silero), demo model", "model": "demo",
                      "notifier": "group_by [call_id, role, rule_id], group_wait 0s, webhook (HMAC) send_resolved",
                      "broker": "local tansu (memory), 4 partitions", "client_processes": 2,
-                     "rules_fetch_wait_ms": rules_fetch_wait_ms if rules_fetch_wait_ms is not None else 25},
+                     "rules_fetch_wait_ms": rules_fetch_wait_ms if rules_fetch_wait_ms is not None
+                     else LOW_LATENCY_FETCH_WAIT_MS},
         "sustained_calls": best["calls"] if best else 0,
         "p99_alert_to_webhook_ms": at.get("p99_alert_to_webhook_ms"),
         "p99_alert_to_topic_ms": at.get("p99_alert_to_topic_ms"),

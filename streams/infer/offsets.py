@@ -96,7 +96,8 @@ class ContextHolds:
     a kill -9 the first chunks nobody had scored yet came out different from an uninterrupted run, and
     an alert's episode could start a frame earlier or later (another alert id). Each call's inputs
     stay held (uncommitted) until later chunks of the call cover the context: a restart reads them
-    again, scores them again (at-least-once duplicates, which the rules worker and the sink drop) and
+    again, scores them again (at-least-once duplicates: the rules worker keeps a seq's first score, the
+    sink its latest row) and
     scores the chunks after them with their full context. Released at the end of the call, after
     ``idle_s`` without a chunk, and for revoked partitions and a graceful stop, whose final commit is
     exact (the new owner starts without context, as before). Pure: returns ``(topic, partition,
