@@ -29,13 +29,16 @@ class OffsetTracker:
             self._pending[tp][offset] = self._pending[tp].get(offset, 0) + outputs
         self._high[tp] = max(self._high.get(tp, -1), offset)
 
-    def done(self, topic: str, partition: int, offset: int, n: int = 1) -> None:
+    def done(self, topic: str, partition: int, offset: int, n: int = 1) -> bool:
+        """One output of an input acknowledged; True when that completed the input."""
         pend = self._pending.get((topic, partition))
         if pend is None or offset not in pend:
-            return
+            return False
         pend[offset] -= n
         if pend[offset] <= 0:
             del pend[offset]
+            return True
+        return False
 
     def hold(self, topic: str, partition: int, offset: int) -> None:
         held = self._holds[(topic, partition)]
@@ -95,35 +98,62 @@ class ContextHolds:
     agent that starts at the committed offset has no context for the first chunk it scores, so after
     a kill -9 the first chunks nobody had scored yet came out different from an uninterrupted run, and
     an alert's episode could start a frame earlier or later (another alert id). Each call's inputs
-    stay held (uncommitted) until later chunks of the call cover the context: a restart reads them
-    again, scores them again (at-least-once duplicates: the rules worker keeps a seq's first score, the
-    sink its latest row) and
-    scores the chunks after them with their full context. Released at the end of the call, after
-    ``idle_s`` without a chunk, and for revoked partitions and a graceful stop, whose final commit is
-    exact (the new owner starts without context, as before). Pure: returns ``(topic, partition,
-    offset)`` triples to release from the :class:`OffsetTracker`.
+    stay held (uncommitted) until the *delivered* inputs after them cover the context: a restart reads
+    them again, scores them again (at-least-once duplicates: the rules worker keeps a seq's first score,
+    the sink its latest row) and scores the first input that was not delivered, and what follows, with
+    its full context. Several inputs of a call may be in flight at once (batching, the producer's
+    queue), so only delivered inputs count towards the context. Released when the call's last input
+    is delivered, after ``idle_s`` without a chunk, and for revoked partitions and a graceful stop,
+    whose final commit is exact (the new owner starts without context, as before). Pure: returns
+    ``(topic, partition, offset)`` triples to release from the :class:`OffsetTracker`.
     """
 
     def __init__(self, context_s: float, idle_s: float) -> None:
         self.context_s, self.idle_s = context_s, idle_s
-        # (topic, partition, call_id, role) -> [offset, seconds] oldest first, and the last time it grew
+        # (topic, partition, call_id, role) -> [offset, seconds, delivered] in admission (seq) order
         self._calls: dict[tuple[str, int, str, str], list[list]] = {}
-        self._seen: dict[tuple[str, int, str, str], float] = {}
+        self._seen: dict[tuple[str, int, str, str], float] = {}  # when a call's list last grew
+        self._ended: set[tuple[str, int, str, str]] = set()
+        self._keys: dict[tuple[str, int, int], list[tuple[str, int, str, str]]] = {}  # offset -> calls holding it
 
     def add(self, topic: str, partition: int, call_id: str, role: str, offset: int, seconds: float, now: float,
             end_of_call: bool) -> list[tuple[str, int, int]]:
-        """Record one admitted input; the held inputs it releases (``end_of_call``: all of the call's)."""
+        """Record one admitted input, held until :meth:`delivered` and later inputs release it. Returns
+        what it released (nothing, except with ``context_s`` 0: no hold at all)."""
         key = (topic, partition, call_id, role)
-        if self.context_s <= 0 or end_of_call:  # nothing to keep: the input itself is not held
-            return self._pop([key])
-        entries = self._calls.setdefault(key, [])
-        entries.append([offset, seconds])
+        if self.context_s <= 0:
+            return []
+        self._calls.setdefault(key, []).append([offset, seconds, False])
+        self._keys.setdefault((topic, partition, offset), []).append(key)
         self._seen[key] = now
+        if end_of_call:
+            self._ended.add(key)
+        return []
+
+    def delivered(self, topic: str, partition: int, offset: int) -> list[tuple[str, int, int]]:
+        """Every output of an input was acknowledged: the held inputs this releases."""
         out = []
-        # the newest input may not be delivered yet: the inputs before it must still hold context_s of audio,
-        # so a restart scores it (and what follows) with the whole context
-        while len(entries) > 2 and sum(s for _, s in entries[1:-1]) >= self.context_s:
-            out.append((topic, partition, entries.pop(0)[0]))
+        for key in self._keys.pop((topic, partition, offset), []):
+            entries = self._calls.get(key, [])
+            for e in entries:
+                if e[0] == offset:
+                    e[2] = True
+            out += self._trim(key)
+        return out
+
+    def _trim(self, key) -> list[tuple[str, int, int]]:
+        entries = self._calls.get(key)
+        if not entries:
+            return []
+        first_open = next((i for i, e in enumerate(entries) if not e[2]), len(entries))
+        if key in self._ended and first_open == len(entries):  # the call is over and all of it delivered
+            return self._pop([key])
+        out = []
+        # the first input not delivered yet is scored again after a crash: the delivered inputs before it,
+        # the oldest held one aside (read first, it is scored without context), must cover context_s
+        while first_open > 1 and sum(e[1] for e in entries[1:first_open]) >= self.context_s:
+            out.append((key[0], key[1], entries.pop(0)[0]))
+            first_open -= 1
         return out
 
     def expire(self, now: float) -> list[tuple[str, int, int]]:
@@ -137,8 +167,15 @@ class ContextHolds:
     def _pop(self, keys) -> list[tuple[str, int, int]]:
         out = []
         for k in keys:
-            out += [(k[0], k[1], o) for o, _ in self._calls.pop(k, [])]
+            for o, _, _ in self._calls.pop(k, []):
+                out.append((k[0], k[1], o))
+                holders = self._keys.get((k[0], k[1], o))
+                if holders is not None:
+                    holders.remove(k)
+                    if not holders:
+                        del self._keys[(k[0], k[1], o)]
             self._seen.pop(k, None)
+            self._ended.discard(k)
         return out
 
     def __len__(self) -> int:
@@ -155,10 +192,15 @@ class HeldTracker(OffsetTracker):
     def hold_input(self, topic: str, partition: int, call_id: str, role: str, offset: int, seconds: float,
                    now: float, end_of_call: bool) -> None:
         """After :meth:`add` of an input that will be scored: hold it as its call's context."""
-        released = self.context.add(topic, partition, call_id, role, offset, seconds, now, end_of_call)
-        if not end_of_call and self.context.context_s > 0:
+        if self.context.context_s > 0:
             self.hold(topic, partition, offset)
-        self._release_all(released)
+        self._release_all(self.context.add(topic, partition, call_id, role, offset, seconds, now, end_of_call))
+
+    def done(self, topic: str, partition: int, offset: int, n: int = 1) -> bool:
+        complete = super().done(topic, partition, offset, n)
+        if complete:
+            self._release_all(self.context.delivered(topic, partition, offset))
+        return complete
 
     def expire_holds(self, now: float) -> None:
         self._release_all(self.context.expire(now))

@@ -242,17 +242,17 @@ def test_a_live_calls_left_context_stays_uncommitted_until_covered_ended_or_idle
     iterate_until(svc, lambda: not consumer.queue and not svc.runner.busy and not svc.batcher
                   and svc.tracker.in_flight() == 0)
     svc._commit(sync=True)
-    # a's newest chunk (offset 3) and the 2 s before it (offsets 1, 2) stay held: a restart reads them again and
-    # scores 3 and what follows with the whole context; b ended, so nothing of it is held
-    assert consumer.committed_position() == {0: 1, 1: 2}
-    assert svc.tracker.holds() == 3 and svc.tracker.in_flight() == 0
+    # a's last 2 s (offsets 2, 3) stay held: a restart reads them again and scores the next chunk with the
+    # whole context; b ended and was delivered, so nothing of it is held
+    assert consumer.committed_position() == {0: 2, 1: 2}
+    assert svc.tracker.holds() == 2 and svc.tracker.in_flight() == 0
     svc._housekeeping(time.monotonic())
-    assert svc.health()["inputs_held_for_context"] == 3
+    assert svc.health()["inputs_held_for_context"] == 2
     consumer.queue = [Msg(0, 4, chunk("a", 4))]
     iterate_until(svc, lambda: not consumer.queue and not svc.runner.busy and not svc.batcher
                   and svc.tracker.in_flight() == 0)
     svc._commit(sync=True)
-    assert consumer.committed_position()[0] == 2  # the context moved on by one chunk
+    assert consumer.committed_position()[0] == 3  # the context moved on by one chunk
     svc._housekeeping(time.monotonic() + 11)  # 10 s without a chunk of a: released
     svc._commit(sync=True)
     assert consumer.committed_position()[0] == 5 and svc.tracker.holds() == 0
