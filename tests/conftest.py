@@ -48,7 +48,7 @@ def kafka_settings(broker, unique):
     from emowatch.streams.settings import KafkaSettings
 
     return KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=4, topic_prefix=f"t{unique}.",
-                         session_timeout_ms=6000, fetch_wait_max_ms=100)
+                         session_timeout_ms=6000)
 
 
 @pytest.fixture

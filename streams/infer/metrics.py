@@ -44,7 +44,7 @@ class InferMetrics:
         self.paused = m.gauge("infer_paused", "1 while partitions are paused by backpressure")
         self.context_holds = m.gauge("infer_context_holds", "Scored inputs kept uncommitted as live calls' context")
 
-    def observe_state(self, active_calls: int, bytes_per_call: float, held: int, queued: int, holds: int,
+    def observe_state(self, *, active_calls: int, bytes_per_call: float, held: int, queued: int, holds: int,
                       lag: int | None) -> None:
         """The gauges of the agent's state, set every housekeeping round."""
         self.active_calls.set(active_calls)

@@ -15,10 +15,9 @@ per role, or its dead letter) has been acknowledged by the broker, so a restart 
 at the first input whose outputs were not all acknowledged. Chunks held in a reorder
 buffer keep their offsets uncommitted, and so do a live call's left-context inputs
 (:class:`~emowatch.streams.infer.offsets.ContextHolds`: a restart scores as if uninterrupted).
-Backpressure: when the batcher is full the
-assigned partitions are paused until it is half empty. Rebalance: revoked partitions are
-drained, delivered and committed, their call contexts dropped; the new owner rebuilds
-context from the next chunks. SIGTERM: drain, deliver, commit, exit.
+Backpressure: when the batcher is full the assigned partitions are paused until it is half empty.
+Rebalance: revoked partitions are drained, delivered and committed, their call contexts dropped;
+the new owner rebuilds context from the next chunks. SIGTERM: drain, deliver, commit, exit.
 """
 from __future__ import annotations
 
@@ -362,8 +361,9 @@ class InferenceAgent:
         # paused partitions (backpressure) are not fetched: their backlog is asked from the broker
         lag = self.lag.measure(self.consumer, self.assigned, self.tracker.processed,
                                stale=self.assigned if self.paused else ())
-        self.metrics.observe_state(len(self.ctx.contexts), self.ctx.bytes_per_call(), self.ctx.held_count(),
-                                   len(self.batcher), self.tracker.holds(), lag)
+        self.metrics.observe_state(active_calls=len(self.ctx.contexts), bytes_per_call=self.ctx.bytes_per_call(),
+                                   held=self.ctx.held_count(), queued=len(self.batcher), holds=self.tracker.holds(),
+                                   lag=lag)
         self._snapshot = {  # read by the HTTP thread: built here, replaced atomically
             "partitions": sorted(p for _, p in self.assigned), "consumer_lag": lag,
             "active_calls": len(self.ctx.contexts), "bytes_per_call": round(self.ctx.bytes_per_call(), 1),

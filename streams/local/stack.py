@@ -58,11 +58,11 @@ class LocalStack:
     partitions: int = 4
     topic_prefix: str = ""
     session_timeout_ms: int = 6000
-    # EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS of every worker: the production default (KafkaSettings). On tansu a
-    # consumer's idle fetches cost the broker CPU in proportion to 1/wait: an idle stack of agent, rules worker
-    # and sink took 24 % of a core at 25 ms and 9 % at 100 ms, for ~7 ms more latency per hop (docs/
+    # EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS of every worker; None: the production default (KafkaSettings, 100 ms). On
+    # tansu a consumer's idle fetches cost the broker CPU in proportion to 1/wait: an idle stack of agent, rules
+    # worker and sink took 24 % of a core at 25 ms and 9 % at 100 ms, for ~7 ms more latency per hop (docs/
     # benchmarks.md, "make test"). The benches pass LOW_LATENCY_FETCH_WAIT_MS, the setting they were measured at.
-    fetch_wait_max_ms: int = 100
+    fetch_wait_max_ms: int | None = None
     broker: LocalBroker | None = None
     workers: dict[str, WorkerProc] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -81,13 +81,14 @@ class LocalStack:
             "EMOWATCH_KAFKA__PARTITIONS": str(self.partitions),
             "EMOWATCH_KAFKA__TOPIC_PREFIX": self.topic_prefix,
             "EMOWATCH_KAFKA__SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
-            "EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS": str(self.fetch_wait_max_ms),  # tansu holds a fetch up to this
             "EMOWATCH_SINK__DATA_DIR": str(self.data_dir),
             # Faust's default datadir is "<app id>-data" relative to the working directory
             # (the repository root in tests, wherever `emowatch demo` was run): keep it in data_dir.
             "APP_DATADIR": self.faust_datadir(),
             "PYTHONUNBUFFERED": "1",
         })
+        if self.fetch_wait_max_ms is not None:  # tansu holds a fetch up to this
+            base["EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS"] = str(self.fetch_wait_max_ms)
         base.update(self.extra_env)
         base.update(more)
         return base
@@ -102,9 +103,9 @@ class LocalStack:
         """KafkaSettings matching what this stack's workers get (for producers/readers in-process)."""
         from emowatch.streams.settings import KafkaSettings
 
+        wait = {} if self.fetch_wait_max_ms is None else {"fetch_wait_max_ms": self.fetch_wait_max_ms}
         return KafkaSettings(bootstrap_servers=self.bootstrap, partitions=self.partitions,
-                             topic_prefix=self.topic_prefix, session_timeout_ms=self.session_timeout_ms,
-                             fetch_wait_max_ms=self.fetch_wait_max_ms)
+                             topic_prefix=self.topic_prefix, session_timeout_ms=self.session_timeout_ms, **wait)
 
     def start(self, create_topics: bool = True) -> LocalStack:
         from emowatch.streams.kafka.admin import ensure_topics

@@ -124,7 +124,7 @@ def test_another_model_goes_to_its_own_topic_and_table_with_its_version(producti
     target = f"{settings.kafka.topic_prefix}emowatch.scores.other.v1"
     env = {"EMOWATCH_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
            "EMOWATCH_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix, "EMOWATCH_KAFKA__PARTITIONS": "4",
-           "EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS": "100", "EMOWATCH_SINK__DATA_DIR": str(data),
+           "EMOWATCH_SINK__DATA_DIR": str(data),
            "EMOWATCH_MODEL__DEVICE": "cpu"}
     from emowatch.streams.cli.main import app
 

@@ -58,8 +58,7 @@ def _alerts(kafka) -> list[dict]:
 
 def _cli(kafka, *args: str):
     env = {"EMOWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "EMOWATCH_KAFKA__TOPIC_PREFIX":
-           kafka.topic_prefix, "EMOWATCH_KAFKA__PARTITIONS": str(kafka.partitions), "EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS":
-           "100"}
+           kafka.topic_prefix, "EMOWATCH_KAFKA__PARTITIONS": str(kafka.partitions)}
     return CliRunner().invoke(app, ["rules", "reset", "--business-line", LINE, *args], env=env)
 
 

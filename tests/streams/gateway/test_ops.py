@@ -34,7 +34,7 @@ def test_health_and_metrics(gateway):
 
 def test_health_reports_an_unreachable_broker():
     own = LocalBroker().start()  # not the session's broker: this one is stopped under the gateway
-    kafka = KafkaSettings(bootstrap_servers=own.bootstrap_servers, partitions=1, fetch_wait_max_ms=100)
+    kafka = KafkaSettings(bootstrap_servers=own.bootstrap_servers, partitions=1)
     try:
         ensure_topics(own.bootstrap_servers, topics_for(kafka))
         gw = Gateway(Settings(kafka=kafka, gateway=GatewaySettings(http_port=0))).start_in_thread()
