@@ -17,7 +17,7 @@ from emowatch.topics.examples import example_record
 from emowatch.topics.serde import AvroSerde, SerdeError
 
 TOPIC = "fastread.emowatch.v1"
-SCALE = 20 if os.environ.get("EMOWATCH_FULL") == "1" else 1
+SCALE = 20 if os.environ.get("TEST_FULL") == "1" else 1
 PROPS = settings(max_examples=150 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALL = [(n, v) for n in schema_names() for v in versions(n)]
 LISTS = {nv: AvroSerde(nv[0], version=nv[1]) for nv in ALL}

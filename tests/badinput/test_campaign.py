@@ -12,7 +12,7 @@ rules, silences and acks topics. Then:
 * the noisy run's scores, alerts and notifications equal the clean run's (call ids aside).
 
 Size: ``size(1500, 10000)`` messages (``make test`` / ``make test-full``). With
-``EMOWATCH_BADINPUT_JSON=path`` the counts are written there as JSON (docs/bench/badinput.json).
+``TEST_BADINPUT_JSON=path`` the counts are written there as JSON (docs/bench/badinput.json).
 """
 from __future__ import annotations
 
@@ -300,6 +300,6 @@ def test_report(run):
     report = {"messages": len(run.bad), "seed": SEED, "wall_s": round(run.wall_s, 1),
               "dead_letters": len(run.dead), "categories": counts(run), "health": run.health}
     print(json.dumps(report, indent=1))
-    path = os.environ.get("EMOWATCH_BADINPUT_JSON")
+    path = os.environ.get("TEST_BADINPUT_JSON")
     if path:
         Path(path).write_text(json.dumps(report, indent=1) + "\n")

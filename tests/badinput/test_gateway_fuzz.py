@@ -1,7 +1,7 @@
 """Bad-input campaign, gateway part (issue #17): fuzzed HTTP headers and query parameters, WAV headers, raw PCM
 bodies and WebSocket sessions against a real gateway (in a thread, on the session broker). Every bad request is
 answered 4xx (or the WebSocket gets an error message and is closed with 1003/1008), publishes nothing, and the
-gateway stays healthy: valid calls through it afterwards are published whole. With ``EMOWATCH_BADINPUT_JSON=path``
+gateway stays healthy: valid calls through it afterwards are published whole. With ``TEST_BADINPUT_JSON=path``
 the counts are written to ``<path stem>-gateway.json`` (docs/bench/badinput-gateway.json)."""
 from __future__ import annotations
 
@@ -85,6 +85,6 @@ def test_fuzzed_requests_are_refused_and_the_gateway_stays_healthy(gateway, topi
 
     report = {"requests": len(cases), "seed": SEED, "answers": {k: dict(v) for k, v in sorted(answers.items())}}
     print(json.dumps(report, indent=1))
-    path = os.environ.get("EMOWATCH_BADINPUT_JSON")  # the campaign's file; this part next to it
+    path = os.environ.get("TEST_BADINPUT_JSON")  # the campaign's file; this part next to it
     if path:
         Path(path).with_name(Path(path).stem + "-gateway.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -18,7 +18,7 @@ class Expected:
 
 @pytest.fixture(scope="session")
 def n_calls():
-    """6 calls in ``make test``, 20 with EMOWATCH_FULL=1."""
+    """6 calls in ``make test``, 20 with TEST_FULL=1."""
     from conftest import size
 
     return size(6, 20)

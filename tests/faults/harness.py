@@ -12,7 +12,7 @@ A :class:`Pipeline` is a :class:`LocalStack` on the session broker (its own topi
 * the gateway only where a scenario needs it.
 
 :meth:`Pipeline.run` publishes the calls (bundled samples, repeated with suffixed ids: 6 calls, 20 with
-EMOWATCH_FULL=1) at a multiple of real time in a background thread, calls ``fault(pipeline)`` once the
+TEST_FULL=1) at a multiple of real time in a background thread, calls ``fault(pipeline)`` once the
 agent has scored a fraction of the chunks, then waits (polling with deadlines) until every group has no lag
 and returns an :class:`Outcome`. :func:`check` asserts the four properties against a clean run's outcome:
 the alert-id set is the clean run's; every (call_id, role, seq) is in ClickHouse exactly once (``scores
@@ -343,7 +343,7 @@ class Pipeline:
 
 
 def report(scenario: str, outcome: Outcome, **more) -> None:
-    """Print a scenario's numbers and append them to $EMOWATCH_ARTIFACTS/faults/runs.jsonl (default
+    """Print a scenario's numbers and append them to $TEST_ARTIFACTS/faults/runs.jsonl (default
     .emowatch/test-artifacts/faults/): measured, never asserted (docs/benchmarks.md "Faults")."""
     contents = [(b["group_key"], b["status"], tuple(sorted((x["alert_id"], x["status"]) for x in b["alerts"])))
                 for b in (json.loads(d.body) for d in outcome.deliveries)]
@@ -352,7 +352,7 @@ def report(scenario: str, outcome: Outcome, **more) -> None:
            "deliveries": len(outcome.deliveries), "repeats": len(contents) - len(set(contents)),
            "notes": outcome.notes, **more}
     print(f"\nfault scenario {json.dumps(row)}")
-    base = os.environ.get("EMOWATCH_ARTIFACTS")
+    base = os.environ.get("TEST_ARTIFACTS")
     folder = Path(base) / "faults" if base else ROOT / ".emowatch" / "test-artifacts" / "faults"
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "runs.jsonl", "a") as f:

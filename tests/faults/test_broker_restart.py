@@ -4,7 +4,7 @@ The local broker (tansu, memory storage) loses everything when it stops: topics,
 offsets, consumer groups, the rules tables' changelogs. What applies to it, tested here on a broker of this
 test's own (never the session broker, which other tests share) on a fixed port:
 
-* every worker (agent, rules, sink, notifier, gateway) survives an outage of 3 s (10 s with EMOWATCH_FULL=1)
+* every worker (agent, rules, sink, notifier, gateway) survives an outage of 3 s (10 s with TEST_FULL=1)
   without exiting; the gateway reports ``unhealthy`` on /health while the broker is gone (the other workers'
   /health during the outage is recorded, not asserted: they report their own state, not the broker's);
 * after a new broker on the same port, with the topics created again (as ``emowatch topics create`` does),

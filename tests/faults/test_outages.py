@@ -2,10 +2,10 @@
 
 * ClickHouse failing: the relay that stands in for the ClickHouse server (tests/clickhouse_relay.py)
   stops listening - connections refused - once a third of the chunks is scored, for 3 s (10 s with
-  EMOWATCH_FULL=1) and at least until the sink reports the outage on /health; then it listens again.
+  TEST_FULL=1) and at least until the sink reports the outage on /health; then it listens again.
 * the webhook receiver down: its socket is closed before the first chunk is published, for 3 s (10 s)
   and at least until the notifier has logged a failed delivery attempt; then it listens again on the same
-  port. The receiver allows 20 attempts with back-off capped at 1 s (4 s with EMOWATCH_FULL=1): no notification
+  port. The receiver allows 20 attempts with back-off capped at 1 s (4 s with TEST_FULL=1): no notification
   may give up.
 
 Each run must end as a clean run of the same calls does (tests/faults/harness.py ``check``).

@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RECEIVED = "emowatch_rules_received_total"
 
 
-# reduced (`make test`): the agent only; the rules worker, sink and notifier kills run with EMOWATCH_FULL=1 (the
+# reduced (`make test`): the agent only; the rules worker, sink and notifier kills run with TEST_FULL=1 (the
 # per-stage crash tests in tests/integration/ cover them in `make test`), to keep the suite's wall time down
-FULL_ONLY = pytest.mark.skipif(not FULL, reason="EMOWATCH_FULL=1 only (time); tests/integration/ has a crash test")
+FULL_ONLY = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only (time); tests/integration/ has a crash test")
 
 
 @pytest.mark.parametrize("victim", ["agent", pytest.param("rules", marks=FULL_ONLY),

@@ -1,10 +1,10 @@
 """kill -9 of the rules worker mid-run, then a restart, yields exactly the alerts of an uninterrupted run.
 
 Two topic prefixes on the shared broker receive the same synthetic scores (100 concurrent
-calls, 10-rule set; 400 calls with EMOWATCH_FULL=1). Prefix A's worker is killed with SIGKILL
-once it has handled 30% of the messages and is started again; with EMOWATCH_FULL=1 that restarted
+calls, 10-rule set; 400 calls with TEST_FULL=1). Prefix A's worker is killed with SIGKILL
+once it has handled 30% of the messages and is started again; with TEST_FULL=1 that restarted
 worker and the next are killed too, each as soon as it has committed progress (so the next one resumes
-mid-stream at the committed offsets), three kills in all. With EMOWATCH_FULL=1 prefix B's worker
+mid-stream at the committed offsets), three kills in all. With TEST_FULL=1 prefix B's worker
 runs undisturbed on the same messages. After the groups have no lag, the alerts deduplicated by
 (alert_id, status) must be identical to the uninterrupted run's - same ids, none missing, none extra,
 and every copy of an event identical in status, rule, call, started_ms and fired_ms. The uninterrupted

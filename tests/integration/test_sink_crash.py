@@ -22,7 +22,7 @@ as a background merge of the ReplacingMergeTree tables may collapse such a dupli
 test also counts the rows of every insert ClickHouse accepted (materialized views it adds to the
 database, deduplicated like the tables) and wants exactly the messages produced. With the reload of
 recorded cuts disabled, this test fails (docs/ARCHITECTURE.md "Fault points").
-One cycle; two, at a higher rate, with EMOWATCH_FULL=1. The workers' session timeout is 2 s, so that a
+One cycle; two, at a higher rate, with TEST_FULL=1. The workers' session timeout is 2 s, so that a
 sink started after a kill -9 does not wait 6 s for the dead member to leave the group.
 """
 from __future__ import annotations

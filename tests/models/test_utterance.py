@@ -61,7 +61,7 @@ def test_bundled_samples_equal_funasr(bundled_model, entry):
     _check(bundled_model, audio)
 
 
-LONG_BASE = pytest.mark.skipif(not FULL, reason="EMOWATCH_FULL=1 only (17 s of CPU): the demo shape covers long "
+LONG_BASE = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only (17 s of CPU): the demo shape covers long "
                                "inputs, tests/models/test_engine.py the base shape")
 
 

@@ -63,3 +63,26 @@ def test_voice_activity_settings():
     assert (load_settings({}).infer.vad, load_settings({}).infer.vad_context_ms) == ("silero", 256)
     s = load_settings({"EMOWATCH_INFER__VAD": "webrtc", "EMOWATCH_INFER__VAD_WEBRTC_MODE": "3"})
     assert (s.infer.vad, s.infer.vad_webrtc_mode) == ("webrtc", 3)
+
+
+def test_the_suites_own_switches_are_outside_the_settings_namespace():
+    """Settings refuse an unknown EMOWATCH_* name (a typo fails fast), so a switch of the test suite in that
+    namespace breaks every in-process CLI run of the suite: `make test-full` once set EMOWATCH_FULL=1, and 69
+    tests failed with "unknown setting(s) EMOWATCH_FULL". Every EMOWATCH_* name the suite reads from the
+    environment or the Makefile sets must be a setting."""
+    import re
+
+    from conftest import ROOT
+
+    names = set(re.findall(r"\b(EMOWATCH_[A-Z0-9_]+)=", (ROOT / "Makefile").read_text()))
+    for path in (ROOT / "tests").rglob("*.py"):
+        names |= set(re.findall(r"environ(?:\.get\(|\[)\s*[\"'](EMOWATCH_[A-Z0-9_]+)[\"']", path.read_text()))
+    refused = []
+    for name in sorted(names):
+        try:
+            load_settings({name: "1"})
+        except SettingsError as exc:
+            if "unknown setting" in str(exc):
+                refused.append(name)
+    assert refused == []
+    assert "TEST_FULL=1" in (ROOT / "Makefile").read_text()  # the full-size switch the suite reads

@@ -16,8 +16,8 @@ from emowatch.topics.serde import AvroSerde, SerdeError
 
 TOPIC = "fuzz.emowatch.v1"
 REGISTRY = f"mock://fuzz-{uuid.uuid4().hex}"
-# EMOWATCH_FULL=1 runs the long version (the project's convention for full-size tests).
-SCALE = 20 if os.environ.get("EMOWATCH_FULL") == "1" else 1
+# TEST_FULL=1 runs the long version (the project's convention for full-size tests).
+SCALE = 20 if os.environ.get("TEST_FULL") == "1" else 1
 FUZZ = settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # One reader per schema and version, all sharing one mock registry; and the

@@ -8,7 +8,7 @@ embedded local stack: broker, inference agent (demo model), rules worker (bundle
 (c) call page: the uploaded call from history, its timeline and alerts; Ack and silence work;
 (d) alerts page: lists the alert, linked to the call.
 The gateway requires a bearer token: the console asks for it on the first 401 and sends it from then on.
-A screenshot of each page goes to $EMOWATCH_ARTIFACTS/console/ (default .emowatch/test-artifacts/console/).
+A screenshot of each page goes to $TEST_ARTIFACTS/console/ (default .emowatch/test-artifacts/console/).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ RULE_IDS = {"angry-sustained", "service-break-point", "vip-tier-fearful", "agent
 
 
 def artifacts_dir() -> Path:
-    base = os.environ.get("EMOWATCH_ARTIFACTS")
+    base = os.environ.get("TEST_ARTIFACTS")
     folder = Path(base) / "console" if base else ROOT / ".emowatch" / "test-artifacts" / "console"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
