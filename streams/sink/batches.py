@@ -129,14 +129,21 @@ class Batcher:
         return Batch(tp[0], tp[1], first, last, rows, part.from_record, record_key(part.entries[0][1]))
 
     def ready(self, now: float, final: bool = False, only: set[TP] | None = None) -> Iterator[Batch]:
-        """Every due batch, in offset order per partition; the caller calls :meth:`done` after each."""
-        for tp in list(self.parts):
-            if only is not None and tp not in only:
-                continue
-            while (batch := self.cut(tp, now, final)) is not None:
+        """Every due batch, in offset order per partition and round-robin across partitions (one batch of each
+        in turn: after a restart with a backlog, every partition's first batch - a recorded cut - is written
+        before any partition's second); the caller calls :meth:`done` after each."""
+        tps = [tp for tp in self.parts if only is None or tp in only]
+        while tps:
+            again = []
+            for tp in tps:
+                batch = self.cut(tp, now, final)
+                if batch is None:
+                    continue
                 yield batch
                 if self.parts.get(tp) is None or self.parts[tp].pinned == (batch.first, batch.last):
                     return  # the caller did not complete it: stop here
+                again.append(tp)
+            tps = again
 
     def done(self, batch: Batch, now: float) -> None:
         """``batch`` was inserted and its offsets committed: forget it."""

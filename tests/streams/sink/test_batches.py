@@ -187,3 +187,14 @@ def test_the_token_tells_other_records_at_the_same_offsets_from_a_retry():
     assert len(tokens) == 4
     wide = [r + ["logits differ beyond the identity"] for r in rows]
     assert Batch("scores", 0, 0, 3, wide).token == Batch("scores", 0, 0, 3, rows).token
+
+
+def test_partitions_take_turns_so_a_backlog_does_not_hold_the_others_back():
+    """After a restart with a backlog, each partition's first batch (the one a recorded cut reproduces) is
+    written before any partition's second: the order is round-robin, per partition still by offset."""
+    b = Batcher(batch_rows=10, batch_ms=1000)
+    other = ("scores", 1)
+    _fill(b, range(0, 30))
+    _fill(b, range(100, 120), tp=other)
+    got = [(x.partition, x.first, x.last) for x in _drain(b, 0.0)]
+    assert got == [(0, 0, 9), (1, 100, 109), (0, 10, 19), (1, 110, 119), (0, 20, 29)]
