@@ -34,6 +34,8 @@ POINTS = {
     "sink.connect": "the sink is about to connect to ClickHouse and apply the migrations (start-up)",
     "sink.after_record": "a batch's cut is recorded in sink_batches; its rows are not inserted yet",
     "sink.after_insert": "a batch's rows are inserted; its offsets are not committed yet",
+    "sink.after_recut_insert": "a batch re-cut at the offsets recorded before a restart is inserted (again); its "
+                               "offsets are not committed yet",
     "sink.after_commit": "a batch's offsets are committed",
 }
 ACTIONS = ("kill", "raise")

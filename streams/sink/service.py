@@ -14,7 +14,7 @@ start-up the sink waits the same way for a ClickHouse it cannot reach (``/health
 joins its consumer group only once connected and migrated, so nothing is read or committed meanwhile.
 
 Fault points (:mod:`emowatch.streams.faults`, off unless ``EMOWATCH_FAULT_POINTS`` arms them):
-``sink.connect``, ``sink.after_record``, ``sink.after_insert``, ``sink.after_commit``.
+``sink.connect``, ``sink.after_record``, ``sink.after_insert``, ``sink.after_recut_insert``, ``sink.after_commit``.
 """
 from __future__ import annotations
 
@@ -225,6 +225,8 @@ class ClickHouseSink:
         fault_point("sink.after_record")
         self.writer.insert(table, cols, batch)
         fault_point("sink.after_insert")
+        if batch.recut:
+            fault_point("sink.after_recut_insert")
         self.m_insert.observe(time.perf_counter() - t0)
         self.producer.flush(30)  # dead letters of this batch are acked before its offsets are committed
         self.consumer.commit(offsets=[TopicPartition(batch.topic, batch.partition, batch.last + 1)],

@@ -8,9 +8,9 @@ Each cycle:
 
 1. a sink armed with ``EMOWATCH_FAULT_POINTS=sink.after_record=kill@N`` SIGKILLs itself after recording a
    batch's cut, before inserting it;
-2. the next sink, armed with ``sink.after_insert=kill@N``, must report (log line "batch re-cut at its
-   recorded offsets") that it cut the batch of the first kill at the recorded offsets, then kills itself
-   after an insert, before its commit: the rows are in ClickHouse, the offsets are not;
+2. the next sink, armed with ``sink.after_recut_insert=kill``, must cut the batch of the first kill at the
+   recorded offsets (the point is hit for a re-cut batch only), insert it and kill itself there, before its
+   commit: the rows are in ClickHouse, the offsets are not; no new messages are produced meanwhile;
 3. the next sink must report a re-cut of that batch too (re-inserted with the same
    insert_deduplication_token, so ClickHouse drops it), and is killed with SIGKILL by the test at a
    moment of no particular code path (its group has committed more since it started).
@@ -55,6 +55,8 @@ class Trickle:
         self.kafka, self.period = kafka, 1.0 / rate
         self.scores = self.alerts = 0
         self.stop_event = threading.Event()
+        self.flowing = threading.Event()  # cleared: no new messages until set again
+        self.flowing.set()
         self.errors: list[BaseException] = []
         self.thread = threading.Thread(target=self._run, name="trickle", daemon=True)
 
@@ -64,6 +66,10 @@ class Trickle:
             producer = make_producer(self.kafka, **{"linger.ms": 0})
             scores, alerts = serde_for(self.kafka, "FrameScores"), serde_for(self.kafka, "Alert")
             while not self.stop_event.is_set():
+                if not self.flowing.is_set():
+                    producer.poll(0)
+                    self.flowing.wait(0.1)  # paused by the test; the stop event is checked every 0.1 s
+                    continue
                 now = int(time.time() * 1000)  # rows older than the tables' TTL would be dropped on insert
                 i = self.scores
                 rec = example_record("FrameScores", call_id=f"call-{i % 97}", seq=i // 97, event_time=now)
@@ -140,13 +146,17 @@ def test_kill_minus_9_inside_the_crash_windows_and_restarts_leave_every_row_exac
             stack.start_worker(f"sink-{c}-a", ["sink"], env={**ENV, FAULTS: "sink.after_record=kill@20"})
             _killed_itself(stack, f"sink-{c}-a", "sink.after_record")
 
-            stack.start_worker(f"sink-{c}-b", ["sink"], env={**ENV, FAULTS: "sink.after_insert=kill@60"})
-            _killed_itself(stack, f"sink-{c}-b", "sink.after_insert")
-            recuts.append(_recuts(stack, f"sink-{c}-b"))
-            assert recuts[-1], "the sink after a kill at sink.after_record re-cut no batch at its recorded offsets"
+            # b re-cuts the batch a recorded (the point fires for a re-cut batch only), inserts it and kills itself
+            # before its commit. It was `sink.after_insert=kill@60`: at full size (300 messages/s) b once spent its
+            # 60 inserts on another partition's backlog first. No new messages meanwhile: b only re-reads
+            trickle.flowing.clear()
+            stack.start_worker(f"sink-{c}-b", ["sink"], env={**ENV, FAULTS: "sink.after_recut_insert=kill"})
+            _killed_itself(stack, f"sink-{c}-b", "sink.after_recut_insert")
+            trickle.flowing.set()
 
             stack.start_worker(f"sink-{c}-c", ["sink"], env=ENV)
-            _wait_for(lambda c=c: _recuts(stack, f"sink-{c}-c"), "a re-cut after the kill at sink.after_insert", stack)
+            _wait_for(lambda c=c: _recuts(stack, f"sink-{c}-c"), "a re-cut after the kill at sink.after_recut_insert",
+                      stack)
             recuts.append(_recuts(stack, f"sink-{c}-c"))
             start = committed()
             _wait_for(lambda start=start: committed() > start + 100, "the sink to commit more", stack)
