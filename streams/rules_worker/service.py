@@ -95,6 +95,9 @@ class _FaustCalls:
     async def flush(self) -> None:
         await faust_compat.flush_send_buffer(self.app)
 
+    async def delivered(self) -> None:
+        await faust_compat.wait_delivered(self.app)
+
 
 class RulesWorker:
     """One business line's rules worker (``*`` = every line).

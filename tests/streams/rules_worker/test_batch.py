@@ -32,6 +32,7 @@ class DictTable:
     def __init__(self, log: Log) -> None:
         self.data: dict[bytes, Any] = {}
         self.log = log
+        self.wire: list[tuple[str, int | None, bytes | None]] = []  # changelog records and delivery waits, in order
 
     def get(self, key: bytes) -> Any:
         return self.data.get(key)
@@ -41,17 +42,23 @@ class DictTable:
 
     def put(self, partition: int, key: bytes, value: Any) -> None:
         self.log.events.append(("put", key))
+        self.wire.append(("put", partition, key))
         self.data[key] = value
 
     def delete(self, partition: int, key: bytes) -> None:
         self.log.events.append(("delete", key))
+        self.wire.append(("delete", partition, key))
         del self.data[key]
 
     async def flush(self) -> None:
         self.log.events.append(("flush", None))
 
+    async def delivered(self) -> None:
+        self.log.events.append(("delivered", None))
+        self.wire.append(("delivered", None, None))
 
-def make(log: Log, *, fail_alerts: bool = False):
+
+def make(log: Log, *, fail_alerts: bool = False, retention_s: float = 3600.0):
     dead: list[tuple[Source, DeadLetterError, Any]] = []
 
     async def ack_later(what):
@@ -73,13 +80,14 @@ def make(log: Log, *, fail_alerts: bool = False):
     ev = BatchEvaluator(business_line="*", rules=rules, table=DictTable(log),
                         scores_serde=serde_for(K, "FrameScores", float_arrays="numpy"),
                         alert_serde=serde_for(K, "Alert"), alerts_topic="alerts", send_alert=send_alert,
-                        dead_letter=dead_letter, metrics=RulesMetrics(), finished=FinishedCalls(3600.0), partitions=4)
+                        dead_letter=dead_letter, metrics=RulesMetrics(), finished=FinishedCalls(retention_s),
+                        partitions=4)
     return ev, dead
 
 
-def angry_call(call_id: str = "c-1") -> list[Source]:
+def angry_call(call_id: str = "c-1", partition: int = 0) -> list[Source]:
     msgs = synthetic_call(call_id, [(6000, {"angry": 0.95})], business_line="default")
-    return [Source("scores", 0, i, call_id.encode(), SCORES.encode(m, topic="scores"), [("trace", b"t")])
+    return [Source("scores", partition, i, call_id.encode(), SCORES.encode(m, topic="scores"), [("trace", b"t")])
             for i, m in enumerate(msgs)]
 
 
@@ -226,3 +234,30 @@ def test_states_evaluated_over_several_batches_are_written_once_at_the_flush():
     assert ev.state_of("c-1", b"c-1") == state and ev.table.get(b"c-1") is None  # read through, not yet written
     asyncio.run(ev.flush())
     assert [k for k, _ in log.events].count("put") == 1 and ev.table.get(b"c-1") == state and not dead
+
+
+@pytest.mark.parametrize("retention_s", [3600.0, 1e-9])
+def test_each_partitions_last_changelog_record_is_sent_alone_after_every_record_before_it_is_acknowledged(
+        retention_s):
+    """The local broker's ListOffsets(latest) answers the base offset of the last record batch + 1, and a
+    restarted worker's table recovery reads the changelog only that far: each partition's last record of a
+    flush must be in a batch of its own. With (almost) no retention, the third flush also deletes the calls
+    ended in the second, and tombstones are the partitions' last records."""
+    log = Log()
+    ev, dead = make(log, retention_s=retention_s)
+    calls = {c: angry_call(c, i % 3) for i, c in enumerate(f"c-{i}" for i in range(9))}  # 3 on each of 0-2
+    later = [angry_call(f"d-{p}", p)[0] for p in range(3)]  # then one new call on each partition
+    assert all(len(msgs) >= 2 for msgs in calls.values())
+    flushes = [[m[0] for m in calls.values()], [x for m in calls.values() for x in m[1:]], later]
+    for n, batch in enumerate(flushes):  # the calls open, then ended, then new ones
+        ev.table.wire.clear()
+        asyncio.run(ev.handle(batch))
+        wait = ev.table.wire.index(("delivered", None, None))
+        records, after = [r for r in ev.table.wire if r[0] != "delivered"], ev.table.wire[wait + 1:]
+        assert sorted(p for _, p, _ in after) == [0, 1, 2]  # one per partition, alone after the wait
+        for kind, p, key in after:  # ... and it is the partition's last record of the flush
+            assert [r for r in records if r[1] == p][-1] == (kind, p, key)
+        assert len([r for r in records if r[0] == "put"]) == len({m.key for m in batch}) and not dead  # once each
+        tombstones = sorted(key for kind, _, key in records if kind == "delete")
+        assert tombstones == (sorted(c.encode() for c in calls) if n == 2 and retention_s < 1 else [])
+    assert sorted(ev.table.data) == sorted([m.key for m in later] + ([c.encode() for c in calls] * (retention_s > 1)))
