@@ -13,6 +13,10 @@ worker healthy with nothing queued.
 * two rules workers of one business line (one consumer group): the one that has handled more score
   messages is killed and not restarted, its partitions move to the survivor, which restores the call
   states from the table's changelog; the alert ids must still be the clean run's.
+
+``make test`` (reduced) runs the agent's kill and the two rules workers' in one run (the agent killed and
+restarted once a third of the chunks is scored, the busier rules worker killed at half), and the gateway's;
+TEST_FULL=1 runs every scenario on its own.
 """
 from __future__ import annotations
 
@@ -24,12 +28,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RECEIVED = "emowatch_rules_received_total"
 
 
-# reduced (`make test`): the agent only; the rules worker, sink and notifier kills run with TEST_FULL=1 (the
-# per-stage crash tests in tests/integration/ cover them in `make test`), to keep the suite's wall time down
+# reduced (`make test`): the agent (with the two rules workers' scenario, below); the rules worker, sink and
+# notifier kills run with TEST_FULL=1 (the per-stage crash tests in tests/integration/ cover them in `make test`),
+# to keep the suite's wall time down
 FULL_ONLY = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only (time); tests/integration/ has a crash test")
+ALONE = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only; `make test` runs it with another scenario")
+REDUCED_ONLY = pytest.mark.skipif(FULL, reason="`make test` only; TEST_FULL=1 runs each scenario on its own")
 
 
-@pytest.mark.parametrize("victim", ["agent", pytest.param("rules", marks=FULL_ONLY),
+@pytest.mark.parametrize("victim", [pytest.param("agent", marks=ALONE), pytest.param("rules", marks=FULL_ONLY),
                                     pytest.param("sink", marks=FULL_ONLY), pytest.param("notifier", marks=FULL_ONLY)])
 def test_kill_9_and_restart(pipeline, clean, victim):
     p = pipeline()
@@ -46,21 +53,25 @@ def test_kill_9_gateway_and_restart(pipeline, clean):
     report("kill -9 gateway", outcome)
 
 
-def test_two_rules_workers_one_killed(pipeline, clean):
+def _kill_busier(p) -> None:
+    def received():  # the group's first assignment comes after Faust's start-up and recovery of both
+        got = {n: metric(p.stack.workers[n].http_port, RECEIVED) for n in ("rules", "rules2")}
+        return got if max(got.values()) > 0 else None
+
+    received = wait(received, "a rules worker to receive scores", check=p.check)
+    victim = max(received, key=received.get)
+    p.notes.update(received_before_kill=received, killed=victim)
+    p.kill(victim)
+
+
+@pytest.mark.parametrize("with_agent_kill", [pytest.param(False, marks=ALONE), pytest.param(True, marks=REDUCED_ONLY)])
+def test_two_rules_workers_one_killed(pipeline, clean, with_agent_kill):
     p = pipeline(rules_workers=2)
-
-    def kill_busier(p) -> None:
-        def received():  # the group's first assignment comes after Faust's start-up and recovery of both
-            got = {n: metric(p.stack.workers[n].http_port, RECEIVED) for n in ("rules", "rules2")}
-            return got if max(got.values()) > 0 else None
-
-        received = wait(received, "a rules worker to receive scores", check=p.check)
-        victim = max(received, key=received.get)
-        p.notes.update(received_before_kill=received, killed=victim)
-        p.kill(victim)
-
-    outcome = p.run(kill_busier)
+    if with_agent_kill:
+        outcome = p.run(lambda p: p.restart("agent", "agent"), then=[(_kill_busier, 1 / 2)])
+    else:
+        outcome = p.run(_kill_busier)
     check(outcome, clean)
     survivor = ({"rules", "rules2"} - {p.notes["killed"]}).pop()
-    report("two rules workers, one killed", outcome,
-           survivor_received=metric(p.stack.workers[survivor].http_port, RECEIVED))
+    report("kill -9 agent; two rules workers, one killed" if with_agent_kill else "two rules workers, one killed",
+           outcome, survivor_received=metric(p.stack.workers[survivor].http_port, RECEIVED))
