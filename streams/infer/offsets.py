@@ -117,18 +117,17 @@ class ContextHolds:
         self._keys: dict[tuple[str, int, int], list[tuple[str, int, str, str]]] = {}  # offset -> calls holding it
 
     def add(self, topic: str, partition: int, call_id: str, role: str, offset: int, seconds: float, now: float,
-            end_of_call: bool) -> list[tuple[str, int, int]]:
-        """Record one admitted input, held until :meth:`delivered` and later inputs release it. Returns
-        what it released (nothing, except with ``context_s`` 0: no hold at all)."""
+            end_of_call: bool) -> None:
+        """Record one admitted input, held until :meth:`delivered` and later inputs release it (with ``context_s``
+        0: not held at all)."""
         key = (topic, partition, call_id, role)
         if self.context_s <= 0:
-            return []
+            return
         self._calls.setdefault(key, []).append([offset, seconds, False])
         self._keys.setdefault((topic, partition, offset), []).append(key)
         self._seen[key] = now
         if end_of_call:
             self._ended.add(key)
-        return []
 
     def delivered(self, topic: str, partition: int, offset: int) -> list[tuple[str, int, int]]:
         """Every output of an input was acknowledged: the held inputs this releases."""
@@ -194,7 +193,7 @@ class HeldTracker(OffsetTracker):
         """After :meth:`add` of an input that will be scored: hold it as its call's context."""
         if self.context.context_s > 0:
             self.hold(topic, partition, offset)
-        self._release_all(self.context.add(topic, partition, call_id, role, offset, seconds, now, end_of_call))
+            self.context.add(topic, partition, call_id, role, offset, seconds, now, end_of_call)
 
     def done(self, topic: str, partition: int, offset: int, n: int = 1) -> bool:
         complete = super().done(topic, partition, offset, n)

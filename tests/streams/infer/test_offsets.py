@@ -53,11 +53,12 @@ def test_context_holds_keep_the_delivered_inputs_covering_the_context_per_call_a
     from emowatch.streams.infer.offsets import ContextHolds
 
     h = ContextHolds(context_s=2.0, idle_s=30.0)
-    assert h.add("t", 0, "a", "CUSTOMER", 0, 1.0, now=0.0, end_of_call=False) == []
-    assert h.add("t", 0, "a", "AGENT", 1, 1.0, now=0.0, end_of_call=False) == []  # another role: its own context
-    assert h.add("t", 0, "a", "CUSTOMER", 2, 1.0, now=1.0, end_of_call=False) == []
-    assert h.add("t", 0, "a", "CUSTOMER", 3, 1.5, now=2.0, end_of_call=False) == []
-    assert h.add("t", 0, "a", "CUSTOMER", 4, 0.5, now=3.0, end_of_call=False) == []
+    h.add("t", 0, "a", "CUSTOMER", 0, 1.0, now=0.0, end_of_call=False)
+    h.add("t", 0, "a", "AGENT", 1, 1.0, now=0.0, end_of_call=False)  # another role: its own context
+    h.add("t", 0, "a", "CUSTOMER", 2, 1.0, now=1.0, end_of_call=False)
+    h.add("t", 0, "a", "CUSTOMER", 3, 1.5, now=2.0, end_of_call=False)
+    h.add("t", 0, "a", "CUSTOMER", 4, 0.5, now=3.0, end_of_call=False)
+    assert len(h) == 5  # every admitted input held
     # nothing is delivered yet: a restart would score 0 first, so nothing may be released
     assert h.delivered("t", 0, 3) == [] and h.delivered("t", 0, 4) == []  # delivered out of order: 2 is still open
     assert h.delivered("t", 0, 0) == []  # the first open input is 2: only 0 is before it
@@ -65,8 +66,8 @@ def test_context_holds_keep_the_delivered_inputs_covering_the_context_per_call_a
     assert h.delivered("t", 0, 2) == [("t", 0, 0), ("t", 0, 2)]
     assert len(h) == 3  # CUSTOMER 3, 4; AGENT 1
     assert h.expire(now=30.5) == [("t", 0, 1)]  # AGENT idle since 0.0
-    assert h.add("t", 0, "a", "CUSTOMER", 5, 1.0, now=4.0, end_of_call=True) == []  # ended, not delivered yet
-    assert h.add("t", 0, "a", "CUSTOMER", 6, 1.0, now=4.0, end_of_call=False) == []  # (a chunk after the end)
+    h.add("t", 0, "a", "CUSTOMER", 5, 1.0, now=4.0, end_of_call=True)  # ended, not delivered yet
+    h.add("t", 0, "a", "CUSTOMER", 6, 1.0, now=4.0, end_of_call=False)  # (a chunk after the end)
     assert h.delivered("t", 0, 5) == []  # 6 is open: 4 + 5 hold 1.5 s of its context, 3 the rest
     assert sorted(h.delivered("t", 0, 6)) == [("t", 0, o) for o in (3, 4, 5, 6)]  # all delivered: released
     assert h.delivered("t", 0, 6) == [] and len(h) == 0
