@@ -276,10 +276,9 @@ class Pipeline:
             self.got[k] += v
 
     def run(self, fault=None, at: float = 1 / 3, started: bool = False, then=()) -> Outcome:
-        """Start the workers (unless ``started``), publish the calls, call ``fault(self)`` once a fraction
-        ``at`` of the chunks is scored (at 0: in its own thread, the first chunk published once the fault is
-        on), then each further ``(fault, at)`` of ``then`` (at > 0, rising) in turn once its fraction is
-        scored, wait until everything is caught up; the outcome."""
+        """Start the workers (unless ``started``), publish the calls, call ``fault(self)`` once a fraction ``at`` of
+        the chunks is scored (at 0: in its own thread, the first chunk published once the fault is on), then each
+        ``(fault, at)`` of ``then`` (at > 0, rising) likewise, wait until everything is caught up; the outcome."""
         t0 = time.monotonic()
         if not started:
             self.start_all()
@@ -290,11 +289,10 @@ class Pipeline:
             faulting.start()
             wait(lambda: self.injected.is_set() or not faulting.is_alive(), "the fault to be on", check=self.check)
         publisher.start()
-        later = ([(fault, at)] if fault is not None and at > 0 else []) + list(then)
-        for n, (fault_n, at_n) in enumerate(later):
+        for n, (fault_n, at_n) in enumerate(([(fault, at)] if fault is not None and at > 0 else []) + list(then)):
             assert 0 < at_n < 1, f"a further fault's fraction must be in (0, 1), got {at_n}"
             self._collect(lambda o, at_n=at_n: len(o[self.topics.scores]) >= len(self.expected) * at_n)
-            self.notes["scored_before_fault" + (f"_{n + 1}" if n else "")] = len(self.got[self.topics.scores])
+            self.notes[f"scored_before_fault{f'_{n + 1}' if n else ''}"] = len(self.got[self.topics.scores])
             fault_n(self)
         publisher.join(TIMEOUT)
         assert not publisher.is_alive(), "the publisher did not finish"
