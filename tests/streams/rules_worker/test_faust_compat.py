@@ -25,6 +25,16 @@ def test_the_pinned_faust_still_has_what_faust_compat_uses():
     assert faust.__version__.startswith("0.")
 
 
+def test_wait_delivered_awaits_the_kafka_producers_own_flush():
+    """``wait_delivered`` relies on Faust's producer flush waiting for the deliveries, not only draining its
+    buffer: the changelog records of a flush must be acknowledged before each partition's last one goes."""
+    from faust.transport.drivers.aiokafka import Producer as KafkaProducer
+
+    assert inspect.iscoroutinefunction(KafkaProducer.flush)
+    source = inspect.getsource(KafkaProducer.flush)
+    assert "await self.buffer.flush()" in source and "await self._producer.flush()" in source
+
+
 def test_commit_bookkeeping_is_none_for_a_consumer_without_it():
     class App:
         consumer = object()
