@@ -112,7 +112,15 @@ def test_permanent_failure_is_dead_lettered(kafka_settings, topics, tmp_path, si
         assert dead["stage"] == "SEND" and "HTTP 400" in dead["reason"]
         assert dead["value"] is not None and dead["source_topic"] == topics.alerts
         wait_until(lambda: _lag(kafka_settings, topics, "n3") == 0, what="dead-lettered alert committed")
-        assert len(_bodies(sink, "call-P")) == 1  # permanent: no retry
+        # permanent: no retry, each delivery one attempt (a delivery repeated after a redelivery of the alert, which
+        # at-least-once allows under load, is another delivery of one attempt under the same Idempotency-Key)
+        nm = run.notifier.nm
+        attempts = sum(x.value for x in nm.failed_attempts.collect()[0].samples if x.name.endswith("_total"))
+        permanent = sum(x.value for x in nm.deliveries.collect()[0].samples
+                        if x.name.endswith("_total") and x.labels["outcome"] == "permanent")
+        requests = [r for r in list(sink.requests) if verified(r)["group_labels"].get("call_id") == "call-P"]
+        assert len(requests) == permanent == attempts >= 1, (len(requests), permanent, attempts)
+        assert len({r.headers["Idempotency-Key"] for r in requests}) == 1
     finally:
         run.stop()
 
