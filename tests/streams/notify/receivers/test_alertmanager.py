@@ -149,22 +149,27 @@ def test_alerts_appear_then_resolve(alertmanager):
     assert a["annotations"]["summary"] == RENDERED.title and a["annotations"]["threshold"] == "0.8"
     assert a["generatorURL"] == "https://console.example.com/calls/call-a"
 
-    # Alertmanager routes the group to its webhook receiver: its payload has the shape ours copies.
-    sent = alertmanager.sink.wait_for(lambda _: alertmanager.routed(rule), what="the firing group")[0]
+    # Alertmanager routes the group to its webhook receiver: its payload has the shape ours copies. Both alerts
+    # usually come in one notification; under load its 1 s group_wait can pass between them (two notifications).
+    def calls_in(status: str) -> set[str]:
+        return {x["labels"]["call_id"] for b in alertmanager.routed(rule) if b["status"] == status
+                for x in b["alerts"] if x["status"] == status}
+
+    alertmanager.sink.wait_for(lambda _: calls_in("firing") == {"call-a", "call-b"}, what="the firing group")
+    sent = alertmanager.routed(rule)[0]
     ours = webhook_payload(firing, RENDERED)
     assert set(sent) == set(ours) and sent["version"] == ours["version"] == "4"
     assert set(sent["alerts"][0]) == set(ours["alerts"][0])
-    assert sent["status"] == "firing" and len(sent["alerts"]) == 2
+    assert sent["status"] == "firing" and 1 <= len(sent["alerts"]) <= 2
 
     ended = int(time.time() * 1000)
     resolved = make_notification(*(make_alert(c, rule_id=rule, status="RESOLVED", event_time=ended)
                                    for c in ("call-a", "call-b")), status="RESOLVED")
     assert post(alertmanager.url, resolved).ok
     alertmanager.wait_alerts(rule, lambda a: a == [])  # the API lists unresolved alerts only
-    done = alertmanager.sink.wait_for(
-        lambda _: [b for b in alertmanager.routed(rule) if b["status"] == "resolved"], what="the resolution")
-    assert {x["labels"]["call_id"] for x in done[-1]["alerts"]} == {"call-a", "call-b"}
-    assert all(x["status"] == "resolved" and x["endsAt"] <= rfc3339(ended + 1000) for x in done[-1]["alerts"])
+    alertmanager.sink.wait_for(lambda _: calls_in("resolved") == {"call-a", "call-b"}, what="the resolution")
+    done = [x for b in alertmanager.routed(rule) if b["status"] == "resolved" for x in b["alerts"]]
+    assert all(x["status"] == "resolved" and x["endsAt"] <= rfc3339(ended + 1000) for x in done)
 
 
 def test_silences_decide_what_alertmanager_routes(alertmanager):
