@@ -41,6 +41,8 @@ class Upload:
     attempts: int = 0
     answers: list[str] = field(default_factory=list)  # one per attempt: "200", "503", or the error
     done: bool = False
+    pieces: int = 0  # 100 ms pieces of the call's audio
+    first_sent: int = 0  # pieces the first attempt has sent
 
 
 class GatewayClients:
@@ -48,7 +50,7 @@ class GatewayClients:
         self.url, self.realtime, self.healthy = url, realtime, healthy
         self.uploads = [Upload(c) for c in calls]
 
-    def _body(self, header: bytes, data: bytes, per_s: int):
+    def _body(self, up: Upload, header: bytes, data: bytes, per_s: int):
         yield header
         t0 = time.monotonic()
         for i, s in enumerate(range(0, len(data), per_s // 10)):  # 100 ms pieces at the pace of the call
@@ -56,17 +58,25 @@ class GatewayClients:
             if wait > 0:
                 time.sleep(wait)  # pacing a simulated live source, not synchronisation
             yield data[s:s + per_s // 10]
+            if up.attempts == 1:
+                up.first_sent += 1
+
+    def progress(self) -> float:
+        """The share of the calls' audio the first attempts have sent (0 before any upload has begun)."""
+        total = sum(u.pieces for u in self.uploads)
+        return sum(u.first_sent for u in self.uploads) / total if total and all(u.pieces for u in self.uploads) else 0
 
     def _upload(self, up: Upload) -> None:
         c = up.call
         header, data, per_s = _wav(c.path)
+        up.pieces = len(range(0, len(data), per_s // 10))
         params = {"business_line": c.business_line, "role": c.role}
         deadline = time.monotonic() + RETRY_S
         while not up.done:
             up.attempts += 1
             try:
                 res = httpx.post(f"{self.url}/v1/calls/{c.call_id}/audio", params=params,
-                                 content=self._body(header, data, per_s),
+                                 content=self._body(up, header, data, per_s),
                                  headers={"Content-Type": "audio/wav"}, timeout=60)
                 up.answers.append(str(res.status_code))
                 assert res.status_code in (200, 409, 503), (c.call_id, res.status_code, res.text)

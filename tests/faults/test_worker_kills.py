@@ -7,7 +7,8 @@ gateway on the same port). The run must end as a clean run of the same calls doe
 worker healthy with nothing queued.
 
 * gateway: the calls enter through the gateway's HTTP ingest (tests/faults/gateway_client.py), one streamed
-  upload per call; the kill cuts every upload in flight, and each client sends its whole call again once
+  upload per call; the kill comes once the uploads are a third through (not at a third of the scores) and cuts
+  every upload in flight, and each client sends its whole call again once
   the restarted gateway answers (the gateway's contract: an upload without a 200 answer may have published a
   prefix; a restarted gateway starts the call again at seq 0, so the chunks sent twice are redeliveries).
 * two rules workers of one business line (one consumer group): the one that has handled more score
@@ -45,9 +46,19 @@ def test_kill_9_and_restart(pipeline, clean, victim):
     report(f"kill -9 {victim}", outcome)
 
 
+def _kill_gateway_mid_upload(p) -> None:
+    """Kill -9 and restart the gateway once the uploads are a third through (timed by the uploads, not the scores:
+    under load the agent can lag so far that every upload is over before a third of the chunks is scored)."""
+    p.injected.set()  # the uploads may begin
+    wait(lambda: (c := getattr(p, "clients", None)) is not None and c.progress() >= 1 / 3,
+         "the uploads to be a third through", check=p.check)
+    p.notes["upload_progress_at_kill"] = round(p.clients.progress(), 2)
+    p.restart("gateway", "gateway")
+
+
 def test_kill_9_gateway_and_restart(pipeline, clean):
     p = pipeline(gateway=True)
-    outcome = p.run(lambda p: p.restart("gateway", "gateway"))
+    outcome = p.run(_kill_gateway_mid_upload, at=0)
     check(outcome, clean)
     assert outcome.notes["resent"] > 0, "the kill cut no upload: the scenario tested nothing"
     report("kill -9 gateway", outcome)
