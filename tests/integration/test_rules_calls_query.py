@@ -63,26 +63,26 @@ def test_any_worker_of_a_line_answers_for_every_call(broker, tmp_path, unique):
         heir = stack.start_worker("rules-3", args)
         # its partitions can come in more than one rebalance (the killed members leave the group at their session
         # timeout), and a partition still recovering answers 404: wait until every document is back
-        deadline, lost = time.monotonic() + TIMEOUT, calls
-        while lost:
-            stack.check_workers()
-            assert time.monotonic() < deadline, f"{len(lost)} of {len(calls)} calls' states not recovered: {lost[:10]}"
-            lost = [c for c in lost if _safe_get(heir.http_port, f"/calls/{c}") != (200, docs[c])]
-            time.sleep(0.5 if lost else 0)
+        _answers(stack, [heir], calls, ok=lambda c, answer: answer == (200, docs[c]), what="states not recovered")
     finally:
         stack.stop()
 
 
-def _answers(stack: LocalStack, workers: list, calls: list[str]) -> dict[tuple[str, int], dict]:
-    """Every worker's document for every call, once every answer is 200 (the web servers start after the
-    table's recovery; a worker answers 503 while its group rebalances)."""
+def _answers(stack: LocalStack, workers: list, calls: list[str], ok=lambda _call, answer: answer[0] == 200,
+             what: str = "calls not answered 200") -> dict[tuple[str, int], dict]:
+    """Every worker's document for every call, once every answer is ``ok`` (by default 200: the web servers start
+    after the table's recovery; a worker answers 503 while its group rebalances). Asked again only of the calls
+    whose answer was not."""
     deadline = time.monotonic() + TIMEOUT
+    answers: dict[tuple[str, int], tuple[int, dict]] = {}
+    todo = [(c, w.http_port) for c in calls for w in workers]
     while True:
         stack.check_workers()
-        answers = {(c, w.http_port): _safe_get(w.http_port, f"/calls/{c}") for c in calls for w in workers}
-        if all(status == 200 for status, _ in answers.values()):
+        answers.update({(c, port): _safe_get(port, f"/calls/{c}") for c, port in todo})
+        todo = [(c, port) for c, port in todo if not ok(c, answers[(c, port)])]
+        if not todo:
             return {k: doc for k, (_status, doc) in answers.items()}
-        assert time.monotonic() < deadline, {k: v[0] for k, v in answers.items() if v[0] != 200}
+        assert time.monotonic() < deadline, f"{len(todo)} of {len(answers)} {what}: {todo[:10]}"
         time.sleep(0.5)
 
 
