@@ -86,15 +86,15 @@ def run_step(url: str, calls: int, seconds: int, *, processes: int = 2, tag: str
         procs.append(ctx.Process(target=client_process, args=args, daemon=True))
     for proc in procs:
         proc.start()
-    merged: dict[str, Any] = {"latencies": [], "expected": 0, "acked": 0, "lags": [], "failed": 0, "errors": [],
-                              "cpu_s": 0.0}
+    merged: dict[str, Any] = {"latencies": [], "expected": 0, "acked": 0, "published": 0, "lags": [], "failed": 0,
+                              "errors": [], "cpu_s": 0.0}
     t0 = time.monotonic()
     deadline = time.monotonic() + seconds + 120 + calls / 10
     for _ in procs:
         r = _result(results, procs, deadline)
         for k in ("latencies", "lags", "errors"):
             merged[k] += r[k]
-        for k in ("expected", "acked", "failed", "cpu_s"):
+        for k in ("expected", "acked", "published", "failed", "cpu_s"):
             merged[k] += r[k]
     for proc in procs:
         proc.join(30)
@@ -112,7 +112,7 @@ def run_step(url: str, calls: int, seconds: int, *, processes: int = 2, tag: str
         "failed_calls": merged["failed"], "errors": merged["errors"][:3],
         "gateway_p99_publish_delay_ms": None if gw["p"] is None else round(gw["p"] * 1000, 1),
         "gateway_within_100ms": None if gw["within_100ms"] is None else round(gw["within_100ms"], 4),
-        "gateway_observations": gw["count"],
+        "gateway_observations": gw["count"], "published_messages": merged["published"],
         "broker_ack_p99_ms": None if broker["p"] is None else round(broker["p"] * 1000, 1),
         "e2e_ack_p50_ms": None if not merged["latencies"] else round(percentile(merged["latencies"], 0.5) * 1000, 1),
         "e2e_ack_p99_ms": None if e2e99 is None else round(e2e99 * 1000, 1),

@@ -57,8 +57,9 @@ async def _call(url: str, call_id: str, t0: float, frames: int, frame: bytes) ->
         rx.cancel()
     chunks = frames // FRAMES_PER_CHUNK
     latencies = [acks[s] - sent[(s + 1) * FRAMES_PER_CHUNK - 1] for s in range(chunks) if s in acks]
+    # ``published`` counts every ack, an end marker's too (a live end after the grace released the last chunk)
     return {"latencies": latencies, "expected": chunks, "acked": sum(1 for s in range(chunks) if s in acks),
-            "lags": lags}
+            "published": len(acks), "lags": lags}
 
 
 async def _calls(url: str, call_ids: list[str], start_at: float, seconds: int, stagger: list[float]) -> dict:
@@ -68,7 +69,8 @@ async def _calls(url: str, call_ids: list[str], start_at: float, seconds: int, s
     frames = seconds * FRAMES_PER_CHUNK
     results = await asyncio.gather(*(_call(url, cid, t0 + off, frames, frame) for cid, off in zip(call_ids, stagger)),
                                    return_exceptions=True)
-    out: dict[str, Any] = {"latencies": [], "expected": 0, "acked": 0, "lags": [], "failed": 0, "errors": []}
+    out: dict[str, Any] = {"latencies": [], "expected": 0, "acked": 0, "published": 0, "lags": [], "failed": 0,
+                           "errors": []}
     for r in results:
         if isinstance(r, BaseException):
             out["failed"] += 1
@@ -78,6 +80,7 @@ async def _calls(url: str, call_ids: list[str], start_at: float, seconds: int, s
             out[k] += r[k]
         out["expected"] += r["expected"]
         out["acked"] += r["acked"]
+        out["published"] += r["published"]
     out["errors"] = out["errors"][:5]
     return out
 

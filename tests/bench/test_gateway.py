@@ -38,5 +38,8 @@ def test_one_small_step_through_a_real_gateway(kafka_settings, topics):
     finally:
         gw.stop()
     assert step["chunks_expected"] == 6 and step["chunks_acked"] == 6 and step["failed_calls"] == 0
-    assert step["gateway_observations"] == 6 and step["gateway_p99_publish_delay_ms"] > 0
+    # one observation per ack the clients got: 6 chunks, plus a 20 ms end marker for each call whose end came
+    # after the live grace had released its last chunk (under load)
+    assert step["gateway_observations"] == step["published_messages"] and 6 <= step["published_messages"] <= 9
+    assert step["gateway_p99_publish_delay_ms"] > 0
     assert step["e2e_ack_p99_ms"] > 0 and 0 <= step["frames_on_pace"] <= 1
