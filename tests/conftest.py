@@ -21,6 +21,16 @@ def size(reduced, full):
     return full if FULL else reduced
 
 
+def full_only(why: str) -> pytest.MarkDecorator:
+    """A mark: the test runs under ``make test-full`` only; ``why`` says what ``make test`` does instead."""
+    return pytest.mark.skipif(not FULL, reason=f"TEST_FULL=1 only; {why}")
+
+
+def reduced_only(why: str) -> pytest.MarkDecorator:
+    """A mark: the test runs under ``make test`` only; ``why`` says what ``make test-full`` does instead."""
+    return pytest.mark.skipif(FULL, reason=f"`make test` only; {why}")
+
+
 @pytest.fixture(name="size")
 def size_fixture():
     """:func:`size` for tests: ``n = size(100, 400)``."""

@@ -15,7 +15,7 @@ start, ClickHouse once a third of the chunks is scored), a pipeline fewer to sta
 from __future__ import annotations
 
 import pytest
-from conftest import FULL, size
+from conftest import full_only, reduced_only, size
 from faults.harness import check, health, report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,8 +37,8 @@ def webhook_down(p) -> None:
     p.receiver.start()
 
 
-FULL_ONLY = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only; `make test` runs both outages in one run")
-REDUCED_ONLY = pytest.mark.skipif(FULL, reason="`make test` only; TEST_FULL=1 runs each outage on its own")
+FULL_ONLY = full_only("`make test` runs both outages in one run")
+REDUCED_ONLY = reduced_only("TEST_FULL=1 runs each outage on its own")
 
 
 @pytest.mark.parametrize("faults", [

@@ -22,7 +22,7 @@ TEST_FULL=1 runs every scenario on its own.
 from __future__ import annotations
 
 import pytest
-from conftest import FULL
+from conftest import full_only, reduced_only
 from faults.harness import check, metric, report, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,9 +32,9 @@ RECEIVED = "emowatch_rules_received_total"
 # reduced (`make test`): the agent (with the two rules workers' scenario, below); the rules worker, sink and
 # notifier kills run with TEST_FULL=1 (the per-stage crash tests in tests/integration/ cover them in `make test`),
 # to keep the suite's wall time down
-FULL_ONLY = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only (time); tests/integration/ has a crash test")
-ALONE = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only; `make test` runs it with another scenario")
-REDUCED_ONLY = pytest.mark.skipif(FULL, reason="`make test` only; TEST_FULL=1 runs each scenario on its own")
+FULL_ONLY = full_only("(time) tests/integration/ has a crash test")
+ALONE = full_only("`make test` runs it with another scenario")
+REDUCED_ONLY = reduced_only("TEST_FULL=1 runs each scenario on its own")
 
 
 @pytest.mark.parametrize("victim", [pytest.param("agent", marks=ALONE), pytest.param("rules", marks=FULL_ONLY),

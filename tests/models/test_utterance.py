@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import FULL
+from conftest import full_only
 
 from emowatch.models.engine import ItemError, Result, Window, n_frames
 from emowatch.models.loader import load_model
@@ -61,8 +61,7 @@ def test_bundled_samples_equal_funasr(bundled_model, entry):
     _check(bundled_model, audio)
 
 
-LONG_BASE = pytest.mark.skipif(not FULL, reason="TEST_FULL=1 only (17 s of CPU): the demo shape covers long "
-                               "inputs, tests/models/test_engine.py the base shape")
+LONG_BASE = full_only("(17 s of CPU) the demo shape covers long inputs, tests/models/test_engine.py the base shape")
 
 
 @pytest.mark.parametrize("seconds", [0.5, pytest.param(7.3, marks=LONG_BASE)])
