@@ -72,20 +72,22 @@ def notify_config(data: Path, port: int) -> tuple[Path, Path]:
 class Bench:
     """The running stack and what the steps share (see :func:`emowatch.bench.pipeline_step.run_step`)."""
 
-    def __init__(self, data: Path, rules_env: dict[str, str], broker=None, topic_prefix: str = "") -> None:
+    def __init__(self, data: Path, rules_env: dict[str, str], broker=None, topic_prefix: str = "",
+                 fetch_wait_ms: int | None = None) -> None:
         from emowatch.bench.notify import Receiver
         from emowatch.bench.pipeline_calls import ESCALATING, samples
         from emowatch.bench.pipeline_observe import Resources, TopicWatch
         from emowatch.streams.kafka.clients import topics_for
         from emowatch.streams.local.demo import start_pipeline
-        from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS, LocalStack
+        from emowatch.streams.local.stack import LocalStack
         from emowatch.streams.resources import demo_model_dir
 
         self.data = data
         self.catalog, self.escalating = samples(), ESCALATING
         self.receiver = Receiver()
-        self.stack = LocalStack(fetch_wait_max_ms=LOW_LATENCY_FETCH_WAIT_MS, data_dir=data, broker=broker,
-                                extra_env={"EMOWATCH_LOG_LEVEL": "WARNING"}, topic_prefix=topic_prefix).start()
+        self.stack = LocalStack(fetch_wait_max_ms=fetch_wait_ms, data_dir=data,
+                                broker=broker, extra_env={"EMOWATCH_LOG_LEVEL": "WARNING"},
+                                topic_prefix=topic_prefix).start()
         self.kafka = self.stack.kafka_settings()
         self.topics = topics_for(self.kafka)
         rules = rules_file(data)
@@ -146,8 +148,11 @@ class Bench:
 
 
 def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[int] | None = None,
-        rules_fetch_wait_ms: int | None = None, seed: int = 0, broker=None, topic_prefix: str = "") -> dict[str, Any]:
-    """The benchmark; ``broker``: a running local broker to share (tests), else one of its own."""
+        rules_fetch_wait_ms: int | None = None, seed: int = 0, broker=None, topic_prefix: str = "",
+        fetch_wait_ms: int | None = None) -> dict[str, Any]:
+    """The benchmark; ``broker``: a running local broker to share (tests), else one of its own;
+    ``fetch_wait_ms``: every consumer's fetch wait (None: the production default, KafkaSettings');
+    ``rules_fetch_wait_ms``: the rules worker's alone."""
     from emowatch.bench.pipeline_step import run_step, wait_until
 
     steps = steps or levels(calls, quick)
@@ -155,7 +160,7 @@ def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[in
     out_steps: list[dict[str, Any]] = []
     load0 = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="emowatch-bench-pipeline-") as tmp:
-        bench = Bench(Path(tmp), rules_env, broker, topic_prefix)
+        bench = Bench(Path(tmp), rules_env, broker, topic_prefix, fetch_wait_ms)
         try:
             t0 = time.monotonic()
             run_step(bench, "w", 1, 6, seed=seed)  # an escalating call: every worker up, the model warm
@@ -181,11 +186,13 @@ def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[in
         step["alert_rows"], step["duplicate_alert_rows"] = c.get("alert_rows", 0), (
             c.get("alert_rows", 0) - c.get("distinct_alert_rows", 0))
         step["sustained"] = bool(step["sustained_live"] and not step["duplicate_rows"] and not step["rows_missing"])
-    return report(calls, seconds, quick, steps, out_steps, rules_fetch_wait_ms, load0)
+    return report(calls, seconds, quick, steps, out_steps, (fetch_wait_ms, rules_fetch_wait_ms), load0)
 
 
-def report(calls, seconds, quick, steps, out_steps, rules_fetch_wait_ms, load0) -> dict[str, Any]:
-    from emowatch.streams.local.stack import LOW_LATENCY_FETCH_WAIT_MS
+def report(calls, seconds, quick, steps, out_steps, waits: tuple[int | None, int | None], load0) -> dict[str, Any]:
+    from emowatch.streams.settings import KafkaSettings
+
+    fetch_wait_ms = waits[0] or KafkaSettings.model_fields["fetch_wait_max_ms"].default
 
     best = max((s for s in out_steps if s["sustained"]), key=lambda s: s["calls"], default=None)
     at = best or (out_steps[-1] if out_steps else {})
@@ -201,8 +208,7 @@ def report(calls, seconds, quick, steps, out_steps, rules_fetch_wait_ms, load0) 
                      "agent": "default settings (voice activity: silero), demo model", "model": "demo",
                      "notifier": "group_by [call_id, role, rule_id], group_wait 0s, webhook (HMAC) send_resolved",
                      "broker": "local tansu (memory), 4 partitions", "client_processes": 2,
-                     "rules_fetch_wait_ms": rules_fetch_wait_ms if rules_fetch_wait_ms is not None
-                     else LOW_LATENCY_FETCH_WAIT_MS},
+                     "fetch_wait_ms": fetch_wait_ms, "rules_fetch_wait_ms": waits[1] or fetch_wait_ms},
         "sustained_calls": best["calls"] if best else 0,
         "p99_alert_to_webhook_ms": at.get("p99_alert_to_webhook_ms"),
         "p99_alert_to_topic_ms": at.get("p99_alert_to_topic_ms"),
@@ -235,10 +241,10 @@ def _print(s: dict[str, Any]) -> None:
 
 
 def main(calls: int, seconds: int, quick: bool, json_path: Path | None,
-         rules_fetch_wait_ms: int | None = None) -> dict[str, Any]:
+         rules_fetch_wait_ms: int | None = None, fetch_wait_ms: int | None = None) -> dict[str, Any]:
     print(f"emowatch bench pipeline: up to {calls} live calls x {seconds} s: gateway -> agent -> rules -> "
           f"notifier -> webhook, and sink", flush=True)
-    res = run(calls, seconds, quick, rules_fetch_wait_ms=rules_fetch_wait_ms)
+    res = run(calls, seconds, quick, rules_fetch_wait_ms=rules_fetch_wait_ms, fetch_wait_ms=fetch_wait_ms)
     for s in res["steps"]:
         print(f"  {s['calls']} calls: rows {s['rows']} (distinct {s['distinct_rows']}) for {s['chunks_acked']} chunks, "
               f"alert rows {s['alert_rows']}; {'SUSTAINED' if s['sustained'] else 'not sustained'}", flush=True)

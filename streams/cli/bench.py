@@ -39,12 +39,17 @@ def bench_pipeline(quick: bool = QUICK, json_path: Path | None = JSON,
                    duration: int = typer.Option(60, "--duration", min=6, help="Seconds of each load step."),
                    rules_fetch_wait_ms: int | None = typer.Option(
                        None, "--rules-fetch-wait-ms", min=1,
-                       help="The rules worker's EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS alone (default: the stack's 25; "
-                            "1500 = Faust's own fixed wait).")) -> None:
+                       help="The rules worker's EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS alone (default: --fetch-wait-ms; "
+                            "1500 = Faust's own fixed wait)."),
+                   fetch_wait_ms: int | None = typer.Option(
+                       None, "--fetch-wait-ms", min=1,
+                       help="Every consumer's EMOWATCH_KAFKA__FETCH_WAIT_MAX_MS (default: the production default, "
+                            "100; 25 = lower latency per hop, more broker CPU).")) -> None:
     """Live calls through the whole local stack: gateway -> agent -> rules -> notifier -> webhook, and sink."""
     from emowatch.bench.pipeline import main
 
-    main(calls=calls, seconds=duration, quick=quick, json_path=json_path, rules_fetch_wait_ms=rules_fetch_wait_ms)
+    main(calls=calls, seconds=duration, quick=quick, json_path=json_path, rules_fetch_wait_ms=rules_fetch_wait_ms,
+         fetch_wait_ms=fetch_wait_ms)
 
 
 @bench_app.command("rules")
