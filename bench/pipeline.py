@@ -186,13 +186,13 @@ def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[in
         step["alert_rows"], step["duplicate_alert_rows"] = c.get("alert_rows", 0), (
             c.get("alert_rows", 0) - c.get("distinct_alert_rows", 0))
         step["sustained"] = bool(step["sustained_live"] and not step["duplicate_rows"] and not step["rows_missing"])
-    return report(calls, seconds, quick, steps, out_steps, (fetch_wait_ms, rules_fetch_wait_ms), load0)
+    # the wait the stack's consumers ran with (its settings resolve the default), and the rules worker's own
+    waits = {"fetch_wait_ms": bench.kafka.fetch_wait_max_ms,
+             "rules_fetch_wait_ms": rules_fetch_wait_ms or bench.kafka.fetch_wait_max_ms}
+    return report(calls, seconds, quick, steps, out_steps, waits, load0)
 
 
-def report(calls, seconds, quick, steps, out_steps, waits: tuple[int | None, int | None], load0) -> dict[str, Any]:
-    from emowatch.streams.settings import KafkaSettings
-
-    fetch_wait_ms = waits[0] or KafkaSettings.model_fields["fetch_wait_max_ms"].default
+def report(calls, seconds, quick, steps, out_steps, waits: dict[str, int], load0) -> dict[str, Any]:
 
     best = max((s for s in out_steps if s["sustained"]), key=lambda s: s["calls"], default=None)
     at = best or (out_steps[-1] if out_steps else {})
@@ -208,7 +208,7 @@ def report(calls, seconds, quick, steps, out_steps, waits: tuple[int | None, int
                      "agent": "default settings (voice activity: silero), demo model", "model": "demo",
                      "notifier": "group_by [call_id, role, rule_id], group_wait 0s, webhook (HMAC) send_resolved",
                      "broker": "local tansu (memory), 4 partitions", "client_processes": 2,
-                     "fetch_wait_ms": fetch_wait_ms, "rules_fetch_wait_ms": waits[1] or fetch_wait_ms},
+                     **waits},
         "sustained_calls": best["calls"] if best else 0,
         "p99_alert_to_webhook_ms": at.get("p99_alert_to_webhook_ms"),
         "p99_alert_to_topic_ms": at.get("p99_alert_to_topic_ms"),
