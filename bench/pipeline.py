@@ -192,6 +192,22 @@ def run(calls: int = 100, seconds: int = 60, quick: bool = False, steps: list[in
     return report(calls, seconds, quick, steps, out_steps, waits, load0)
 
 
+def same_run_ratios(step: dict[str, Any] | None) -> dict[str, float | None]:
+    """The targets as ratios of what one step of this run measured (machines differ: compare these, not the
+    absolute figures): calls and latency against their targets, calls per busy core of the machine (every process
+    and the kernel, from ``machine_cpu``), and the share of the machine the host stole meanwhile."""
+    if not step:
+        return {}
+    cpu = step.get("machine_cpu") or {}
+    busy, steal, cores = cpu.get("busy_cores"), cpu.get("steal_cores"), cpu.get("cores")
+    p99 = step.get("p99_alert_to_webhook_ms")
+    return {"calls_to_target": round(step["calls"] / TARGETS["sustained_calls"], 3),
+            "p99_alert_to_webhook_to_target": (None if p99 is None
+                                               else round(p99 / TARGETS["p99_alert_to_webhook_ms"], 3)),
+            "calls_per_busy_core": round(step["calls"] / busy, 1) if busy else None,
+            "steal_share": round(steal / cores, 3) if steal is not None and cores else None}
+
+
 def report(calls, seconds, quick, steps, out_steps, waits: dict[str, int], load0) -> dict[str, Any]:
 
     best = max((s for s in out_steps if s["sustained"]), key=lambda s: s["calls"], default=None)
@@ -215,6 +231,7 @@ def report(calls, seconds, quick, steps, out_steps, waits: dict[str, int], load0
         "p99_chunk_to_score_ms": at.get("p99_chunk_to_score_ms"),
         "at_calls": at.get("calls"),
         "lost": lost, "duplicate_rows": dup,
+        "ratios": {"at_calls": at.get("calls"), **same_run_ratios(at)},
         "targets": {**TARGETS, "met": bool(best and best["calls"] >= TARGETS["sustained_calls"] and not lost and not dup
                                            and (best["p99_alert_to_webhook_ms"] or 0) <= 1500)},
         "gpu": {"measured": False, "note": GPU_NOTE},

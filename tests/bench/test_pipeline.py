@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emowatch.bench.pipeline import levels
+from emowatch.bench.pipeline import levels, same_run_ratios
 from emowatch.bench.pipeline_calls import ESCALATING, LEAD_S, pcm, plan, samples
 from emowatch.bench.pipeline_observe import chunk_of
 
@@ -41,6 +41,18 @@ def test_load_steps_go_up_to_the_calls_asked_for():
     assert levels(1, quick=True) == [1]
 
 
+def test_targets_are_stated_as_ratios_of_the_same_step():
+    step = {"calls": 30, "p99_alert_to_webhook_ms": 750.0,
+            "machine_cpu": {"busy_cores": 1.5, "steal_cores": 0.1, "cores": 2, "unattributed_cores": 0.0}}
+    assert same_run_ratios(step) == {"calls_to_target": 0.3, "p99_alert_to_webhook_to_target": 0.5,
+                                     "calls_per_busy_core": 20.0, "steal_share": 0.05}
+    # an older step without the machine's CPU, a step without alerts, no step at all
+    bare = same_run_ratios({"calls": 50, "p99_alert_to_webhook_ms": None})
+    assert bare == {"calls_to_target": 0.5, "p99_alert_to_webhook_to_target": None, "calls_per_busy_core": None,
+                    "steal_share": None}
+    assert same_run_ratios(None) == {}
+
+
 @pytest.mark.integration
 def test_a_tiny_run_through_the_whole_stack_accounts_for_every_chunk_and_alert(broker, unique):
     from emowatch.bench.pipeline import run
@@ -50,6 +62,7 @@ def test_a_tiny_run_through_the_whole_stack_accounts_for_every_chunk_and_alert(b
                 "targets", "gpu", "steps"):
         assert key in res
     assert res["gpu"]["measured"] is False
+    assert res["ratios"]["at_calls"] == 3 and res["ratios"]["calls_to_target"] == 0.03
     (step,) = res["steps"]
     assert step["calls"] == 3 and step["failed_calls"] == 0
     # chunks sent = acknowledged = scored = rows (a stereo second is two chunk records; the gateway may add a
